@@ -1,0 +1,1 @@
+"""The paper's architectures in plain torch, ONNX export and synthetic data."""

@@ -1,0 +1,1 @@
+"""The kinetoscope.v1 wire contract (protobuf messages and gRPC stubs)."""

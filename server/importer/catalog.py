@@ -1,0 +1,272 @@
+"""Describe every layer: shape, channels, receptive field and stride per input, which inputs feed it.
+
+Geometry is propagated through the graph op by op, for any graph: each tensor carries
+a label per axis (N, C, T, H, W or unknown) and, for every graph input it depends on,
+the receptive field and stride along that input's T, H and W. Convolutions and pools
+grow the field by (k−1)·dilation·stride and multiply the stride; ops that collapse a
+spatial axis (global pools, flatten before a fully connected layer) widen the field to
+the whole extent, as for fc6 in the paper's Table 1.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from onnx import ModelProto, NodeProto, numpy_helper
+
+from .graph import INTERNAL_PREFIX, initializer_map, static_shape, value_infos
+from .inputs import InputSpec
+
+APPEARANCE_KINDS = ("image", "video")
+MOTION_KINDS = ("stacked_flow", "stacked_flow_planar", "flow_video")
+_WINDOW_OPS = ("Conv", "ConvTranspose", "MaxPool", "AveragePool", "LpPool")
+_GLOBAL_OPS = ("GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool")
+_REDUCE_OPS = ("ReduceMean", "ReduceMax", "ReduceMin", "ReduceSum", "ReduceL1", "ReduceL2", "ReduceProd",
+               "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare")
+_FLOAT_TYPES = (1, 10, 11, 16)
+
+
+@dataclass(frozen=True)
+class Layer:
+    name: str
+    node: str
+    op_type: str
+    shape: tuple[int, ...]
+    axes: str
+    """One letter per axis: N, C, T, H, W, or '?' where the axis has no single meaning."""
+    channels: int
+    inputs: tuple[str, ...]
+    streams: str
+    """appearance, motion or fusion: the kinds of input this layer depends on."""
+    receptive_field: dict[str, dict[str, float]] = field(default_factory=dict)
+    stride: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def channel_axis(self) -> int:
+        return self.axes.index("C")
+
+    def to_json(self) -> dict:
+        return {
+            "name": self.name,
+            "node": self.node,
+            "op_type": self.op_type,
+            "shape": list(self.shape),
+            "axes": self.axes,
+            "channels": self.channels,
+            "receptive_field": _plain(self.receptive_field),
+            "stride": _plain(self.stride),
+            "inputs": list(self.inputs),
+            "streams": self.streams,
+        }
+
+
+@dataclass
+class _Geometry:
+    labels: list[str | None]
+    sources: dict[str, dict[str, list[float]]]  # input → label → [receptive field, stride]
+
+
+def build_catalog(model: ModelProto, inputs: list[InputSpec]) -> list[Layer]:
+    shapes = {name: static_shape(value) for name, value in value_infos(model).items()}
+    types = {name: value.type.tensor_type.elem_type for name, value in value_infos(model).items()}
+    weights = initializer_map(model.graph)
+    geometry = {spec.name: _input_geometry(spec) for spec in inputs}
+    kinds = {spec.name: spec.kind for spec in inputs}
+    order = [spec.name for spec in inputs]
+    layers: list[Layer] = []
+    for node in model.graph.node:
+        known = [geometry[name] for name in node.input if name in geometry]
+        if not known:
+            continue
+        for index, out in enumerate(node.output):
+            if not out:
+                continue
+            geo = _propagate(node, index, known, shapes, weights)
+            geometry[out] = geo
+            layer = _layer(node, out, geo, shapes.get(out), types.get(out), kinds, order)
+            if layer is not None:
+                layers.append(layer)
+    return layers
+
+
+def _input_geometry(spec: InputSpec) -> _Geometry:
+    labels = [letter if letter != "?" else None for letter in spec.layout]
+    if spec.kind in ("stacked_flow", "stacked_flow_planar"):
+        fields = spec.shape[spec.layout.index("C")] // 2
+        axes = {"T": [float(fields), float(fields)]}  # every field is seen by the first conv
+    else:
+        axes = {}
+    axes.update({label: [1.0, 1.0] for label in labels if label in ("T", "H", "W")})
+    return _Geometry(labels=labels, sources={spec.name: axes})
+
+
+def _propagate(node: NodeProto, index: int, known: list[_Geometry], shapes, weights) -> _Geometry:
+    first = known[0]
+    in_shape = shapes.get(node.input[0])
+    out_shape = shapes.get(node.output[index])
+    sources = _merge(known)
+    labels = list(first.labels)
+    op = node.op_type
+    attrs = {a.name: a for a in node.attribute}
+    if op in _WINDOW_OPS:
+        _window(node, attrs, labels, sources, weights)
+    elif op in _GLOBAL_OPS:
+        _widen(sources, labels, in_shape, [i for i, l in enumerate(labels) if l in ("T", "H", "W")])
+    elif op in _REDUCE_OPS:
+        axes = _reduce_axes(node, attrs, weights, len(labels))
+        _widen(sources, labels, in_shape, axes)
+        if "keepdims" in attrs and attrs["keepdims"].i == 0:
+            labels = [l for i, l in enumerate(labels) if i not in axes]
+    elif op == "Transpose":
+        perm = list(attrs["perm"].ints) if "perm" in attrs else list(reversed(range(len(labels))))
+        labels = [labels[p] for p in perm]
+    elif op in ("Gemm", "MatMul"):
+        _widen(sources, labels, in_shape, [len(labels) - 1])
+        labels = labels[:-1] + ["C"] if op == "MatMul" else ["N", "C"]
+    elif op in ("Flatten", "Reshape", "Squeeze", "Unsqueeze") and in_shape and out_shape:
+        labels = _regroup(labels, sources, in_shape, out_shape)
+    elif op == "Slice":
+        _slice(node, labels, sources, weights)
+    elif op in ("Resize", "Upsample") and in_shape and out_shape:
+        for axis, label in enumerate(labels):
+            if label in ("T", "H", "W") and in_shape[axis] != out_shape[axis]:
+                _scale_stride(sources, label, in_shape[axis] / out_shape[axis])
+    elif out_shape is not None and len(out_shape) != len(labels):
+        labels = [None] * len(out_shape)
+    return _Geometry(labels=labels, sources=sources)
+
+
+def _window(node, attrs, labels, sources, weights) -> None:
+    spatial = labels[2:]
+    if "kernel_shape" in attrs:
+        kernel = list(attrs["kernel_shape"].ints)
+    elif len(node.input) > 1 and node.input[1] in weights:
+        kernel = list(weights[node.input[1]].dims[2:])
+    else:
+        return
+    strides = list(attrs["strides"].ints) if "strides" in attrs else [1] * len(kernel)
+    dilations = list(attrs["dilations"].ints) if "dilations" in attrs else [1] * len(kernel)
+    transposed = node.op_type == "ConvTranspose"
+    for label, k, s, d in zip(spatial, kernel, strides, dilations):
+        if label is None:
+            continue
+        for axes in sources.values():
+            if label not in axes:
+                continue
+            rf, stride = axes[label]
+            if transposed:
+                axes[label] = [rf + (math.ceil(k / s) - 1) * stride, stride / s]
+            else:
+                axes[label] = [rf + (k - 1) * d * stride, stride * s]
+
+
+def _widen(sources, labels, shape, axes: list[int]) -> None:
+    """The axes collapse: a unit now sees their whole extent."""
+    if shape is None:
+        return
+    for axis in axes:
+        label = labels[axis] if axis < len(labels) else None
+        for per_input in sources.values():
+            if label in per_input and shape[axis] > 1:
+                rf, stride = per_input[label]
+                per_input[label] = [rf + (shape[axis] - 1) * stride, stride * shape[axis]]
+
+
+def _regroup(labels, sources, in_shape, out_shape) -> list[str | None]:
+    """Match reshaped axes to the axes they came from; merged spatial axes collapse."""
+    spatial = ("T", "H", "W")
+    in_axes = [k for k, size in enumerate(in_shape) if size != 1]
+    result: list[str | None] = [None] * len(out_shape)
+    ones_in = [labels[k] for k, size in enumerate(in_shape) if size == 1]
+    ones_out = [k for k, size in enumerate(out_shape) if size == 1]
+    if len(ones_in) == len(ones_out):
+        for k, label in zip(ones_out, ones_in):
+            result[k] = label
+    i = 0
+    for k, wanted in enumerate(out_shape):
+        if wanted == 1:
+            continue
+        group, size = [], 1
+        while i < len(in_axes) and size < wanted:
+            size *= in_shape[in_axes[i]]
+            group.append(in_axes[i])
+            i += 1
+        if size != wanted:  # an axis was split: its parts have no single meaning
+            _widen(sources, labels, in_shape, [a for a in in_axes if labels[a] in spatial])
+            return [None] * len(out_shape)
+        if len(group) == 1:
+            result[k] = labels[group[0]]
+        else:
+            _widen(sources, labels, in_shape, [a for a in group if labels[a] in spatial])
+    return result
+
+
+def _slice(node, labels, sources, weights) -> None:
+    def const(position):
+        if len(node.input) > position and node.input[position] in weights:
+            return numpy_helper.to_array(weights[node.input[position]]).tolist()
+        return None
+
+    axes, steps = const(3), const(4)
+    if steps is None:
+        return
+    axes = axes if axes is not None else list(range(len(steps)))
+    for axis, step in zip(axes, steps):
+        label = labels[axis] if -len(labels) <= axis < len(labels) else None
+        if label in ("T", "H", "W") and abs(step) > 1:
+            _scale_stride(sources, label, abs(step))
+
+
+def _scale_stride(sources, label: str, factor: float) -> None:
+    for per_input in sources.values():
+        if label in per_input:
+            per_input[label][1] *= factor
+
+
+def _reduce_axes(node, attrs, weights, rank: int) -> list[int]:
+    if "axes" in attrs:
+        axes = list(attrs["axes"].ints)
+    elif len(node.input) > 1 and node.input[1] in weights:
+        axes = numpy_helper.to_array(weights[node.input[1]]).tolist()
+    else:
+        axes = list(range(rank))
+    return [a % rank for a in axes]
+
+
+def _merge(known: list[_Geometry]) -> dict[str, dict[str, list[float]]]:
+    merged: dict[str, dict[str, list[float]]] = {}
+    for geo in known:
+        for name, axes in geo.sources.items():
+            target = merged.setdefault(name, {})
+            for label, (rf, stride) in axes.items():
+                old = target.get(label)
+                target[label] = [max(rf, old[0]), max(stride, old[1])] if old else [rf, stride]
+    return merged
+
+
+def _layer(node: NodeProto, name: str, geo: _Geometry, shape, elem_type, kinds, order) -> Layer | None:
+    if name.startswith(INTERNAL_PREFIX) or shape is None or elem_type not in _FLOAT_TYPES:
+        return None
+    if len(shape) < 2 or len(geo.labels) != len(shape) or "C" not in geo.labels:
+        return None
+    streams_of = {kinds.get(source) for source in geo.sources}
+    appearance = bool(streams_of & set(APPEARANCE_KINDS))
+    motion = bool(streams_of & set(MOTION_KINDS))
+    streams = "fusion" if appearance and motion else "motion" if motion else "appearance"
+    return Layer(
+        name=name,
+        node=node.name,
+        op_type=node.op_type,
+        shape=tuple(shape),
+        axes="".join(label or "?" for label in geo.labels),
+        channels=shape[geo.labels.index("C")],
+        inputs=tuple(name for name in order if name in geo.sources),
+        streams=streams,
+        receptive_field={src: {l: v[0] for l, v in axes.items()} for src, axes in geo.sources.items()},
+        stride={src: {l: v[1] for l, v in axes.items()} for src, axes in geo.sources.items()},
+    )
+
+
+def _plain(table: dict[str, dict[str, float]]) -> dict[str, dict[str, float | int]]:
+    return {src: {l: int(v) if float(v).is_integer() else round(v, 4) for l, v in axes.items()} for src, axes in table.items()}

@@ -1,0 +1,159 @@
+"""MaxPool/AveragePool with asymmetric and auto pads, ceil_mode and dilations as onnxruntime computes them."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from onnx2torch.onnx_graph import OnnxGraph
+from onnx2torch.onnx_node import OnnxNode
+from onnx2torch.utils.common import OnnxToTorchModule, OperationConverterResult, onnx_mapping_from_node
+from torch import nn
+
+from .registry import add_converter
+
+_MAX_POOL = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
+_AVG_POOL = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
+_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+
+
+def _torch_pads(begins: list[int], ends: list[int]) -> list[int]:
+    """ONNX [b1, b2, e1, e2] order to F.pad's last-axis-first [b2, e2, b1, e1]."""
+    return [p for pair in zip(reversed(begins), reversed(ends)) for p in pair]
+
+
+class OnnxPool(nn.Module, OnnxToTorchModule):
+    """Explicit padding, then an unpadded torch pool; pads and output sizes follow onnxruntime."""
+
+    def __init__(  # pylint: disable=too-many-arguments
+        self,
+        mode: str,
+        kernel: list[int],
+        strides: list[int],
+        dilations: list[int],
+        pads: list[int],
+        auto_pad: str,
+        ceil_mode: bool,
+        count_include_pad: bool,
+    ) -> None:
+        super().__init__()
+        self.mode, self.kernel, self.strides, self.dilations = mode, kernel, strides, dilations
+        self.pads, self.auto_pad, self.ceil_mode, self.count_include_pad = pads, auto_pad, ceil_mode, count_include_pad
+
+    def _geometry(self, sizes: list[int]) -> tuple[list[int], list[int], list[int], list[int]]:
+        """Per spatial axis: pad before, pad after, extra zeros after (for ceil_mode), output size."""
+        begins, ends, extras, outs = [], [], [], []
+        for i, (n, k, s, d) in enumerate(zip(sizes, self.kernel, self.strides, self.dilations)):
+            eff = d * (k - 1) + 1
+            if self.auto_pad in ('SAME_UPPER', 'SAME_LOWER'):
+                total = (-(-n // s) - 1) * s + k - n  # onnxruntime sizes SAME pads by the undilated kernel
+                begin = total // 2 if self.auto_pad == 'SAME_UPPER' else (total + 1) // 2
+                end = total - begin
+            else:
+                begin, end = (0, 0) if self.auto_pad == 'VALID' else (self.pads[i], self.pads[i + len(sizes)])
+            span = n + begin + end - eff
+            if self.ceil_mode:
+                out = math.ceil(span / s) + 1
+                if (out - 1) * s >= n + begin:  # onnxruntime drops a window that starts in the end padding
+                    out -= 1
+            else:
+                out = math.trunc(span / s) + 1  # truncation, as onnxruntime rounds toward zero
+            begins.append(begin)
+            ends.append(end)
+            extras.append(max(0, (out - 1) * s + eff - (n + begin + end)))
+            outs.append(out)
+        return begins, ends, extras, outs
+
+    def forward(self, input_tensor: torch.Tensor) -> torch.Tensor:  # pylint: disable=missing-function-docstring
+        rank = len(self.kernel)
+        sizes = list(input_tensor.shape[2:])
+        begins, ends, extras, outs = self._geometry(sizes)
+        full_ends = [e + x for e, x in zip(ends, extras)]
+        crop = (Ellipsis, *(slice(0, o) for o in outs))
+        if min(outs) <= 0:
+            return input_tensor.new_zeros((*input_tensor.shape[:2], *(max(o, 0) for o in outs)))
+        if self.mode == 'max':
+            dtype = input_tensor.dtype
+            lowest = torch.finfo(dtype).min if dtype.is_floating_point else torch.iinfo(dtype).min
+            padded = F.pad(input_tensor, _torch_pads(begins, full_ends), value=lowest)
+            return _MAX_POOL[rank](padded, self.kernel, self.strides, 0, self.dilations)[crop]
+
+        batch, channels = input_tensor.shape[:2]
+        flat = input_tensor.reshape(batch * channels, 1, *sizes)
+        ones = input_tensor.new_ones((1, 1, *sizes))
+        if self.count_include_pad:
+            mask = F.pad(F.pad(ones, _torch_pads(begins, ends), value=1.0), _torch_pads([0] * rank, extras))
+        else:
+            mask = F.pad(ones, _torch_pads(begins, full_ends))
+        sums = self._window_sum(F.pad(flat, _torch_pads(begins, full_ends)))
+        counts = self._window_sum(mask)
+        pooled = (sums / counts)[crop]
+        return pooled.reshape(batch, channels, *pooled.shape[2:])
+
+    def _window_sum(self, padded: torch.Tensor) -> torch.Tensor:
+        rank = len(self.kernel)
+        if all(d == 1 for d in self.dilations):
+            return _AVG_POOL[rank](padded, self.kernel, self.strides) * math.prod(self.kernel)
+        weight = padded.new_ones((1, 1, *self.kernel))
+        return _CONV[rank](padded, weight, stride=self.strides, dilation=self.dilations)
+
+
+def _convert_pool(node: OnnxNode, mode: str) -> OperationConverterResult:
+    attrs = node.attributes
+    kernel = list(attrs['kernel_shape'])
+    rank = len(kernel)
+    if rank not in _MAX_POOL:
+        raise NotImplementedError(f'{node.operation_type} with {rank} spatial axes is not implemented')
+    if len(node.output_values) > 1 and node.output_values[1]:
+        raise NotImplementedError(f'{node.operation_type} with the Indices output is not implemented')
+    auto_pad = attrs.get('auto_pad', 'NOTSET')
+    if auto_pad not in ('NOTSET', 'VALID', 'SAME_UPPER', 'SAME_LOWER'):
+        raise NotImplementedError(f'{node.operation_type} with auto_pad={auto_pad} is not implemented')
+    module = OnnxPool(
+        mode=mode,
+        kernel=kernel,
+        strides=list(attrs.get('strides', [1] * rank)),
+        dilations=list(attrs.get('dilations', [1] * rank)),
+        pads=list(attrs.get('pads', [0] * 2 * rank)),
+        auto_pad=auto_pad,
+        ceil_mode=bool(attrs.get('ceil_mode', 0)),
+        count_include_pad=bool(attrs.get('count_include_pad', 0)),
+    )
+    return OperationConverterResult(torch_module=module, onnx_mapping=onnx_mapping_from_node(node))
+
+
+@add_converter('MaxPool', 1)
+@add_converter('MaxPool', 8, replace=True)
+@add_converter('MaxPool', 10, replace=True)
+@add_converter('MaxPool', 11, replace=True)
+@add_converter('MaxPool', 12, replace=True)
+@add_converter('MaxPool', 22)
+def _(node: OnnxNode, graph: OnnxGraph) -> OperationConverterResult:
+    del graph
+    return _convert_pool(node, 'max')
+
+
+@add_converter('AveragePool', 1)
+@add_converter('AveragePool', 7, replace=True)
+@add_converter('AveragePool', 10, replace=True)
+@add_converter('AveragePool', 11, replace=True)
+@add_converter('AveragePool', 19)
+@add_converter('AveragePool', 22)
+def _(node: OnnxNode, graph: OnnxGraph) -> OperationConverterResult:
+    del graph
+    return _convert_pool(node, 'average')
+
+
+class OnnxGlobalMaxPool(nn.Module, OnnxToTorchModule):
+    """Max over every spatial axis, keeping them as size 1."""
+
+    def forward(self, input_tensor: torch.Tensor) -> torch.Tensor:  # pylint: disable=missing-function-docstring
+        return torch.amax(input_tensor, dim=tuple(range(2, input_tensor.dim())), keepdim=True)
+
+
+@add_converter('GlobalMaxPool', 1)
+@add_converter('GlobalMaxPool', 22)
+def _(node: OnnxNode, graph: OnnxGraph) -> OperationConverterResult:
+    del graph
+    return OperationConverterResult(torch_module=OnnxGlobalMaxPool(), onnx_mapping=onnx_mapping_from_node(node))

@@ -1,0 +1,170 @@
+"""Fold BatchNormalization into the Conv, ConvTranspose or Gemm before it.
+
+Activation maximization runs the network in inference mode, where BN is a fixed
+per-channel affine map; folding it into the weights (as the paper does) removes a
+layer and keeps the graph small. The folded node takes over the BN's output name, so
+the layer stays addressable. A BN with no single-use producer to fold into becomes
+an explicit Mul + Add with the same output name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+from onnx import ModelProto, NodeProto, numpy_helper
+
+from .errors import UnsupportedModel
+from .graph import INTERNAL_PREFIX, consumers, initializer_map, producers, static_shape, value_infos
+
+_STAGE = "fold"
+
+
+@dataclass(frozen=True)
+class FoldReport:
+    folded: int
+    remaining: int
+    """BNs turned into a per-channel affine (Mul + Add) because they could not be folded."""
+
+
+def fold_batchnorm(model: ModelProto) -> FoldReport:
+    graph = model.graph
+    folded = affine = 0
+    for bn in [n for n in graph.node if n.op_type == "BatchNormalization"]:
+        stats = _bn_stats(bn, initializer_map(graph))
+        if stats is None:
+            raise UnsupportedModel(
+                f"BatchNormalization {bn.name!r} takes its statistics from computed tensors, not weights",
+                stage=_STAGE,
+            )
+        producer = _foldable_producer(graph, bn)
+        if producer is not None and _fold_into(graph, producer, bn, *stats):
+            folded += 1
+        else:
+            _to_affine(model, bn, *stats)
+            affine += 1
+    return FoldReport(folded=folded, remaining=affine)
+
+
+def _bn_stats(bn: NodeProto, weights):
+    names = list(bn.input[1:5])
+    if len(names) != 4 or any(name not in weights for name in names):
+        return None
+    gamma, beta, mean, var = (numpy_helper.to_array(weights[name]).astype(np.float64) for name in names)
+    eps = next((attr.f for attr in bn.attribute if attr.name == "epsilon"), 1e-5)
+    scale = gamma / np.sqrt(var + eps)
+    return scale, beta - mean * scale
+
+
+def _foldable_producer(graph, bn: NodeProto) -> NodeProto | None:
+    """The Conv/ConvTranspose/Gemm whose output only this BN reads, with weight initializers."""
+    source = bn.input[0]
+    node = producers(graph).get(source)
+    if node is None or node.op_type not in ("Conv", "ConvTranspose", "Gemm"):
+        return None
+    if len(consumers(graph)[source]) != 1 or source in {out.name for out in graph.output}:
+        return None
+    if any(len(bn.output) > 1 and out for out in bn.output[1:]):
+        return None
+    weights = initializer_map(graph)
+    if not all(name in weights for name in node.input[1:] if name):
+        return None
+    return node
+
+
+def _fold_into(graph, node: NodeProto, bn: NodeProto, scale: np.ndarray, shift: np.ndarray) -> bool:
+    weights = initializer_map(graph)
+    attrs = {attr.name: attr for attr in node.attribute}
+    w = numpy_helper.to_array(weights[node.input[1]]).astype(np.float64)
+    has_bias = len(node.input) > 2 and node.input[2] != ""
+    channels = scale.shape[0]
+    if node.op_type == "Conv":
+        if w.shape[0] != channels:
+            return False
+        w = w * scale.reshape(-1, *[1] * (w.ndim - 1))
+        bias = numpy_helper.to_array(weights[node.input[2]]).astype(np.float64) if has_bias else 0.0
+    elif node.op_type == "ConvTranspose":
+        group = attrs["group"].i if "group" in attrs else 1
+        if w.shape[1] * group != channels:
+            return False
+        grouped = w.reshape(group, w.shape[0] // group, w.shape[1], *w.shape[2:])
+        grouped = grouped * scale.reshape(group, 1, w.shape[1], *[1] * (w.ndim - 2))
+        w = grouped.reshape(w.shape)
+        bias = numpy_helper.to_array(weights[node.input[2]]).astype(np.float64) if has_bias else 0.0
+    else:
+        w, bias = _gemm_terms(node, attrs, w, weights, has_bias, channels)
+        if w is None:
+            return False
+        w = w * scale.reshape(1, -1) if not _flag(attrs, "transB") else w * scale.reshape(-1, 1)
+    new_bias = bias * scale + shift
+    dtype = onnx.helper.tensor_dtype_to_np_dtype(weights[node.input[1]].data_type)
+    w_name = _fresh(graph, f"{bn.output[0]}.weight")
+    b_name = _fresh(graph, f"{bn.output[0]}.bias")
+    graph.initializer.append(numpy_helper.from_array(w.astype(dtype), w_name))
+    graph.initializer.append(numpy_helper.from_array(np.broadcast_to(new_bias, (channels,)).astype(dtype), b_name))
+    inputs = [node.input[0], w_name, b_name]
+    del node.input[:]
+    node.input.extend(inputs)
+    if node.op_type == "Gemm":
+        _set_float(node, "beta", 1.0)
+    node.output[0] = bn.output[0]
+    graph.node.remove(bn)
+    return True
+
+
+def _gemm_terms(node, attrs, w, weights, has_bias, channels):
+    """Gemm's B (with alpha folded in) and its bias as a [N] vector, or (None, None)."""
+    if w.ndim != 2 or (w.shape[0] if _flag(attrs, "transB") else w.shape[1]) != channels:
+        return None, None
+    alpha = attrs["alpha"].f if "alpha" in attrs else 1.0
+    beta = attrs["beta"].f if "beta" in attrs else 1.0
+    bias = np.zeros(channels)
+    if has_bias:
+        c = numpy_helper.to_array(weights[node.input[2]]).astype(np.float64)
+        if c.size not in (1, channels) or (c.ndim == 2 and c.shape[0] != 1):
+            return None, None
+        bias = np.broadcast_to(beta * c.reshape(-1), (channels,))
+    _set_float(node, "alpha", 1.0)
+    return w * alpha, bias
+
+
+def _to_affine(model: ModelProto, bn: NodeProto, scale: np.ndarray, shift: np.ndarray) -> None:
+    graph = model.graph
+    shape = static_shape(value_infos(model)[bn.input[0]]) if bn.input[0] in value_infos(model) else None
+    if shape is None:
+        raise UnsupportedModel(f"BatchNormalization {bn.name!r}: the rank of its input is unknown", stage=_STAGE)
+    dtype = np.float32
+    broadcast = (-1, *[1] * (len(shape) - 2))
+    s_name = _fresh(graph, f"{INTERNAL_PREFIX}{bn.output[0]}.scale")
+    t_name = _fresh(graph, f"{INTERNAL_PREFIX}{bn.output[0]}.shift")
+    mid = _fresh(graph, f"{INTERNAL_PREFIX}{bn.output[0]}.scaled")
+    graph.initializer.append(numpy_helper.from_array(scale.reshape(broadcast).astype(dtype), s_name))
+    graph.initializer.append(numpy_helper.from_array(shift.reshape(broadcast).astype(dtype), t_name))
+    mul = onnx.helper.make_node("Mul", [bn.input[0], s_name], [mid], name=f"{bn.name or bn.output[0]}/scale")
+    add = onnx.helper.make_node("Add", [mid, t_name], [bn.output[0]], name=bn.name or bn.output[0])
+    index = list(graph.node).index(bn)
+    graph.node.remove(bn)
+    graph.node.insert(index, add)
+    graph.node.insert(index, mul)
+
+
+def _flag(attrs, name: str) -> bool:
+    return name in attrs and attrs[name].i == 1
+
+
+def _set_float(node: NodeProto, name: str, value: float) -> None:
+    for attr in node.attribute:
+        if attr.name == name:
+            node.attribute.remove(attr)
+            break
+    node.attribute.append(onnx.helper.make_attribute(name, value))
+
+
+def _fresh(graph, name: str) -> str:
+    taken = {init.name for init in graph.initializer} | {o for n in graph.node for o in n.output}
+    candidate, suffix = name, 1
+    while candidate in taken:
+        suffix += 1
+        candidate = f"{name}.{suffix}"
+    return candidate

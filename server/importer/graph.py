@@ -1,0 +1,96 @@
+"""Small shared helpers over an ONNX graph: who produces and consumes a tensor, shapes."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import onnx
+from onnx import GraphProto, ModelProto, NodeProto, TensorProto, ValueInfoProto
+
+# Initializers at least this large are left out of the copy used for checks and shape
+# inference, so that models above protobuf's 2 GiB limit can be checked at all.
+_SKELETON_MIN_BYTES = 1 << 20
+INTERNAL_PREFIX = "kinetoscope::"
+
+
+def producers(graph: GraphProto) -> dict[str, NodeProto]:
+    return {out: node for node in graph.node for out in node.output if out}
+
+
+def consumers(graph: GraphProto) -> dict[str, list[NodeProto]]:
+    found: dict[str, list[NodeProto]] = defaultdict(list)
+    for node in graph.node:
+        for name in node.input:
+            if name:
+                found[name].append(node)
+    return found
+
+
+def initializer_map(graph: GraphProto) -> dict[str, TensorProto]:
+    return {init.name: init for init in graph.initializer}
+
+
+def real_inputs(graph: GraphProto) -> list[ValueInfoProto]:
+    """Graph inputs that are not initializers (old exporters list weights as inputs too)."""
+    weights = {init.name for init in graph.initializer}
+    return [value for value in graph.input if value.name not in weights]
+
+
+def static_shape(value: ValueInfoProto) -> tuple[int, ...] | None:
+    """The value's shape when every dim is a known integer, else None."""
+    if not value.type.HasField("tensor_type") or not value.type.tensor_type.HasField("shape"):
+        return None
+    dims = value.type.tensor_type.shape.dim
+    if any(not d.HasField("dim_value") for d in dims):
+        return None
+    return tuple(d.dim_value for d in dims)
+
+
+def value_infos(model: ModelProto) -> dict[str, ValueInfoProto]:
+    """Every typed value: inputs, outputs and inferred intermediates."""
+    graph = model.graph
+    return {v.name: v for v in [*graph.input, *graph.value_info, *graph.output]}
+
+
+def skeleton(model: ModelProto) -> ModelProto:
+    """A copy without big weights: they become typed graph inputs of the same shape.
+
+    Checks and shape inference need the weights' shapes, not their values, and this
+    copy always fits protobuf's 2 GiB limit.
+    """
+    light = ModelProto()
+    light.CopyFrom(model)
+    graph = light.graph
+    keep = []
+    declared = {v.name for v in graph.input}
+    for init in graph.initializer:
+        if len(init.raw_data) >= _SKELETON_MIN_BYTES:
+            if init.name not in declared:
+                graph.input.append(onnx.helper.make_tensor_value_info(init.name, init.data_type, list(init.dims)))
+        else:
+            keep.append(init)
+    del graph.initializer[:]
+    graph.initializer.extend(keep)
+    return light
+
+
+def infer_shapes(model: ModelProto, *, strict: bool = False) -> ModelProto:
+    """Shape inference with data propagation, on the skeleton; shapes copied back."""
+    light = skeleton(model)
+    inferred = onnx.shape_inference.infer_shapes(light, check_type=True, strict_mode=strict, data_prop=True)
+    weights = {init.name for init in model.graph.initializer}
+    graph = model.graph
+    del graph.value_info[:]
+    graph.value_info.extend(v for v in inferred.graph.value_info if v.name not in weights)
+    outputs = {v.name: v for v in inferred.graph.output}
+    for out in graph.output:
+        if out.name in outputs:
+            out.CopyFrom(outputs[out.name])
+    return model
+
+
+def opset_of(model: ModelProto, domain: str = "") -> int:
+    for entry in model.opset_import:
+        if entry.domain in (domain, "ai.onnx" if domain == "" else domain):
+            return entry.version
+    raise KeyError(domain)

@@ -1,0 +1,161 @@
+"""Parse model bytes and attach external data from the uploaded files alone.
+
+Nothing here touches the filesystem: external-data locations are looked up by plain
+file name in the mapping the caller uploaded, so a model cannot make the server read
+`../../etc/passwd`, an absolute path, or anything behind a symlink.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Iterator, Mapping
+
+import numpy as np
+import onnx
+from google.protobuf.message import DecodeError
+from onnx import ModelProto, TensorProto
+
+from .errors import InvalidModel, ModelTooLarge, UnsafeExternalData
+from .limits import ImportLimits
+
+_LOGGER = logging.getLogger(__name__)
+_STAGE = "load"
+
+
+def load_model(
+    data: bytes,
+    external_data: Mapping[str, bytes] | None = None,
+    limits: ImportLimits = ImportLimits(),
+) -> ModelProto:
+    """Parse `data` as an ONNX model and resolve its external tensors from `external_data`."""
+    external_data = dict(external_data or {})
+    total = len(data) + sum(len(blob) for blob in external_data.values())
+    if total > limits.max_model_bytes:
+        raise ModelTooLarge(
+            f"model and its external data are {total:,} bytes; the limit is {limits.max_model_bytes:,}", stage=_STAGE
+        )
+    if not data:
+        raise InvalidModel("the model file is empty", stage=_STAGE)
+    model = _parse(data)
+    for name in external_data:
+        check_plain_name(name)
+    for tensor in _all_tensors(model):
+        check_tensor_size(tensor, limits)
+        if tensor.data_location == TensorProto.EXTERNAL:
+            _attach_external(tensor, external_data)
+        else:
+            check_inline_data(tensor)
+    return model
+
+
+def _parse(data: bytes) -> ModelProto:
+    model = ModelProto()
+    try:
+        model.ParseFromString(data)
+    except (DecodeError, RuntimeError, ValueError) as exc:
+        raise InvalidModel(f"not an ONNX model (protobuf could not parse it: {exc})", stage=_STAGE) from None
+    if not model.HasField("graph") or len(model.graph.node) == 0:
+        raise InvalidModel("not an ONNX model: it has no graph, or the graph has no nodes", stage=_STAGE)
+    if not model.opset_import:
+        raise InvalidModel("not an ONNX model: it declares no opset", stage=_STAGE)
+    return model
+
+
+def _all_tensors(model: ModelProto) -> Iterator[TensorProto]:
+    """Initializers and tensor attributes, in subgraphs too."""
+    yield from onnx.external_data_helper._get_all_tensors(model)  # noqa: SLF001 - the one walker onnx ships
+
+
+def check_plain_name(name: str) -> None:
+    """Refuse any external-data location that is not a bare file name."""
+    bad = (
+        not name
+        or name in (".", "..")
+        or "/" in name
+        or "\\" in name
+        or "\x00" in name
+        or ":" in name
+        or name.startswith("~")
+    )
+    if bad:
+        raise UnsafeExternalData(
+            f"external data location {name!r} is not a plain file name in the model's folder; "
+            "paths, '..' and drive letters are refused",
+            stage=_STAGE,
+        )
+
+
+def _dtype_size(data_type: int) -> int:
+    try:
+        return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(data_type)).itemsize
+    except (KeyError, TypeError, ValueError):
+        raise InvalidModel(f"tensor has unknown data type {data_type}", stage=_STAGE) from None
+
+
+def expected_nbytes(tensor: TensorProto) -> int:
+    count = 1
+    for dim in tensor.dims:
+        if dim < 0:
+            raise InvalidModel(f"tensor {tensor.name!r} has a negative dimension {list(tensor.dims)}", stage=_STAGE)
+        count *= dim
+    if tensor.data_type == TensorProto.STRING:
+        return 0
+    return count * _dtype_size(tensor.data_type)
+
+
+def check_tensor_size(tensor: TensorProto, limits: ImportLimits) -> None:
+    nbytes = expected_nbytes(tensor)
+    if nbytes > limits.max_tensor_bytes:
+        raise ModelTooLarge(
+            f"tensor {tensor.name!r} of shape {list(tensor.dims)} would take {nbytes:,} bytes; "
+            f"the limit is {limits.max_tensor_bytes:,}",
+            stage=_STAGE,
+        )
+
+
+def check_inline_data(tensor: TensorProto) -> None:
+    """A tensor's stored bytes must be exactly what its dims and type say."""
+    if tensor.data_type == TensorProto.STRING or not tensor.HasField("raw_data"):
+        return
+    expected = expected_nbytes(tensor)
+    if len(tensor.raw_data) != expected:
+        raise InvalidModel(
+            f"tensor {tensor.name!r} declares shape {list(tensor.dims)} ({expected:,} bytes) "
+            f"but stores {len(tensor.raw_data):,} bytes",
+            stage=_STAGE,
+        )
+
+
+def _attach_external(tensor: TensorProto, files: Mapping[str, bytes]) -> None:
+    info = {entry.key: entry.value for entry in tensor.external_data}
+    location = info.get("location", "")
+    check_plain_name(location)
+    if location not in files:
+        sent = ", ".join(sorted(files)) or "none"
+        raise InvalidModel(
+            f"tensor {tensor.name!r} keeps its data in {location!r}, which was not uploaded with the model "
+            f"(files sent: {sent})",
+            stage=_STAGE,
+        )
+    blob = files[location]
+    try:
+        offset = int(info.get("offset", 0))
+        length = int(info["length"]) if "length" in info else len(blob) - offset
+    except ValueError:
+        raise InvalidModel(f"tensor {tensor.name!r} has a non-numeric external offset/length", stage=_STAGE) from None
+    if offset < 0 or length < 0 or offset + length > len(blob):
+        raise InvalidModel(
+            f"tensor {tensor.name!r} reads bytes {offset}..{offset + length} of {location!r}, "
+            f"which holds {len(blob):,} bytes",
+            stage=_STAGE,
+        )
+    expected = expected_nbytes(tensor)
+    if length != expected:
+        raise InvalidModel(
+            f"tensor {tensor.name!r} declares shape {list(tensor.dims)} ({expected:,} bytes) "
+            f"but its external data is {length:,} bytes",
+            stage=_STAGE,
+        )
+    tensor.raw_data = bytes(blob[offset : offset + length])
+    del tensor.external_data[:]
+    tensor.data_location = TensorProto.DEFAULT

@@ -1,0 +1,162 @@
+"""import_model: load → check → normalize → fold BatchNorm → convert → verify → catalog."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import torch
+from onnx import ModelProto
+
+from .auto_pad import explicit_pads
+from .bounds import check_bounds
+from .catalog import Layer, build_catalog
+from .check import check_model
+from .constants import drop_unused_initializers, fold_constants
+from .convert import convert
+from .fold_bn import fold_batchnorm
+from .graph import infer_shapes
+from .inputs import InputSpec, as_specs
+from .layout import describe_inputs
+from .limits import ImportLimits
+from .load import load_model
+from .static_shapes import make_static
+from .verify import Parity, verify
+
+_LOGGER = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    limits: ImportLimits = field(default_factory=ImportLimits)
+    tolerance: float = 1e-4
+    """Largest accepted relative error (max |Δ| / max |ref|) against onnxruntime."""
+    seed: int = 0
+    fold_batchnorm: bool = True
+
+
+@dataclass
+class ImportedModel:
+    id: str
+    """First 16 hex digits of the sha256 of the model bytes."""
+    module: torch.nn.Module
+    """Differentiable torch graph; call it with one tensor per input, in `inputs` order."""
+    graph: ModelProto
+    """The normalized, BN-folded ONNX graph the module was converted from."""
+    inputs: list[InputSpec]
+    catalog: list[Layer]
+    parity: Parity
+    bn_folded: int
+    bn_remaining: int
+    output_names: list[str]
+
+    def layer(self, name: str) -> Layer:
+        """A layer by tensor name or producing node name."""
+        for layer in self.catalog:
+            if name in (layer.name, layer.node):
+                return layer
+        raise KeyError(f"no layer {name!r}; layers are: {', '.join(l.name for l in self.catalog)}")
+
+    def summary(self) -> dict:
+        """What `kinetoscope import --json` prints."""
+        return {
+            "id": self.id,
+            "inputs": [
+                {"name": s.name, "shape": list(s.shape), "kind": s.kind, "layout": s.layout,
+                 "range": list(s.value_range), "inferred": list(s.inferred)}
+                for s in self.inputs
+            ],
+            "layers": len(self.catalog),
+            "parity": {"max_abs_err": self.parity.max_abs_err, "max_rel_err": self.parity.max_rel_err},
+            "bn_folded": self.bn_folded,
+            "bn_remaining": self.bn_remaining,
+        }
+
+
+def import_model(
+    model: bytes | str | Path,
+    *,
+    inputs: Sequence[InputSpec | str] | None = None,
+    external_data: Mapping[str, bytes] | None = None,
+    options: ImportOptions = ImportOptions(),
+) -> ImportedModel:
+    """Import an ONNX model from bytes (or a path, whose folder supplies external data)."""
+    if isinstance(model, (str, Path)):
+        data, found = read_model_files(Path(model))
+        external_data = {**found, **(external_data or {})}
+    else:
+        data = bytes(model)
+    limits = options.limits
+    loaded = load_model(data, external_data, limits)
+    check_model(loaded, limits)
+    specs = make_static(loaded, as_specs(inputs))
+    infer_shapes(loaded)
+    check_bounds(loaded, limits)
+    original = ModelProto()
+    original.CopyFrom(loaded)
+
+    graph = loaded
+    fold_constants(graph, limits)
+    explicit_pads(graph)
+    infer_shapes(graph)
+    specs = {s.name: s for s in describe_inputs(graph, specs)}
+    report = fold_batchnorm(graph) if options.fold_batchnorm else None
+    drop_unused_initializers(graph)
+    infer_shapes(graph)
+
+    module = convert(graph)
+    ordered = [specs[name] for name in _input_order(graph)]
+    parity = verify(original, graph, module, ordered, tolerance=options.tolerance, seed=options.seed)
+    catalog = build_catalog(graph, ordered)
+    return ImportedModel(
+        id=hashlib.sha256(data).hexdigest()[:16],
+        module=module,
+        graph=graph,
+        inputs=ordered,
+        catalog=catalog,
+        parity=parity,
+        bn_folded=report.folded if report else 0,
+        bn_remaining=report.remaining if report else 0,
+        output_names=[out.name for out in graph.graph.output],
+    )
+
+
+def read_model_files(path: Path) -> tuple[bytes, dict[str, bytes]]:
+    """The model file and the regular files beside it that it names as external data.
+
+    Only plain names are looked up, in the model's own folder, and symlinks are
+    skipped, so a model file cannot point the importer at anything else on disk.
+    """
+    from .load import check_plain_name, _parse  # local: keeps the public surface small
+
+    data = path.read_bytes()
+    wanted = set()
+    try:
+        proto = _parse(data)
+    except Exception:  # noqa: BLE001 - load_model reports it properly
+        return data, {}
+    import onnx
+
+    for tensor in onnx.external_data_helper._get_all_tensors(proto):  # noqa: SLF001
+        for entry in tensor.external_data:
+            if entry.key == "location":
+                wanted.add(entry.value)
+    files = {}
+    for name in sorted(wanted):
+        try:
+            check_plain_name(name)
+        except Exception:  # noqa: BLE001 - refused again, with its message, by load_model
+            continue
+        candidate = path.parent / name
+        if candidate.is_symlink() or not candidate.is_file():
+            continue
+        files[name] = candidate.read_bytes()
+    return data, files
+
+
+def _input_order(graph: ModelProto) -> list[str]:
+    weights = {init.name for init in graph.graph.initializer}
+    return [value.name for value in graph.graph.input if value.name not in weights]

@@ -1,0 +1,77 @@
+"""The two torch → ONNX export paths, configured so BatchNormalization survives.
+
+Both exporters fold Conv→BN by default, which would leave the importer's folding
+code untested:
+
+* TorchScript (``dynamo=False``) fuses BN in its eval-mode peephole pass, which only
+  runs when ``training`` is ``EVAL`` *and* constant folding is on. Exporting with
+  ``training=TrainingMode.PRESERVE`` skips the pass; the module itself is in eval mode,
+  so BN is still exported in inference form. Constant folding stays on for the rest
+  of the graph, as in ordinary exports.
+* dynamo (``dynamo=True``) fuses BN in onnxscript's rewrite rules run by
+  ``optimize=True``; ``optimize=False`` skips the whole optimizer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from typing import Iterator
+
+import torch
+from torch import nn
+
+OUTPUT_NAME = "logits"
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence the exporters' deprecation and PRESERVE-mode warnings and progress lines."""
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        yield
+
+
+def export_torchscript(
+    module: nn.Module, args: tuple[torch.Tensor, ...], input_names: list[str], opset: int
+) -> bytes:
+    """Legacy TorchScript exporter at ``opset``, BN kept."""
+    buffer = io.BytesIO()
+    with _quiet():
+        torch.onnx.export(
+            module,
+            args,
+            buffer,
+            dynamo=False,
+            opset_version=opset,
+            input_names=input_names,
+            output_names=[OUTPUT_NAME],
+            training=torch.onnx.TrainingMode.PRESERVE,
+        )
+    return buffer.getvalue()
+
+
+def export_dynamo(
+    module: nn.Module,
+    args: tuple[torch.Tensor, ...],
+    input_names: list[str],
+    opset: int | None = None,
+    optimize: bool = False,
+) -> bytes:
+    """torch.export-based exporter; ``opset=None`` keeps its default (20 in torch 2.14).
+
+    ``optimize=True`` gives what users get by default: BN folded away entirely.
+    """
+    with _quiet():
+        program = torch.onnx.export(
+            module,
+            args,
+            dynamo=True,
+            opset_version=opset,
+            input_names=input_names,
+            output_names=[OUTPUT_NAME],
+            optimize=optimize,
+            verbose=False,
+        )
+    return program.model_proto.SerializeToString()
