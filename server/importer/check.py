@@ -62,7 +62,9 @@ def _check_declared_inputs(model: ModelProto, limits: ImportLimits) -> None:
         dims = value.type.tensor_type.shape.dim
         if len(dims) > limits.max_rank:
             raise InvalidModel(f"input {value.name!r} has rank {len(dims)}; at most {limits.max_rank}", stage=_STAGE)
-        for dim in dims:
+        for axis, dim in enumerate(dims):
+            if dim.HasField("dim_value") and dim.dim_value == 0:
+                raise InvalidModel(f"input {value.name!r} has a zero-size dimension {axis}", stage=_STAGE)
             if dim.HasField("dim_value") and not 0 <= dim.dim_value <= limits.max_dim:
                 raise ModelTooLarge(
                     f"input {value.name!r} declares a dimension of {dim.dim_value:,}; at most {limits.max_dim:,}",

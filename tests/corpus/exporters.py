@@ -9,7 +9,11 @@ code untested:
   so BN is still exported in inference form. Constant folding stays on for the rest
   of the graph, as in ordinary exports.
 * dynamo (``dynamo=True``) fuses BN in onnxscript's rewrite rules run by
-  ``optimize=True``; ``optimize=False`` skips the whole optimizer.
+  ``optimize=True``; ``optimize=False`` skips the whole optimizer. The unoptimized
+  graph is not usable as is, though: onnxscript 0.7's ``aten_conv3d`` builds the zero
+  bias of a ``bias=False`` Conv3d with shape ``[C, 2]``, which onnxruntime rejects.
+  So the unoptimized graph gets the two optimizer steps that clean it up without
+  touching BN: constant folding, then dropping all-zero Conv/ConvTranspose biases.
 """
 
 from __future__ import annotations
@@ -19,7 +23,14 @@ import io
 import warnings
 from typing import Iterator
 
+import onnx
+import onnxscript
 import torch
+from onnx_ir import serde
+from onnxscript.rewriter.rules.common import (
+    remove_optional_bias_from_conv_rule,
+    remove_optional_bias_from_conv_transpose_rule,
+)
 from torch import nn
 
 OUTPUT_NAME = "logits"
@@ -62,6 +73,7 @@ def export_dynamo(
     """torch.export-based exporter; ``opset=None`` keeps its default (20 in torch 2.14).
 
     ``optimize=True`` gives what users get by default: BN folded away entirely.
+    Otherwise BN is kept and only the BN-neutral clean-up described above runs.
     """
     with _quiet():
         program = torch.onnx.export(
@@ -74,4 +86,12 @@ def export_dynamo(
             optimize=optimize,
             verbose=False,
         )
-    return program.model_proto.SerializeToString()
+    model = program.model
+    if not optimize:
+        onnxscript.optimizer.fold_constants(model)
+        model = onnxscript.rewriter.rewrite(
+            model, [remove_optional_bias_from_conv_rule, remove_optional_bias_from_conv_transpose_rule]
+        )
+        onnxscript.optimizer.remove_unused_nodes(model)
+    proto: onnx.ModelProto = serde.serialize_model(model)
+    return proto.SerializeToString()

@@ -48,7 +48,7 @@ class OnnxPool(nn.Module, OnnxToTorchModule):
             eff = d * (k - 1) + 1
             if self.auto_pad in ('SAME_UPPER', 'SAME_LOWER'):
                 total = (-(-n // s) - 1) * s + k - n  # onnxruntime sizes SAME pads by the undilated kernel
-                begin = total // 2 if self.auto_pad == 'SAME_UPPER' else (total + 1) // 2
+                begin = int(total / 2) if self.auto_pad == 'SAME_UPPER' else int((total + 1) / 2)
                 end = total - begin
             else:
                 begin, end = (0, 0) if self.auto_pad == 'VALID' else (self.pads[i], self.pads[i + len(sizes)])
@@ -87,7 +87,7 @@ class OnnxPool(nn.Module, OnnxToTorchModule):
         else:
             mask = F.pad(ones, _torch_pads(begins, full_ends))
         sums = self._window_sum(F.pad(flat, _torch_pads(begins, full_ends)))
-        counts = self._window_sum(mask)
+        counts = self._window_sum(mask).clamp(min=1.0)  # windows wholly in padding average to 0
         pooled = (sums / counts)[crop]
         return pooled.reshape(batch, channels, *pooled.shape[2:])
 
