@@ -39,7 +39,7 @@ def load_model(
     model = _parse(data)
     for name in external_data:
         check_plain_name(name)
-    for tensor in _all_tensors(model):
+    for tensor in all_tensors(model):
         check_tensor_size(tensor, limits)
         if tensor.data_location == TensorProto.EXTERNAL:
             _attach_external(tensor, external_data)
@@ -61,7 +61,7 @@ def _parse(data: bytes) -> ModelProto:
     return model
 
 
-def _all_tensors(model: ModelProto) -> Iterator[TensorProto]:
+def all_tensors(model: ModelProto) -> Iterator[TensorProto]:
     """Initializers and tensor attributes, in subgraphs too."""
     yield from onnx.external_data_helper._get_all_tensors(model)  # noqa: SLF001 - the one walker onnx ships
 

@@ -6,7 +6,7 @@ import hashlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import torch
 from onnx import ModelProto
@@ -19,10 +19,11 @@ from .constants import drop_unused_initializers, fold_constants
 from .convert import convert
 from .fold_bn import fold_batchnorm
 from .graph import infer_shapes
+from .errors import InvalidModel
 from .inputs import InputSpec, as_specs
 from .layout import describe_inputs
 from .limits import ImportLimits
-from .load import load_model
+from .load import _parse, all_tensors, check_plain_name, load_model
 from .static_shapes import make_static
 from .verify import Parity, verify
 
@@ -82,15 +83,22 @@ def import_model(
     inputs: Sequence[InputSpec | str] | None = None,
     external_data: Mapping[str, bytes] | None = None,
     options: ImportOptions = ImportOptions(),
+    progress: Callable[[str], None] | None = None,
 ) -> ImportedModel:
-    """Import an ONNX model from bytes (or a path, whose folder supplies external data)."""
+    """Import an ONNX model from bytes (or a path, whose folder supplies external data).
+
+    `progress`, if given, is called with the name of each stage as it starts.
+    """
+    say = progress or (lambda stage: None)
     if isinstance(model, (str, Path)):
         data, found = read_model_files(Path(model))
         external_data = {**found, **(external_data or {})}
     else:
         data = bytes(model)
     limits = options.limits
+    say("load")
     loaded = load_model(data, external_data, limits)
+    say("check")
     check_model(loaded, limits)
     specs = make_static(loaded, as_specs(inputs))
     infer_shapes(loaded)
@@ -99,17 +107,22 @@ def import_model(
     original.CopyFrom(loaded)
 
     graph = loaded
+    say("normalize")
     fold_constants(graph, limits)
     explicit_pads(graph)
     infer_shapes(graph)
     specs = {s.name: s for s in describe_inputs(graph, specs)}
+    say("fold")
     report = fold_batchnorm(graph) if options.fold_batchnorm else None
     drop_unused_initializers(graph)
     infer_shapes(graph)
 
+    say("convert")
     module = convert(graph)
     ordered = [specs[name] for name in _input_order(graph)]
+    say("verify")
     parity = verify(original, graph, module, ordered, tolerance=options.tolerance, seed=options.seed)
+    say("catalog")
     catalog = build_catalog(graph, ordered)
     return ImportedModel(
         id=hashlib.sha256(data).hexdigest()[:16],
@@ -130,17 +143,13 @@ def read_model_files(path: Path) -> tuple[bytes, dict[str, bytes]]:
     Only plain names are looked up, in the model's own folder, and symlinks are
     skipped, so a model file cannot point the importer at anything else on disk.
     """
-    from .load import check_plain_name, _parse  # local: keeps the public surface small
-
     data = path.read_bytes()
     wanted = set()
     try:
         proto = _parse(data)
-    except Exception:  # noqa: BLE001 - load_model reports it properly
+    except InvalidModel:  # load_model reports it properly
         return data, {}
-    import onnx
-
-    for tensor in onnx.external_data_helper._get_all_tensors(proto):  # noqa: SLF001
+    for tensor in all_tensors(proto):
         for entry in tensor.external_data:
             if entry.key == "location":
                 wanted.add(entry.value)
@@ -148,7 +157,7 @@ def read_model_files(path: Path) -> tuple[bytes, dict[str, bytes]]:
     for name in sorted(wanted):
         try:
             check_plain_name(name)
-        except Exception:  # noqa: BLE001 - refused again, with its message, by load_model
+        except InvalidModel:  # refused again, with its message, by load_model
             continue
         candidate = path.parent / name
         if candidate.is_symlink() or not candidate.is_file():

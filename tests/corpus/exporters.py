@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import io
 import warnings
+import zlib
 from typing import Iterator
 
 import onnx
@@ -32,6 +33,9 @@ from onnxscript.rewriter.rules.common import (
     remove_optional_bias_from_conv_transpose_rule,
 )
 from torch import nn
+
+from .common import CorpusModel
+from .torch_nets import TorchSpec, randomize_batchnorm
 
 OUTPUT_NAME = "logits"
 
@@ -95,3 +99,56 @@ def export_dynamo(
         onnxscript.optimizer.remove_unused_nodes(model)
     proto: onnx.ModelProto = serde.serialize_model(model)
     return proto.SerializeToString()
+
+
+# --- corpus entries ----------------------------------------------------------------
+
+#: Export variant → (exporter name, opset or None for the default, optimize).
+VARIANTS: dict[str, tuple[str, int | None, bool]] = {
+    "ts11": ("torchscript", 11, False),
+    "ts13": ("torchscript", 13, False),
+    "ts17": ("torchscript", 17, False),
+    "dynamo": ("dynamo", None, False),
+    "dynamo18": ("dynamo", 18, False),
+    "dynamo_opt": ("dynamo", None, True),
+}
+
+
+def seeded_module(spec: TorchSpec) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
+    """The eval-mode module behind every export of ``spec`` and its example inputs.
+
+    Seeded from the family name, so the same weights can be rebuilt to compare outputs.
+    """
+    seed = zlib.crc32(spec.name.encode())
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        module = randomize_batchnorm(spec.build(), seed)
+    return module, spec.example_inputs(seed)
+
+
+def build_exported(spec: TorchSpec, variant: str) -> CorpusModel:
+    """Build ``spec`` with seeded weights and random BN statistics, export it as ``variant``.
+
+    With ``dynamo_opt`` the exporter folds every foldable BN, so only the others remain.
+    """
+    exporter, opset, optimize = VARIANTS[variant]
+    module, args = seeded_module(spec)
+    names = [name for name, _, _ in spec.inputs]
+    if exporter == "torchscript":
+        assert opset is not None
+        data = export_torchscript(module, args, names, opset)
+    else:
+        data = export_dynamo(module, args, names, opset, optimize=optimize)
+    bn_count, foldable = spec.bn_count, spec.foldable_bn
+    if optimize:
+        bn_count, foldable = bn_count - foldable, 0
+    opset_used = onnx.load_from_string(data).opset_import
+    default_opset = next(entry.version for entry in opset_used if entry.domain in ("", "ai.onnx"))
+    return CorpusModel(
+        name=f"{spec.name}@{variant}",
+        onnx=data,
+        inputs=[f"{name}={'x'.join(map(str, shape))}:{kind}" for name, shape, kind in spec.inputs],
+        bn_count=bn_count,
+        foldable_bn=foldable,
+        notes=f"{spec.notes}; {exporter} exporter, opset {default_opset}" + (", optimized" if optimize else ""),
+    )

@@ -67,26 +67,23 @@ class OnnxPool(nn.Module, OnnxToTorchModule):
 
     def forward(self, input_tensor: torch.Tensor) -> torch.Tensor:  # pylint: disable=missing-function-docstring
         rank = len(self.kernel)
-        sizes = list(input_tensor.shape[2:])
+        batch, channels, *sizes = input_tensor.shape
         begins, ends, extras, outs = self._geometry(sizes)
-        full_ends = [e + x for e, x in zip(ends, extras)]
-        crop = (Ellipsis, *(slice(0, o) for o in outs))
         if min(outs) <= 0:
-            return input_tensor.new_zeros((*input_tensor.shape[:2], *(max(o, 0) for o in outs)))
+            return input_tensor.new_zeros((batch, channels, *(max(o, 0) for o in outs)))
+        crop = (Ellipsis, *(slice(0, o) for o in outs))
+        # Pads first (negative ones crop, as in onnxruntime), then the room ceil_mode windows need.
+        pads, tail = _torch_pads(begins, ends), _torch_pads([0] * rank, extras)
         if self.mode == 'max':
             dtype = input_tensor.dtype
             lowest = torch.finfo(dtype).min if dtype.is_floating_point else torch.iinfo(dtype).min
-            padded = F.pad(input_tensor, _torch_pads(begins, full_ends), value=lowest)
+            padded = F.pad(F.pad(input_tensor, pads, value=lowest), tail, value=lowest)
             return _MAX_POOL[rank](padded, self.kernel, self.strides, 0, self.dilations)[crop]
 
-        batch, channels = input_tensor.shape[:2]
         flat = input_tensor.reshape(batch * channels, 1, *sizes)
         ones = input_tensor.new_ones((1, 1, *sizes))
-        if self.count_include_pad:
-            mask = F.pad(F.pad(ones, _torch_pads(begins, ends), value=1.0), _torch_pads([0] * rank, extras))
-        else:
-            mask = F.pad(ones, _torch_pads(begins, full_ends))
-        sums = self._window_sum(F.pad(flat, _torch_pads(begins, full_ends)))
+        mask = F.pad(F.pad(ones, pads, value=float(self.count_include_pad)), tail)
+        sums = self._window_sum(F.pad(F.pad(flat, pads), tail))
         counts = self._window_sum(mask).clamp(min=1.0)  # windows wholly in padding average to 0
         pooled = (sums / counts)[crop]
         return pooled.reshape(batch, channels, *pooled.shape[2:])
