@@ -16,7 +16,7 @@ from torch import nn
 
 from .common import random_bn_stats
 
-_BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 
 def randomize_batchnorm(module: nn.Module, seed: int) -> nn.Module:
@@ -24,7 +24,7 @@ def randomize_batchnorm(module: nn.Module, seed: int) -> nn.Module:
     rng = np.random.default_rng(seed)
     with torch.no_grad():
         for bn in module.modules():
-            if isinstance(bn, _BN_TYPES):
+            if isinstance(bn, BN_TYPES):
                 stats = random_bn_stats(rng, bn.num_features)
                 bn.weight.copy_(torch.from_numpy(stats.scale))
                 bn.bias.copy_(torch.from_numpy(stats.bias))
