@@ -1,4 +1,4 @@
-"""Graphs written with ``onnx.helper`` for the forms no torch exporter emits.
+"""Graphs written node by node, for the forms no torch exporter emits.
 
 Other exporters (tf2onnx, paddle2onnx, hand-edited files) store weights as Constant
 nodes or behind Identity, keep symbolic dims, work channel-last with SAME padding,
@@ -18,6 +18,9 @@ from .common import CorpusModel, random_bn_stats
 
 WeightForm = Literal["initializer", "constant", "identity"]
 Dim = int | str
+
+#: Opsets ``opset_net`` is written for.
+OPSETS = (11, 13, 17, 18, 21, 23)
 
 
 class GraphBuilder:
@@ -144,6 +147,21 @@ class GraphBuilder:
         return (self.rng.standard_normal(shape) * std).astype(np.float32)
 
 
+#: (bn_count, foldable_bn) each graph is built to have; the tests recount them from the file.
+EXPECTED_BN: dict[str, tuple[int, int]] = {
+    "weights_initializer": (2, 2),
+    "weights_constant": (2, 2),
+    "weights_identity": (2, 2),
+    "dynamic_dims": (2, 2),
+    "tf_nhwc_32": (2, 2),
+    "tf_nhwc_33": (2, 2),
+    "tf_ndhwc_32": (2, 2),
+    "ceil_pools": (2, 2),
+    **{f"opset_net@op{opset}": (1, 1) for opset in OPSETS},
+    "unfoldable_bn": (4, 1),
+}
+
+
 def _record(name: str, model: onnx.ModelProto, inputs: list[str], notes: str) -> CorpusModel:
     """Counts come from ``EXPECTED_BN`` (intent); the corpus tests compare them with the graph."""
     bn_count, foldable_bn = EXPECTED_BN[name]
@@ -200,15 +218,15 @@ def tf_channels_last(size: int = 33, video: bool = False) -> CorpusModel:
     if video:
         in_shape: tuple[int, ...] = (1, 8, size, size, 3)
         to_first, to_last = [0, 4, 1, 2, 3], [0, 2, 3, 4, 1]
-        pool_kernel = [1, 3, 3]
+        pool_kernel, pool_strides = [1, 3, 3], [1, 2, 2]
     else:
         in_shape = (1, size, size, 3)
         to_first, to_last = [0, 3, 1, 2], [0, 2, 3, 1]
-        pool_kernel = [3, 3]
+        pool_kernel, pool_strides = [3, 3], [2, 2]
     k3, s2 = [3] * spatial, [2] * spatial
     y = b.node("Transpose", ["input_1"], perm=to_first)
     y = b.node("Relu", [b.bn(b.conv(y, 3, 8, k3, strides=s2, auto_pad="SAME_UPPER"), 8, epsilon=1e-3)])
-    y = b.node("MaxPool", [y], kernel_shape=pool_kernel, strides=s2, auto_pad="SAME_UPPER")
+    y = b.node("MaxPool", [y], kernel_shape=pool_kernel, strides=pool_strides, auto_pad="SAME_UPPER")
     y = b.node("Relu", [b.bn(b.conv(y, 8, 16, k3, strides=s2, auto_pad="SAME_UPPER"), 16, epsilon=1e-3)])
     y = b.node("Transpose", [y], perm=to_last)
     y = b.node("ReduceMean", [y], axes=list(range(1, spatial + 1)), keepdims=0)
@@ -248,9 +266,6 @@ def ceil_pools() -> CorpusModel:
 
 
 # --- one net across opsets -------------------------------------------------------
-
-
-OPSETS = (11, 13, 17, 18, 21, 23)
 
 
 def opset_net(opset: int) -> CorpusModel:
@@ -305,21 +320,6 @@ def unfoldable_bn() -> CorpusModel:
     return _record(
         "unfoldable_bn", model, ["rgb=1x3x32x32:image"], "BN on input, on a multi-use conv, after Add; one foldable"
     )
-
-
-#: (bn_count, foldable_bn) each graph is built to have; the tests recount them from the file.
-EXPECTED_BN: dict[str, tuple[int, int]] = {
-    "weights_initializer": (2, 2),
-    "weights_constant": (2, 2),
-    "weights_identity": (2, 2),
-    "dynamic_dims": (2, 2),
-    "tf_nhwc_32": (2, 2),
-    "tf_nhwc_33": (2, 2),
-    "tf_ndhwc_32": (2, 2),
-    "ceil_pools": (2, 2),
-    **{f"opset_net@op{opset}": (1, 1) for opset in OPSETS},
-    "unfoldable_bn": (4, 1),
-}
 
 
 def builders() -> dict[str, Callable[[], CorpusModel]]:

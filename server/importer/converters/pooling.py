@@ -77,6 +77,7 @@ class OnnxPool(nn.Module, OnnxToTorchModule):
         if self.mode == 'max':
             dtype = input_tensor.dtype
             lowest = torch.finfo(dtype).min if dtype.is_floating_point else torch.iinfo(dtype).min
+            pads = _torch_pads(begins, [max(e, 0) for e in ends])  # onnxruntime's MaxPool does not crop
             padded = F.pad(F.pad(input_tensor, pads, value=lowest), tail, value=lowest)
             return _MAX_POOL[rank](padded, self.kernel, self.strides, 0, self.dilations)[crop]
 
