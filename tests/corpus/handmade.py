@@ -184,7 +184,12 @@ def weights_as(form: WeightForm) -> CorpusModel:
     b = GraphBuilder(seed=11, weights=form)
     out = _conv_bn_net(b, "rgb")
     model = b.model([("rgb", (1, 3, 32, 32))], out, (1, 10))
-    return _record(f"weights_{form}", model, ["rgb=1x3x32x32:image"], f"all weights stored as {form} nodes")
+    notes = {
+        "initializer": "parameters as initializers, the baseline for the other two forms",
+        "constant": "parameters as Constant nodes, no initializers at all",
+        "identity": "parameters as initializers read through Identity nodes",
+    }[form]
+    return _record(f"weights_{form}", model, ["rgb=1x3x32x32:image"], notes)
 
 
 # --- symbolic dims ---------------------------------------------------------------
