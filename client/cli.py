@@ -41,6 +41,18 @@ def build_parser() -> argparse.ArgumentParser:
     layers.add_argument("model", help="model id or name")
     layers.add_argument("--json", action="store_true")
 
+    zoo = commands.add_parser("zoo", help="the paper's architectures: list them or export one to ONNX")
+    zoo_commands = zoo.add_subparsers(dest="zoo_command", required=True)
+    zoo_list = zoo_commands.add_parser("list", help="list the zoo's architectures")
+    zoo_list.add_argument("--json", action="store_true")
+    zoo_export = zoo_commands.add_parser("export", help="export an architecture (random weights) to ONNX")
+    zoo_export.add_argument("name")
+    zoo_export.add_argument("--out", type=Path, required=True, help="FILE.onnx")
+    zoo_export.add_argument("--classes", type=int)
+    zoo_export.add_argument("--frames", type=int, help="flow fields L (two-stream) or clip length T (3D)")
+    zoo_export.add_argument("--size", type=int)
+    zoo_export.add_argument("--width", type=float, default=1.0, help="channel multiplier, e.g. 0.25 for a small variant")
+
     demo = commands.add_parser("demo", help="export a two-stream VGG-16 (narrow), import it, list its layers")
     demo.add_argument("--out", type=Path, default=Path("out"))
     return parser

@@ -17,7 +17,7 @@ class UserError(Exception):
 
 
 def run(args: argparse.Namespace) -> int:
-    handler = {"import": cmd_import, "models": cmd_models, "layers": cmd_layers, "demo": cmd_demo}[args.command]
+    handler = {"import": cmd_import, "models": cmd_models, "layers": cmd_layers, "zoo": cmd_zoo, "demo": cmd_demo}[args.command]
     return handler(args)
 
 
@@ -114,6 +114,22 @@ def format_layers(catalog: list[dict]) -> str:
         rows.append((layer["name"], "x".join(map(str, layer["shape"])), str(layer["channels"]), rf, st, layer["streams"]))
     widths = [min(48, max(len(r[i]) for r in rows)) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell[:48].ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
+
+
+def cmd_zoo(args) -> int:
+    from kinetoscope.model_zoo.export import export_model, zoo_listing  # noqa: PLC0415
+
+    if args.zoo_command == "list":
+        listing = zoo_listing()
+        lines = [f"{m['name']:<24} {m['description']}" for m in listing]
+        _emit(args, listing, "\n".join(lines))
+        return 0
+    try:
+        export_model(args.name, args.out, classes=args.classes, frames=args.frames, size=args.size, width=args.width)
+    except KeyError as exc:
+        raise UserError(exc.args[0]) from None
+    print(f"wrote {args.out} ({args.out.stat().st_size:,} bytes)", file=sys.stderr)
+    return 0
 
 
 def cmd_demo(args) -> int:

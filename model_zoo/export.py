@@ -1,19 +1,60 @@
-"""Export zoo architectures to ONNX with readable input/output names."""
+"""Export zoo architectures to ONNX with readable input/output names and BatchNorm kept."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
 
-from .architectures import TwoStreamVGG16
+from .architectures import ARCHITECTURES
 
 
-def export_model(name: str, path: Path, *, classes: int = 101, width: float = 1.0, size: int = 224, flow_fields: int = 10, seed: int = 0) -> Path:
-    if name != "vgg16_two_stream":
-        raise KeyError(f"unknown zoo model {name!r}; known: vgg16_two_stream")
+def export_model(
+    name: str,
+    path: Path,
+    *,
+    classes: int | None = None,
+    frames: int | None = None,
+    size: int | None = None,
+    width: float = 1.0,
+    seed: int = 0,
+    opset: int = 17,
+) -> Path:
+    """Build `name` with random weights (seeded) and write it to `path` as ONNX.
+
+    BatchNorm stays a separate node (TrainingMode.PRESERVE on an eval-mode module), so
+    the importer's folding is what users see; `frames` is L flow fields for two-stream
+    models and the clip length for 3D ones.
+    """
+    if name not in ARCHITECTURES:
+        raise KeyError(f"unknown zoo model {name!r}; known: {', '.join(ARCHITECTURES)}")
+    info = ARCHITECTURES[name]
+    frames = info.frames if frames is None else frames
+    size = info.size if size is None else size
     torch.manual_seed(seed)
-    net = TwoStreamVGG16(num_classes=classes, flow_fields=flow_fields, width=width, size=size).eval()
-    args = (torch.zeros(1, 3, size, size), torch.zeros(1, 2 * flow_fields, size, size))
-    torch.onnx.export(net, args, str(path), input_names=["rgb", "flow"], output_names=["logits"], opset_version=17, dynamo=False)
-    return path
+    net = info.build(classes or info.num_classes, frames, size, width).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            net, info.example_inputs(frames, size), str(path), input_names=list(info.input_names),
+            output_names=[info.output_name], opset_version=opset, dynamo=False,
+            training=torch.onnx.TrainingMode.PRESERVE,
+        )
+    return Path(path)
+
+
+def zoo_listing() -> list[dict]:
+    return [
+        {
+            "name": info.name,
+            "description": info.description,
+            "inputs": [
+                {"name": n, "shape": [1, *info.input_shapes()[n]], "kind": info.input_kinds[n]} for n in info.input_names
+            ],
+            "frames": info.frames,
+            "size": info.size,
+            "classes": info.num_classes,
+        }
+        for info in ARCHITECTURES.values()
+    ]
