@@ -23,6 +23,7 @@ from .errors import InvalidModel
 from .inputs import InputSpec, as_specs
 from .layout import describe_inputs
 from .limits import ImportLimits
+from .rewrites import drop_redundant_allowzero
 from .load import _parse, all_tensors, check_plain_name, load_model
 from .static_shapes import make_static
 from .verify import Parity, verify
@@ -110,6 +111,7 @@ def import_model(
     say("normalize")
     fold_constants(graph, limits)
     explicit_pads(graph)
+    drop_redundant_allowzero(graph)
     infer_shapes(graph)
     specs = {s.name: s for s in describe_inputs(graph, specs)}
     say("fold")
