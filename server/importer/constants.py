@@ -62,7 +62,7 @@ def _evaluate(node: NodeProto, known, shapes, opset: dict[str, int], limits: Imp
         return None
     if node.op_type in GROWING and not _bounded(node, shapes, limits):
         return None
-    if sum(known[n].ByteSize() for n in node.input if n) > limits.max_tensor_bytes:
+    if sum(len(known[n].raw_data) for n in node.input if n) > limits.max_tensor_bytes:
         return None
     feeds = {n: numpy_helper.to_array(known[n]) for n in node.input if n}
     single = onnx.helper.make_model(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from unittest.mock import patch
 
 import onnx2torch
+import onnx2torch.converter
 import torch
 from onnx import ModelProto
 from onnx2torch.onnx_graph import OnnxGraph
@@ -21,7 +23,10 @@ def convert(model: ModelProto) -> torch.fx.GraphModule:
     """The torch module, in eval mode with frozen weights; positional inputs in graph order."""
     _check_coverage(model)
     try:
-        module = onnx2torch.convert(model, attach_onnx_mapping=True)
+        # Shapes are already inferred (on a skeleton, so models over 2 GiB work too);
+        # onnx2torch's own inference would serialize the whole model again.
+        with patch.object(onnx2torch.converter, "safe_shape_inference", _already_inferred):
+            module = onnx2torch.convert(model, attach_onnx_mapping=True)
     except NotImplementedError:
         _raise_every_failure(model)
         raise
@@ -29,6 +34,10 @@ def convert(model: ModelProto) -> torch.fx.GraphModule:
     for parameter in module.parameters():
         parameter.requires_grad_(False)
     return module
+
+
+def _already_inferred(model: ModelProto) -> ModelProto:
+    return model
 
 
 def tensor_sources(module: torch.nn.Module) -> dict[str, tuple[torch.nn.Module, int | None]]:

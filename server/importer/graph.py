@@ -89,6 +89,11 @@ def infer_shapes(model: ModelProto, *, strict: bool = False) -> ModelProto:
     return model
 
 
+def weight_bytes(model: ModelProto) -> int:
+    """Bytes held by initializers; protobuf's own ByteSize fails above 2 GiB."""
+    return sum(len(init.raw_data) + 4 * len(init.float_data) + 8 * len(init.int64_data) for init in model.graph.initializer)
+
+
 def opset_of(model: ModelProto, domain: str = "") -> int:
     for entry in model.opset_import:
         if entry.domain in (domain, "ai.onnx" if domain == "" else domain):

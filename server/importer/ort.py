@@ -18,6 +18,7 @@ import onnxruntime as ort
 from onnx import ModelProto
 
 from .errors import InvalidModel
+from .graph import weight_bytes
 
 _LOGGER = logging.getLogger(__name__)
 _PROTO_LIMIT = (2 << 30) - (64 << 20)
@@ -40,7 +41,7 @@ def make_session(model: ModelProto, extra_outputs: Iterable[str] = ()) -> ort.In
 
 def _session(model: ModelProto, options: ort.SessionOptions) -> ort.InferenceSession:
     providers = ["CPUExecutionProvider"]
-    if model.ByteSize() < _PROTO_LIMIT:
+    if weight_bytes(model) < _PROTO_LIMIT:
         return ort.InferenceSession(model.SerializeToString(), options, providers=providers)
     with tempfile.TemporaryDirectory(prefix="kinetoscope-ort-") as folder:
         path = Path(folder) / "model.onnx"
