@@ -23,6 +23,10 @@ def _torch_pads(begins: list[int], ends: list[int]) -> list[int]:
     return [p for pair in zip(reversed(begins), reversed(ends)) for p in pair]
 
 
+def _pad(tensor: torch.Tensor, pads: list[int], value: float = 0.0) -> torch.Tensor:
+    return F.pad(tensor, pads, value=value) if any(pads) else tensor
+
+
 class OnnxPool(nn.Module, OnnxToTorchModule):
     """Explicit padding, then an unpadded torch pool; pads and output sizes follow onnxruntime."""
 
@@ -46,12 +50,12 @@ class OnnxPool(nn.Module, OnnxToTorchModule):
         begins, ends, extras, outs = [], [], [], []
         for i, (n, k, s, d) in enumerate(zip(sizes, self.kernel, self.strides, self.dilations)):
             eff = d * (k - 1) + 1
-            if self.auto_pad in ('SAME_UPPER', 'SAME_LOWER'):
+            if self.auto_pad in ("SAME_UPPER", "SAME_LOWER"):
                 total = (-(-n // s) - 1) * s + k - n  # onnxruntime sizes SAME pads by the undilated kernel
-                begin = int(total / 2) if self.auto_pad == 'SAME_UPPER' else int((total + 1) / 2)
+                begin = int(total / 2) if self.auto_pad == "SAME_UPPER" else int((total + 1) / 2)
                 end = total - begin
             else:
-                begin, end = (0, 0) if self.auto_pad == 'VALID' else (self.pads[i], self.pads[i + len(sizes)])
+                begin, end = (0, 0) if self.auto_pad == "VALID" else (self.pads[i], self.pads[i + len(sizes)])
             span = n + begin + end - eff
             if self.ceil_mode:
                 out = math.ceil(span / s) + 1
@@ -74,17 +78,17 @@ class OnnxPool(nn.Module, OnnxToTorchModule):
         crop = (Ellipsis, *(slice(0, o) for o in outs))
         # Pads first (negative ones crop, as in onnxruntime), then the room ceil_mode windows need.
         pads, tail = _torch_pads(begins, ends), _torch_pads([0] * rank, extras)
-        if self.mode == 'max':
+        if self.mode == "max":
             dtype = input_tensor.dtype
             lowest = torch.finfo(dtype).min if dtype.is_floating_point else torch.iinfo(dtype).min
             pads = _torch_pads(begins, [max(e, 0) for e in ends])  # onnxruntime's MaxPool does not crop
-            padded = F.pad(F.pad(input_tensor, pads, value=lowest), tail, value=lowest)
+            padded = _pad(_pad(input_tensor, pads, lowest), tail, lowest)
             return _MAX_POOL[rank](padded, self.kernel, self.strides, 0, self.dilations)[crop]
 
         flat = input_tensor.reshape(batch * channels, 1, *sizes)
         ones = input_tensor.new_ones((1, 1, *sizes))
-        mask = F.pad(F.pad(ones, pads, value=float(self.count_include_pad)), tail)
-        sums = self._window_sum(F.pad(F.pad(flat, pads), tail))
+        mask = _pad(_pad(ones, pads, float(self.count_include_pad)), tail)
+        sums = self._window_sum(_pad(_pad(flat, pads), tail))
         counts = self._window_sum(mask).clamp(min=1.0)  # windows wholly in padding average to 0
         pooled = (sums / counts)[crop]
         return pooled.reshape(batch, channels, *pooled.shape[2:])
@@ -99,48 +103,48 @@ class OnnxPool(nn.Module, OnnxToTorchModule):
 
 def _convert_pool(node: OnnxNode, mode: str) -> OperationConverterResult:
     attrs = node.attributes
-    kernel = list(attrs['kernel_shape'])
+    kernel = list(attrs["kernel_shape"])
     rank = len(kernel)
     if rank not in _MAX_POOL:
-        raise NotImplementedError(f'{node.operation_type} with {rank} spatial axes is not implemented')
+        raise NotImplementedError(f"{node.operation_type} with {rank} spatial axes is not implemented")
     if len(node.output_values) > 1 and node.output_values[1]:
-        raise NotImplementedError(f'{node.operation_type} with the Indices output is not implemented')
-    auto_pad = attrs.get('auto_pad', 'NOTSET')
-    if auto_pad not in ('NOTSET', 'VALID', 'SAME_UPPER', 'SAME_LOWER'):
-        raise NotImplementedError(f'{node.operation_type} with auto_pad={auto_pad} is not implemented')
+        raise NotImplementedError(f"{node.operation_type} with the Indices output is not implemented")
+    auto_pad = attrs.get("auto_pad", "NOTSET")
+    if auto_pad not in ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"):
+        raise NotImplementedError(f"{node.operation_type} with auto_pad={auto_pad} is not implemented")
     module = OnnxPool(
         mode=mode,
         kernel=kernel,
-        strides=list(attrs.get('strides', [1] * rank)),
-        dilations=list(attrs.get('dilations', [1] * rank)),
-        pads=list(attrs.get('pads', [0] * 2 * rank)),
+        strides=list(attrs.get("strides", [1] * rank)),
+        dilations=list(attrs.get("dilations", [1] * rank)),
+        pads=list(attrs.get("pads", [0] * 2 * rank)),
         auto_pad=auto_pad,
-        ceil_mode=bool(attrs.get('ceil_mode', 0)),
-        count_include_pad=bool(attrs.get('count_include_pad', 0)),
+        ceil_mode=bool(attrs.get("ceil_mode", 0)),
+        count_include_pad=bool(attrs.get("count_include_pad", 0)),
     )
     return OperationConverterResult(torch_module=module, onnx_mapping=onnx_mapping_from_node(node))
 
 
-@add_converter('MaxPool', 1)
-@add_converter('MaxPool', 8, replace=True)
-@add_converter('MaxPool', 10, replace=True)
-@add_converter('MaxPool', 11, replace=True)
-@add_converter('MaxPool', 12, replace=True)
-@add_converter('MaxPool', 22)
+@add_converter("MaxPool", 1)
+@add_converter("MaxPool", 8, replace=True)
+@add_converter("MaxPool", 10, replace=True)
+@add_converter("MaxPool", 11, replace=True)
+@add_converter("MaxPool", 12, replace=True)
+@add_converter("MaxPool", 22)
 def _(node: OnnxNode, graph: OnnxGraph) -> OperationConverterResult:
     del graph
-    return _convert_pool(node, 'max')
+    return _convert_pool(node, "max")
 
 
-@add_converter('AveragePool', 1)
-@add_converter('AveragePool', 7, replace=True)
-@add_converter('AveragePool', 10, replace=True)
-@add_converter('AveragePool', 11, replace=True)
-@add_converter('AveragePool', 19)
-@add_converter('AveragePool', 22)
+@add_converter("AveragePool", 1)
+@add_converter("AveragePool", 7, replace=True)
+@add_converter("AveragePool", 10, replace=True)
+@add_converter("AveragePool", 11, replace=True)
+@add_converter("AveragePool", 19)
+@add_converter("AveragePool", 22)
 def _(node: OnnxNode, graph: OnnxGraph) -> OperationConverterResult:
     del graph
-    return _convert_pool(node, 'average')
+    return _convert_pool(node, "average")
 
 
 class OnnxGlobalMaxPool(nn.Module, OnnxToTorchModule):
@@ -150,8 +154,8 @@ class OnnxGlobalMaxPool(nn.Module, OnnxToTorchModule):
         return torch.amax(input_tensor, dim=tuple(range(2, input_tensor.dim())), keepdim=True)
 
 
-@add_converter('GlobalMaxPool', 1)
-@add_converter('GlobalMaxPool', 22)
+@add_converter("GlobalMaxPool", 1)
+@add_converter("GlobalMaxPool", 22)
 def _(node: OnnxNode, graph: OnnxGraph) -> OperationConverterResult:
     del graph
     return OperationConverterResult(torch_module=OnnxGlobalMaxPool(), onnx_mapping=onnx_mapping_from_node(node))
