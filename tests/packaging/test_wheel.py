@@ -26,3 +26,13 @@ def test_wheel_contains_every_module(tmp_path) -> None:
                 expected.add(f"{package}/{relative.as_posix()}")
     missing = sorted(expected - names)
     assert not missing, f"not in the wheel (add the package to pyproject.toml): {missing}"
+
+
+def test_wheel_ships_the_trained_models(tmp_path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(ROOT)],
+        check=True, capture_output=True,
+    )
+    names = set(zipfile.ZipFile(next(tmp_path.glob("kinetoscope-*.whl"))).namelist())
+    for model in ("two_stream_small", "video3d_small"):
+        assert f"kinetoscope/model_zoo/trained/{model}.onnx" in names
