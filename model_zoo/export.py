@@ -5,9 +5,11 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+import onnx
 import torch
 
 from .architectures import ARCHITECTURES
+from .names import name_tensors_after_modules
 
 
 def export_model(
@@ -41,6 +43,9 @@ def export_model(
             output_names=[info.output_name], opset_version=opset, dynamo=False,
             training=torch.onnx.TrainingMode.PRESERVE,
         )
+    proto = onnx.load(str(path))
+    name_tensors_after_modules(proto)
+    onnx.save(proto, str(path))
     return Path(path)
 
 

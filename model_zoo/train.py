@@ -188,6 +188,9 @@ def evaluate(model: nn.Module, inputs: tuple[np.ndarray, ...], labels: np.ndarra
     return correct / len(labels)
 
 
+from .names import name_tensors_after_modules  # noqa: E402
+
+
 def export_onnx(model: nn.Module, kind: ModelKind, data: SyntheticActions, path: Path) -> Path:
     """Write `model` as ONNX (opset 17, BatchNorm kept, dynamic batch) with the class names in its metadata."""
     import onnx
@@ -204,6 +207,7 @@ def export_onnx(model: nn.Module, kind: ModelKind, data: SyntheticActions, path:
         )
     model.train(was_training)
     proto = onnx.load(str(path))
+    name_tensors_after_modules(proto)
     metadata = {
         "class_names": json.dumps(data.class_names),
         "flow_scale": json.dumps(data.flow_scale),
