@@ -1,0 +1,46 @@
+"""Configuration of one maximization call: the paper's defaults, each a parameter."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+GiB = 1 << 30
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One regularizer setting: κ weights spatial variation, γ temporal variation (eq. 3)."""
+
+    kappa: float = 1.0
+    gamma: float = 1.0
+
+    def __repr__(self) -> str:
+        return f"κ={self.kappa:g},γ={self.gamma:g}"
+
+
+@dataclass(frozen=True)
+class MaximizeConfig:
+    iterations: int = 256
+    learning_rate: float = 0.05
+    """Adam's first step size, as a fraction of each input's bound B."""
+    final_learning_rate: float = 0.005
+    """The step decreases geometrically to this fraction of B at the last iteration."""
+    alpha: float = 3.0
+    bound: float | None = None
+    """B; by default 160·(HI−LO)/255 from each input's value range."""
+    v_ratio: float = 6.5
+    motion_tv_factor: float = 10.0
+    jitter: bool = True
+    init_scale: float = 0.05
+    """Standard deviation of the seeded random start, as a fraction of B."""
+    seed: int = 0
+    max_batch: int | None = None
+    """Samples (units × settings) per forward pass; by default from `memory_budget`."""
+    memory_budget: int = 2 * GiB
+    normalize: bool = True
+    """Divide each unit by ρ_l²·â_{l,c} (eq. 1)."""
+    objective_weight: float | None = None
+    """Multiplies the normalized objective. λ_B and λ_TV average the regularizers over the
+    H·W pixels of the input, while eq. 1 divides the unit by its ρ_l² receptive-field
+    pixels; the default H·W puts both on the same per-pixel footing (None → H·W of the
+    largest input)."""

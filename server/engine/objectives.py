@@ -1,0 +1,169 @@
+"""What to maximize: channels, neurons and logits, combined with + and *.
+
+Every objective here is a linear functional of layer activations, so it reduces to
+a list of weighted unit terms. A whole batch of different objectives is then
+evaluated with a few gathers per layer instead of one slice per sample.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import torch
+
+
+@dataclass(frozen=True)
+class Term:
+    """weight × (activation of `channel` at `layer`, summed over positions or at `position`)."""
+
+    layer: str
+    channel: int
+    weight: float = 1.0
+    position: tuple[int, ...] | None = None
+    centre: bool = False
+    """Use the centre position of the layer's spatial grid (resolved when shapes are known)."""
+
+
+class Objective:
+    """Base: a named linear combination of unit terms; supports +, -, * by numbers."""
+
+    def terms(self) -> list[Term]:
+        raise NotImplementedError
+
+    def layers(self) -> list[str]:
+        return list(dict.fromkeys(term.layer for term in self.terms()))
+
+    def __add__(self, other: "Objective") -> "Objective":
+        return Sum([self, as_objective(other)])
+
+    def __radd__(self, other) -> "Objective":
+        return self if other == 0 else Sum([as_objective(other), self])
+
+    def __sub__(self, other: "Objective") -> "Objective":
+        return Sum([self, Scaled(-1.0, as_objective(other))])
+
+    def __neg__(self) -> "Objective":
+        return Scaled(-1.0, self)
+
+    def __mul__(self, factor: float) -> "Objective":
+        if not isinstance(factor, (int, float)):
+            return NotImplemented
+        return Scaled(float(factor), self)
+
+    __rmul__ = __mul__
+
+
+class Channel(Objective):
+    """A feature channel summed over all positions (the paper's ⟨a_l(x), e_c⟩)."""
+
+    def __init__(self, layer: str, channel: int) -> None:
+        self.layer, self.channel = layer, int(channel)
+
+    def terms(self) -> list[Term]:
+        return [Term(self.layer, self.channel)]
+
+    def __repr__(self) -> str:
+        return f"Channel({self.layer!r}, {self.channel})"
+
+
+class Neuron(Objective):
+    """One channel at one position (default: the centre of the layer's grid)."""
+
+    def __init__(self, layer: str, channel: int, position: Sequence[int] | None = None) -> None:
+        self.layer, self.channel = layer, int(channel)
+        self.position = tuple(int(p) for p in position) if position is not None else None
+
+    def terms(self) -> list[Term]:
+        return [Term(self.layer, self.channel, position=self.position, centre=self.position is None)]
+
+    def __repr__(self) -> str:
+        where = "centre" if self.position is None else self.position
+        return f"Neuron({self.layer!r}, {self.channel}, {where})"
+
+
+class Logit(Channel):
+    """A class score: a channel of a [N, classes] layer."""
+
+    def __repr__(self) -> str:
+        return f"Logit({self.layer!r}, {self.channel})"
+
+
+class Scaled(Objective):
+    def __init__(self, factor: float, inner: Objective) -> None:
+        self.factor, self.inner = float(factor), inner
+
+    def terms(self) -> list[Term]:
+        return [Term(t.layer, t.channel, t.weight * self.factor, t.position, t.centre) for t in self.inner.terms()]
+
+    def __repr__(self) -> str:
+        return f"{self.factor:g}·{self.inner!r}"
+
+
+class Sum(Objective):
+    def __init__(self, parts: Iterable[Objective]) -> None:
+        self.parts = list(parts)
+
+    def terms(self) -> list[Term]:
+        return [term for part in self.parts for term in part.terms()]
+
+    def __repr__(self) -> str:
+        return "Sum(" + " + ".join(repr(p) for p in self.parts) + ")"
+
+
+def as_objective(value) -> Objective:
+    if isinstance(value, Objective):
+        return value
+    raise TypeError(f"expected an Objective (Channel, Neuron, Logit or a sum of them), got {type(value).__name__}")
+
+
+class BatchObjective:
+    """Evaluates one objective per sample, as a [B] tensor, from the captured layers."""
+
+    def __init__(self, objectives: Sequence[Objective], scales: dict[tuple[str, int], float] | None = None) -> None:
+        self.objectives = list(objectives)
+        self.scales = scales or {}
+        self._plan: dict[str, tuple] | None = None
+
+    def layers(self) -> list[str]:
+        return list(dict.fromkeys(layer for obj in self.objectives for layer in obj.layers()))
+
+    def _build(self, activations: dict[str, torch.Tensor]) -> dict[str, tuple]:
+        rows: dict[str, dict[str, list]] = {}
+        for sample, objective in enumerate(self.objectives):
+            for term in objective.terms():
+                act = activations[term.layer]
+                if not 0 <= term.channel < act.shape[1]:
+                    raise ValueError(f"{objective!r}: layer {term.layer!r} has {act.shape[1]} channels")
+                weight = term.weight * self.scales.get((term.layer, term.channel), 1.0)
+                kind = "sum" if term.position is None and not term.centre else "at"
+                position = tuple(d // 2 for d in act.shape[2:]) if term.centre else term.position
+                if kind == "at" and (len(position) != act.dim() - 2 or any(not 0 <= p < d for p, d in zip(position, act.shape[2:]))):
+                    raise ValueError(f"{objective!r}: position {position} is outside layer grid {tuple(act.shape[2:])}")
+                bucket = rows.setdefault(f"{term.layer}\0{kind}", {"s": [], "c": [], "w": [], "p": []})
+                bucket["s"].append(sample)
+                bucket["c"].append(term.channel)
+                bucket["w"].append(weight)
+                bucket["p"].append(position or ())
+        plan = {}
+        for key, bucket in rows.items():
+            layer, kind = key.split("\0")
+            plan[key] = (
+                layer, kind, torch.tensor(bucket["s"]), torch.tensor(bucket["c"]),
+                torch.tensor(bucket["w"], dtype=torch.float32), torch.tensor(bucket["p"], dtype=torch.long),
+            )
+        return plan
+
+    def __call__(self, activations: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self._plan is None:
+            self._plan = self._build(activations)
+        batch = next(iter(activations.values())).shape[0]
+        total = torch.zeros(batch, dtype=torch.float32)
+        for layer, kind, samples, channels, weights, positions in self._plan.values():
+            act = activations[layer]
+            if kind == "sum":
+                values = act.flatten(2).sum(-1)[samples, channels] if act.dim() > 2 else act[samples, channels]
+            else:
+                values = act[(samples, channels, *positions.T)] if positions.numel() else act[samples, channels]
+            total = total.index_add(0, samples, values.float() * weights)
+        return total

@@ -1,0 +1,216 @@
+"""The optimization loop: many units × regularizer settings as one batch, Adam, jitter, projection."""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from kinetoscope.server.importer import ImportedModel, InputSpec, Layer
+
+from .config import MaximizeConfig, Setting
+from .geometry import spatial_size
+from .objectives import BatchObjective, Objective
+from .regularizers import LocalEnergy, RegularizerWeights, TotalVariation
+from .results import MaximizeResult, UnitResult
+from .transforms import Jitter
+from .truncate import truncate
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class Cancelled(Exception):
+    """The caller asked to stop (a cancelled RPC, an expired deadline, Ctrl-C)."""
+
+
+@dataclass(frozen=True)
+class StepReport:
+    step: int
+    iterations: int
+    done: int
+    """Samples finished in earlier chunks."""
+    total: int
+    activation: np.ndarray
+    loss: np.ndarray
+
+
+def maximize(
+    model: ImportedModel,
+    objectives: Sequence[Objective],
+    settings: Sequence[Setting] = (Setting(),),
+    config: MaximizeConfig = MaximizeConfig(),
+    *,
+    reference_max: Mapping[tuple[str, int], float] | None = None,
+    on_step: Callable[[StepReport], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> MaximizeResult:
+    """Synthesize the inputs that maximize each objective under each setting (paper eq. 1–3)."""
+    objectives, settings = list(objectives), list(settings)
+    if not objectives or not settings:
+        raise ValueError("maximize needs at least one objective and one setting")
+    reference_max = dict(reference_max or {})
+    jobs = [(u, s) for u in range(len(objectives)) for s in range(len(settings))]
+    chunk = config.max_batch or auto_batch(model, config)
+    results: dict[tuple[int, int], UnitResult] = {}
+    for start in range(0, len(jobs), chunk):
+        part = jobs[start : start + chunk]
+        run = _Run(model, [objectives[u] for u, _ in part], [settings[s] for _, s in part], part, config, reference_max)
+        for job, result in zip(part, run.optimize(on_step, should_stop, start, len(jobs))):
+            results[job] = result
+    warnings = []
+    if config.normalize and not reference_max:
+        warnings.append("no recording or reference maxima given: units are normalized by ρ_l² only (â = 1)")
+    table = [[results[(u, s)] for s in range(len(settings))] for u in range(len(objectives))]
+    return MaximizeResult(units=[repr(o) for o in objectives], settings=settings, results=table, config=config, warnings=warnings)
+
+
+def auto_batch(model: ImportedModel, config: MaximizeConfig) -> int:
+    """Samples per forward pass so that activations (with gradients) stay within the memory budget."""
+    per_sample = sum(math.prod(layer.shape[1:]) for layer in model.catalog) * 4 * 3
+    return max(1, min(64, config.memory_budget // max(per_sample, 1)))
+
+
+class _Run:
+    """One chunk of samples optimized together."""
+
+    def __init__(self, model, objectives, settings, jobs, config: MaximizeConfig, reference_max) -> None:
+        self.model, self.objectives, self.settings, self.config = model, objectives, settings, config
+        self.layers = list(dict.fromkeys(layer for obj in objectives for layer in obj.layers()))
+        self.catalog = {name: model.layer(name) for name in self.layers}
+        self.graph = truncate(model.module, [layer.name for layer in self.catalog.values()])
+        self.reference = reference_max
+        weight = config.objective_weight
+        if weight is None:
+            weight = float(max(math.prod(spatial_size(spec)) for spec in model.inputs))
+        self.scales = {
+            (term.layer, term.channel): weight / (self._normalizer(term.layer, term.channel) if config.normalize else 1.0)
+            for obj in objectives for term in obj.terms()
+        }
+        self.objective = BatchObjective(objectives, self.scales)
+        self.raw_objective = BatchObjective(objectives)
+        size = len(objectives)
+        self.generators = [torch.Generator().manual_seed(_sample_seed(config.seed, u, s)) for u, s in jobs]
+        self.kappa = torch.tensor([s.kappa for s in settings], dtype=torch.float32)
+        self.gamma = torch.tensor([s.gamma for s in settings], dtype=torch.float32)
+        self.inputs: list[_Input] = [_Input(spec, self._feeds(spec), self._strides(spec), config, self.generators) for spec in model.inputs]
+        assert all(len(i.active) == size for i in self.inputs)
+
+    def _normalizer(self, layer_name: str, channel: int) -> float:
+        layer = self.model.layer(layer_name)
+        rho2 = max((rf.get("H", 1.0) * rf.get("W", 1.0) for rf in layer.receptive_field.values()), default=1.0)
+        return rho2 * self.reference.get((layer.name, channel), 1.0)
+
+    def _feeds(self, spec: InputSpec) -> list[bool]:
+        return [any(spec.name in self.catalog[l].inputs for l in obj.layers()) for obj in self.objectives]
+
+    def _strides(self, spec: InputSpec) -> list[tuple[int, int]]:
+        limits = []
+        for obj in self.objectives:
+            strides = [self.catalog[l].stride.get(spec.name, {}) for l in obj.layers()]
+            h = min((s.get("H", 1) for s in strides if s), default=1) if self.config.jitter else 1
+            w = min((s.get("W", 1) for s in strides if s), default=1) if self.config.jitter else 1
+            limits.append((int(h), int(w)))
+        return limits
+
+    def optimize(self, on_step, should_stop, done: int, total: int) -> list[UnitResult]:
+        config, size = self.config, len(self.objectives)
+        params = [i.x for i in self.inputs]
+        optimizer = torch.optim.Adam([{"params": [i.x], "lr": config.learning_rate * i.weights.bound} for i in self.inputs])
+        decay = (config.final_learning_rate / config.learning_rate) ** (1.0 / max(config.iterations - 1, 1))
+        alive = torch.ones(size, dtype=torch.bool)
+        stopped: list[str | None] = [None] * size
+        losses = np.zeros((config.iterations, size), dtype=np.float32)
+        values = np.zeros((config.iterations, size), dtype=np.float32)
+        for step in range(config.iterations):
+            if should_stop is not None and should_stop():
+                raise Cancelled(f"stopped at step {step} of {config.iterations}")
+            optimizer.zero_grad(set_to_none=False)
+            acts = dict(zip(self.layers, self.graph(*[i.jittered(self.generators) for i in self.inputs])))
+            raw = self.raw_objective(acts)
+            loss = -self.objective(acts) + sum(i.penalty(self.kappa, self.gamma) for i in self.inputs)
+            bad = alive & ~torch.isfinite(loss)
+            for sample in torch.nonzero(bad).flatten().tolist():
+                stopped[sample] = f"non-finite objective at step {step}; kept the last finite input"
+            alive &= ~bad
+            (torch.where(alive, loss, torch.zeros_like(loss))).sum().backward()
+            snapshot = [p.detach()[~alive].clone() for p in params] if not alive.all() else None
+            for p in params:
+                p.grad[~alive] = 0
+                p.grad.nan_to_num_(0.0, 0.0, 0.0)
+            optimizer.step()
+            with torch.no_grad():
+                for item, p, frozen in zip(self.inputs, params, snapshot or [None] * len(params)):
+                    if frozen is not None:
+                        p[~alive] = frozen
+                    item.project()
+            for group in optimizer.param_groups:
+                group["lr"] *= decay
+            losses[step] = loss.detach().numpy()
+            values[step] = raw.detach().numpy()
+            if on_step is not None:
+                on_step(StepReport(step, config.iterations, done, total, values[step], losses[step]))
+        return self._results(losses, values, stopped)
+
+    @torch.no_grad()
+    def _results(self, losses, values, stopped) -> list[UnitResult]:
+        acts = dict(zip(self.layers, self.graph(*[i.masked() for i in self.inputs])))
+        final = self.raw_objective(acts).numpy()
+        out = []
+        for sample, obj in enumerate(self.objectives):
+            terms = obj.terms()
+            first = terms[0]
+            ref = self.reference.get((self.catalog[first.layer].name, first.channel))
+            normalizer = self._normalizer(first.layer, first.channel) if self.config.normalize else 1.0
+            trajectory = values[:, sample]
+            out.append(UnitResult(
+                objective=repr(obj), setting=self.settings[sample],
+                inputs={i.spec.name: i.result(sample) for i in self.inputs},
+                activation=float(final[sample]),
+                best_activation=float(np.nanmax(np.append(trajectory, final[sample]))),
+                losses=losses[:, sample].copy(), activations=trajectory.copy(),
+                normalizer=normalizer, reference_max=ref, stopped=stopped[sample],
+            ))
+        return out
+
+
+class _Input:
+    """One graph input's batch of optimized values, its regularizers and jitter."""
+
+    def __init__(self, spec: InputSpec, active: list[bool], limits, config: MaximizeConfig, generators) -> None:
+        self.spec = spec
+        self.active = torch.tensor(active)
+        self.weights = RegularizerWeights.for_input(spec, alpha=config.alpha, bound=config.bound,
+                                                    v_ratio=config.v_ratio, motion_tv_factor=config.motion_tv_factor)
+        self.energy = LocalEnergy(spec, self.weights)
+        self.tv = TotalVariation(spec, self.weights)
+        self.jitter = Jitter(spec, limits)
+        shape = tuple(spec.shape[1:])
+        start = [torch.randn(shape, generator=g) * (config.init_scale * self.weights.bound) for g in generators]
+        self.x = (torch.stack(start) * self.active.reshape(-1, *[1] * len(shape))).requires_grad_(True)
+        self.mask = self.active.reshape(-1, *[1] * len(shape)).float()
+
+    def jittered(self, generators) -> torch.Tensor:
+        return self.jitter(self.x * self.mask, self.jitter.draw(generators))
+
+    def masked(self) -> torch.Tensor:
+        return self.x.detach() * self.mask
+
+    def penalty(self, kappa: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
+        if not self.active.any():
+            return torch.zeros(len(self.active))
+        return (self.energy(self.x) + self.tv(self.x, kappa, gamma)) * self.active
+
+    def project(self) -> None:
+        self.energy.project(self.x.data)
+        self.x.data.mul_(self.mask)
+
+    def result(self, sample: int) -> np.ndarray | None:
+        return self.x.detach()[sample].numpy().copy() if self.active[sample] else None
+
+
+def _sample_seed(seed: int, unit: int, setting: int) -> int:
+    return (seed * 1_000_003 + unit * 7919 + setting * 104_729) % (2**63 - 1)
