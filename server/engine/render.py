@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 from dataclasses import dataclass
@@ -58,7 +59,7 @@ def maximize(
     results: dict[tuple[int, int], UnitResult] = {}
     for start in range(0, len(jobs), chunk):
         part = jobs[start : start + chunk]
-        run = _Run(model, [objectives[u] for u, _ in part], [settings[s] for _, s in part], part, config, reference_max)
+        run = _Run(model, [objectives[u] for u, _ in part], [settings[s] for _, s in part], config, reference_max)
         for job, result in zip(part, run.optimize(on_step, should_stop, start, len(jobs))):
             results[job] = result
     warnings = []
@@ -77,7 +78,7 @@ def auto_batch(model: ImportedModel, config: MaximizeConfig) -> int:
 class _Run:
     """One chunk of samples optimized together."""
 
-    def __init__(self, model, objectives, settings, jobs, config: MaximizeConfig, reference_max) -> None:
+    def __init__(self, model, objectives, settings, config: MaximizeConfig, reference_max) -> None:
         self.model, self.objectives, self.settings, self.config = model, objectives, settings, config
         self.layers = list(dict.fromkeys(layer for obj in objectives for layer in obj.layers()))
         self.catalog = {name: model.layer(name) for name in self.layers}
@@ -93,7 +94,7 @@ class _Run:
         self.objective = BatchObjective(objectives, self.scales)
         self.raw_objective = BatchObjective(objectives)
         size = len(objectives)
-        self.generators = [torch.Generator().manual_seed(_sample_seed(config.seed, u, s)) for u, s in jobs]
+        self.generators = [torch.Generator().manual_seed(sample_seed(config.seed, o, s)) for o, s in zip(objectives, settings)]
         self.kappa = torch.tensor([s.kappa for s in settings], dtype=torch.float32)
         self.gamma = torch.tensor([s.gamma for s in settings], dtype=torch.float32)
         self.inputs: list[_Input] = [_Input(spec, self._feeds(spec), self._strides(spec), config, self.generators) for spec in model.inputs]
@@ -170,11 +171,16 @@ class _Run:
                 objective=repr(obj), setting=self.settings[sample],
                 inputs={i.spec.name: i.result(sample) for i in self.inputs},
                 activation=float(final[sample]),
-                best_activation=float(np.nanmax(np.append(trajectory, final[sample]))),
+                best_activation=_best(np.append(trajectory, final[sample])),
                 losses=losses[:, sample].copy(), activations=trajectory.copy(),
                 normalizer=normalizer, reference_max=ref, stopped=stopped[sample],
             ))
         return out
+
+
+def _best(values: np.ndarray) -> float:
+    finite = values[np.isfinite(values)]
+    return float(finite.max()) if finite.size else float("nan")
 
 
 class _Input:
@@ -212,5 +218,7 @@ class _Input:
         return self.x.detach()[sample].numpy().copy() if self.active[sample] else None
 
 
-def _sample_seed(seed: int, unit: int, setting: int) -> int:
-    return (seed * 1_000_003 + unit * 7919 + setting * 104_729) % (2**63 - 1)
+def sample_seed(seed: int, objective: Objective, setting: Setting) -> int:
+    """A sample's own seed, from what it optimizes: its result does not depend on its batch."""
+    digest = hashlib.sha256(f"{seed}|{objective!r}|{setting.kappa!r}|{setting.gamma!r}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
