@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OUT ?= out
 
-.PHONY: demo test test-all setup clean
+.PHONY: demo test test-all setup clean proto
 
 setup: $(STAMP)
 
@@ -26,3 +26,6 @@ test-all: $(STAMP)
 
 clean:
 	rm -rf $(VENV) $(OUT)
+
+proto: $(STAMP)
+	cd proto && ../$(BIN)/python -m grpc_tools.protoc -I. --python_out=. --grpc_python_out=. --pyi_out=. kinetoscope/v1/*.proto
