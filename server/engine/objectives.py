@@ -148,17 +148,19 @@ class BatchObjective:
         plan = {}
         for key, bucket in rows.items():
             layer, kind = key.split("\0")
+            device = activations[layer].device
             plan[key] = (
-                layer, kind, torch.tensor(bucket["s"]), torch.tensor(bucket["c"]),
-                torch.tensor(bucket["w"], dtype=torch.float32), torch.tensor(bucket["p"], dtype=torch.long),
+                layer, kind, torch.tensor(bucket["s"], device=device), torch.tensor(bucket["c"], device=device),
+                torch.tensor(bucket["w"], dtype=torch.float32, device=device),
+                torch.tensor(bucket["p"], dtype=torch.long, device=device),
             )
         return plan
 
     def __call__(self, activations: dict[str, torch.Tensor]) -> torch.Tensor:
         if self._plan is None:
             self._plan = self._build(activations)
-        batch = next(iter(activations.values())).shape[0]
-        total = torch.zeros(batch, dtype=torch.float32)
+        first = next(iter(activations.values()))
+        total = torch.zeros(first.shape[0], dtype=torch.float32, device=first.device)
         for layer, kind, samples, channels, weights, positions in self._plan.values():
             act = activations[layer]
             if kind == "sum":

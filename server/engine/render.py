@@ -48,8 +48,13 @@ def maximize(
     reference_max: Mapping[tuple[str, int], float] | None = None,
     on_step: Callable[[StepReport], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    device: str | torch.device = "cpu",
 ) -> MaximizeResult:
-    """Synthesize the inputs that maximize each objective under each setting (paper eq. 1–3)."""
+    """Synthesize the inputs that maximize each objective under each setting (paper eq. 1–3).
+
+    Seeds and jitter are drawn on the CPU, so a unit's start and shifts are the same on
+    every device; the graph, inputs and optimizer live on `device`.
+    """
     objectives, settings = list(objectives), list(settings)
     if not objectives or not settings:
         raise ValueError("maximize needs at least one objective and one setting")
@@ -59,7 +64,7 @@ def maximize(
     results: dict[tuple[int, int], UnitResult] = {}
     for start in range(0, len(jobs), chunk):
         part = jobs[start : start + chunk]
-        run = _Run(model, [objectives[u] for u, _ in part], [settings[s] for _, s in part], config, reference_max)
+        run = _Run(model, [objectives[u] for u, _ in part], [settings[s] for _, s in part], config, reference_max, device)
         for job, result in zip(part, run.optimize(on_step, should_stop, start, len(jobs))):
             results[job] = result
     warnings = []
@@ -78,11 +83,12 @@ def auto_batch(model: ImportedModel, config: MaximizeConfig) -> int:
 class _Run:
     """One chunk of samples optimized together."""
 
-    def __init__(self, model, objectives, settings, config: MaximizeConfig, reference_max) -> None:
+    def __init__(self, model, objectives, settings, config: MaximizeConfig, reference_max, device) -> None:
         self.model, self.objectives, self.settings, self.config = model, objectives, settings, config
+        self.device = torch.device(device)
         self.layers = list(dict.fromkeys(layer for obj in objectives for layer in obj.layers()))
         self.catalog = {name: model.layer(name) for name in self.layers}
-        self.graph = truncate(model.module, [layer.name for layer in self.catalog.values()])
+        self.graph = truncate(model.module, [layer.name for layer in self.catalog.values()]).to(self.device)
         self.reference = reference_max
         weight = config.objective_weight
         if weight is None:
@@ -95,9 +101,11 @@ class _Run:
         self.raw_objective = BatchObjective(objectives)
         size = len(objectives)
         self.generators = [torch.Generator().manual_seed(sample_seed(config.seed, o, s)) for o, s in zip(objectives, settings)]
-        self.kappa = torch.tensor([s.kappa for s in settings], dtype=torch.float32)
-        self.gamma = torch.tensor([s.gamma for s in settings], dtype=torch.float32)
-        self.inputs: list[_Input] = [_Input(spec, self._feeds(spec), self._strides(spec), config, self.generators) for spec in model.inputs]
+        self.kappa = torch.tensor([s.kappa for s in settings], dtype=torch.float32, device=self.device)
+        self.gamma = torch.tensor([s.gamma for s in settings], dtype=torch.float32, device=self.device)
+        self.inputs: list[_Input] = [
+            _Input(spec, self._feeds(spec), self._strides(spec), config, self.generators, self.device) for spec in model.inputs
+        ]
         assert all(len(i.active) == size for i in self.inputs)
 
     def _normalizer(self, layer_name: str, channel: int) -> float:
@@ -122,7 +130,7 @@ class _Run:
         params = [i.x for i in self.inputs]
         optimizer = torch.optim.Adam([{"params": [i.x], "lr": config.learning_rate * i.weights.bound} for i in self.inputs])
         decay = (config.final_learning_rate / config.learning_rate) ** (1.0 / max(config.iterations - 1, 1))
-        alive = torch.ones(size, dtype=torch.bool)
+        alive = torch.ones(size, dtype=torch.bool, device=self.device)
         stopped: list[str | None] = [None] * size
         losses = np.zeros((config.iterations, size), dtype=np.float32)
         values = np.zeros((config.iterations, size), dtype=np.float32)
@@ -150,8 +158,8 @@ class _Run:
                     item.project()
             for group in optimizer.param_groups:
                 group["lr"] *= decay
-            losses[step] = loss.detach().numpy()
-            values[step] = raw.detach().numpy()
+            losses[step] = loss.detach().cpu().numpy()
+            values[step] = raw.detach().cpu().numpy()
             if on_step is not None:
                 on_step(StepReport(step, config.iterations, done, total, values[step], losses[step]))
         return self._results(losses, values, stopped)
@@ -159,7 +167,7 @@ class _Run:
     @torch.no_grad()
     def _results(self, losses, values, stopped) -> list[UnitResult]:
         acts = dict(zip(self.layers, self.graph(*[i.masked() for i in self.inputs])))
-        final = self.raw_objective(acts).numpy()
+        final = self.raw_objective(acts).cpu().numpy()
         out = []
         for sample, obj in enumerate(self.objectives):
             terms = obj.terms()
@@ -186,9 +194,9 @@ def _best(values: np.ndarray) -> float:
 class _Input:
     """One graph input's batch of optimized values, its regularizers and jitter."""
 
-    def __init__(self, spec: InputSpec, active: list[bool], limits, config: MaximizeConfig, generators) -> None:
+    def __init__(self, spec: InputSpec, active: list[bool], limits, config: MaximizeConfig, generators, device) -> None:
         self.spec = spec
-        self.active = torch.tensor(active)
+        self.active = torch.tensor(active, device=device)
         self.weights = RegularizerWeights.for_input(spec, alpha=config.alpha, bound=config.bound,
                                                     v_ratio=config.v_ratio, motion_tv_factor=config.motion_tv_factor)
         self.energy = LocalEnergy(spec, self.weights)
@@ -196,18 +204,18 @@ class _Input:
         self.jitter = Jitter(spec, limits)
         shape = tuple(spec.shape[1:])
         start = [torch.randn(shape, generator=g) * (config.init_scale * self.weights.bound) for g in generators]
-        self.x = (torch.stack(start) * self.active.reshape(-1, *[1] * len(shape))).requires_grad_(True)
+        self.x = (torch.stack(start).to(device) * self.active.reshape(-1, *[1] * len(shape))).requires_grad_(True)
         self.mask = self.active.reshape(-1, *[1] * len(shape)).float()
 
     def jittered(self, generators) -> torch.Tensor:
-        return self.jitter(self.x * self.mask, self.jitter.draw(generators))
+        return self.jitter(self.x * self.mask, self.jitter.draw(generators).to(self.x.device))
 
     def masked(self) -> torch.Tensor:
         return self.x.detach() * self.mask
 
     def penalty(self, kappa: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
         if not self.active.any():
-            return torch.zeros(len(self.active))
+            return torch.zeros(len(self.active), device=self.x.device)
         return (self.energy(self.x) + self.tv(self.x, kappa, gamma)) * self.active
 
     def project(self) -> None:
@@ -215,7 +223,7 @@ class _Input:
         self.x.data.mul_(self.mask)
 
     def result(self, sample: int) -> np.ndarray | None:
-        return self.x.detach()[sample].numpy().copy() if self.active[sample] else None
+        return self.x.detach()[sample].cpu().numpy().copy() if self.active[sample] else None
 
 
 def sample_seed(seed: int, objective: Objective, setting: Setting) -> int:

@@ -42,7 +42,7 @@ class Jitter:
 
 def _roll_per_sample(x: torch.Tensor, shifts: torch.Tensor, axis: int) -> torch.Tensor:
     size = x.shape[axis]
-    index = (torch.arange(size).unsqueeze(0) - shifts.unsqueeze(1)) % size  # [B, size]
+    index = (torch.arange(size, device=x.device).unsqueeze(0) - shifts.unsqueeze(1)) % size  # [B, size]
     view = [x.shape[0]] + [1] * (x.dim() - 1)
     view[axis] = size
     index = index.reshape(view).expand_as(x)
