@@ -40,7 +40,7 @@ def _emit(args, document, human: str) -> None:
 
 def import_file(args, path: Path, name: str | None, inputs: list[str]):
     from kinetoscope.server.importer import ImportFailed  # noqa: PLC0415
-    from kinetoscope.server.importer.pipeline import read_model_files  # noqa: PLC0415
+    from kinetoscope.model_files import read_model_files  # noqa: PLC0415
 
     if not path.is_file():
         raise UserError(f"{path} is not a file")

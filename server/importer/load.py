@@ -15,6 +15,8 @@ import onnx
 from google.protobuf.message import DecodeError
 from onnx import ModelProto, TensorProto
 
+from kinetoscope.model_files import is_plain_name
+
 from .errors import InvalidModel, ModelTooLarge, UnsafeExternalData
 from .limits import ImportLimits
 
@@ -68,16 +70,7 @@ def all_tensors(model: ModelProto) -> Iterator[TensorProto]:
 
 def check_plain_name(name: str) -> None:
     """Refuse any external-data location that is not a bare file name."""
-    bad = (
-        not name
-        or name in (".", "..")
-        or "/" in name
-        or "\\" in name
-        or "\x00" in name
-        or ":" in name
-        or name.startswith("~")
-    )
-    if bad:
+    if not is_plain_name(name):
         raise UnsafeExternalData(
             f"external data location {name!r} is not a plain file name in the model's folder; "
             "paths, '..' and drive letters are refused",

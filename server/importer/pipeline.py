@@ -19,12 +19,13 @@ from .constants import drop_unused_initializers, fold_constants
 from .convert import convert
 from .fold_bn import fold_batchnorm
 from .graph import infer_shapes
-from .errors import InvalidModel
+from kinetoscope.model_files import read_model_files
+
 from .inputs import InputSpec, as_specs
 from .layout import describe_inputs
 from .limits import ImportLimits
 from .rewrites import drop_redundant_allowzero
-from .load import _parse, all_tensors, check_plain_name, load_model
+from .load import load_model
 from .static_shapes import make_static
 from .verify import Parity, verify
 
@@ -137,35 +138,6 @@ def import_model(
         bn_remaining=report.remaining if report else 0,
         output_names=[out.name for out in graph.graph.output],
     )
-
-
-def read_model_files(path: Path) -> tuple[bytes, dict[str, bytes]]:
-    """The model file and the regular files beside it that it names as external data.
-
-    Only plain names are looked up, in the model's own folder, and symlinks are
-    skipped, so a model file cannot point the importer at anything else on disk.
-    """
-    data = path.read_bytes()
-    wanted = set()
-    try:
-        proto = _parse(data)
-    except InvalidModel:  # load_model reports it properly
-        return data, {}
-    for tensor in all_tensors(proto):
-        for entry in tensor.external_data:
-            if entry.key == "location":
-                wanted.add(entry.value)
-    files = {}
-    for name in sorted(wanted):
-        try:
-            check_plain_name(name)
-        except InvalidModel:  # refused again, with its message, by load_model
-            continue
-        candidate = path.parent / name
-        if candidate.is_symlink() or not candidate.is_file():
-            continue
-        files[name] = candidate.read_bytes()
-    return data, files
 
 
 def _input_order(graph: ModelProto) -> list[str]:

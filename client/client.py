@@ -1,0 +1,189 @@
+"""The Python client: a thin wrapper around the kinetoscope.v1 stubs returning numpy and dataclasses.
+
+With no address it starts an embedded server in this process on a local store, so the
+same code works against a remote server and on a laptop with nothing running.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import grpc
+import numpy as np
+
+from kinetoscope import tensors
+from kinetoscope.model_files import read_model_files
+from kinetoscope.v1 import kinetoscope_pb2 as pb
+from kinetoscope.v1 import kinetoscope_pb2_grpc as pb_grpc
+
+from .types import InputInfo, LayerInfo, MaximizeResult, ModelInfo, UnitResult
+
+_LOGGER = logging.getLogger(__name__)
+_MESSAGE_LIMIT = 16 << 20
+
+
+def default_store() -> Path:
+    return Path(os.environ.get("KINETOSCOPE_HOME") or Path.home() / ".cache" / "kinetoscope")
+
+
+class Client:
+    def __init__(self, address: str | None = None, *, store: str | Path | None = None, token: str | None = None,
+                 root_certificates: bytes | None = None, device: str = "auto") -> None:
+        self._server = None
+        if address is None:
+            from kinetoscope.server.main import create_server  # noqa: PLC0415 - only the embedded case needs torch
+
+            self._server, port = create_server("127.0.0.1:0", store_dir=Path(store or default_store()), device=device)
+            self._server.start()
+            address = f"127.0.0.1:{port}"
+        options = [("grpc.max_receive_message_length", _MESSAGE_LIMIT), ("grpc.max_send_message_length", _MESSAGE_LIMIT)]
+        if root_certificates is not None:
+            self.channel = grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates), options)
+        else:
+            self.channel = grpc.insecure_channel(address, options)
+        self.address = address
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self.models = pb_grpc.ModelServiceStub(self.channel)
+        self.visualization = pb_grpc.VisualizationServiceStub(self.channel)
+        self.recordings = pb_grpc.RecordingServiceStub(self.channel)
+
+    # -- lifetime
+    def close(self) -> None:
+        self.channel.close()
+        if self._server is not None:
+            self._server.stop(None)
+            self._server = None
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- models
+    def import_model(self, path: str | Path, *, name: str | None = None, inputs: Sequence[str] = (),
+                     chunk_bytes: int = tensors.CHUNK_BYTES) -> ModelInfo:
+        """Upload MODEL.onnx with the external-data files it names from its own folder."""
+        data, external = read_model_files(Path(path))
+        header = pb.ImportHeader(name=name or Path(path).stem, inputs=[_declaration(i) for i in inputs],
+                                 model_bytes=len(data), external_files={k: len(v) for k, v in external.items()})
+        requests = _upload(header, data, external, chunk_bytes)
+        return model_info(self.models.ImportModel(requests, metadata=self._metadata))
+
+    def import_bytes(self, data: bytes, *, name: str, inputs: Sequence[str] = (), external: dict[str, bytes] | None = None,
+                     chunk_bytes: int = tensors.CHUNK_BYTES) -> ModelInfo:
+        external = external or {}
+        header = pb.ImportHeader(name=name, inputs=[_declaration(i) for i in inputs], model_bytes=len(data),
+                                 external_files={k: len(v) for k, v in external.items()})
+        return model_info(self.models.ImportModel(_upload(header, data, external, chunk_bytes), metadata=self._metadata))
+
+    def list_models(self) -> list[ModelInfo]:
+        return [model_info(m) for m in self.models.ListModels(pb.ListModelsRequest(), metadata=self._metadata).models]
+
+    def get_model(self, model: str) -> tuple[ModelInfo, list[LayerInfo]]:
+        detail = self.models.GetModel(pb.GetModelRequest(model=model), metadata=self._metadata)
+        return model_info(detail.info), [layer_info(layer) for layer in detail.layers]
+
+    def delete_model(self, model: str) -> str:
+        return self.models.DeleteModel(pb.DeleteModelRequest(model=model), metadata=self._metadata).id
+
+    # -- maximization
+    def maximize_call(self, request: pb.MaximizeRequest, timeout: float | None = None):
+        """The raw streaming call (cancel it with `.cancel()`)."""
+        return self.visualization.Maximize(request, metadata=self._metadata, timeout=timeout)
+
+    def maximize(self, model: str, objectives: Sequence[pb.Objective], settings: Sequence[tuple[float, float]] = ((1.0, 1.0),),
+                 *, options: pb.MaximizeOptions | None = None, recording: str = "",
+                 progress: Callable[[pb.Progress], None] | None = None, timeout: float | None = None) -> MaximizeResult:
+        info, _ = self.get_model(model)
+        request = pb.MaximizeRequest(
+            model=model, objectives=list(objectives),
+            settings=[pb.RegularizerSetting(kappa=k, gamma=g) for k, g in settings],
+            options=options or pb.MaximizeOptions(), recording=recording,
+        )
+        call = self.maximize_call(request, timeout)
+        try:
+            return collect_result(info, settings, call, progress)
+        except KeyboardInterrupt:
+            call.cancel()
+            raise
+
+
+def collect_result(info: ModelInfo, settings, events: Iterator[pb.MaximizeEvent], progress=None) -> MaximizeResult:
+    """Reassemble the event stream into per-unit results with numpy inputs."""
+    results: dict[tuple[int, int], UnitResult] = {}
+    assemblers: dict[tuple[int, int, str], tensors.ChunkAssembler] = {}
+    units: dict[int, str] = {}
+    warnings, seconds = [], 0.0
+    for event in events:
+        which = event.WhichOneof("event")
+        if which == "progress" and progress is not None:
+            progress(event.progress)
+        elif which == "result":
+            r = event.result
+            units[r.unit_index] = r.objective
+            results[(r.unit_index, r.setting_index)] = UnitResult(
+                unit_index=r.unit_index, setting_index=r.setting_index, objective=r.objective,
+                kappa=r.setting.kappa, gamma=r.setting.gamma, activation=r.activation, best_activation=r.best_activation,
+                normalizer=r.normalizer, reference_max=r.reference_max if r.has_reference else None,
+                stopped=r.stopped or None, losses=np.array(r.losses, np.float32), activations=np.array(r.activations, np.float32),
+            )
+        elif which == "data":
+            key = (event.data.unit_index, event.data.setting_index, event.data.chunk.name)
+            assembler = assemblers.setdefault(key, tensors.ChunkAssembler())
+            if assembler.add(event.data.chunk):
+                results[key[:2]].inputs[key[2]] = assembler.array()
+                del assemblers[key]
+        elif which == "summary":
+            warnings, seconds = list(event.summary.warnings), event.summary.seconds
+    count_units = max(units) + 1 if units else 0
+    table = [[results[(u, s)] for s in range(len(settings))] for u in range(count_units)]
+    return MaximizeResult(model=info, units=[units[u] for u in range(count_units)],
+                          kappas=[float(k) for k, _ in settings], gammas=[float(g) for _, g in settings],
+                          results=table, warnings=warnings, seconds=seconds)
+
+
+def model_info(m: pb.ModelInfo) -> ModelInfo:
+    return ModelInfo(
+        id=m.id, name=m.name,
+        inputs=[InputInfo(i.name, tuple(i.shape), i.kind, i.layout, (i.low, i.high), tuple(i.inferred)) for i in m.inputs],
+        layer_count=m.layer_count, max_abs_err=m.parity.max_abs_err, max_rel_err=m.parity.max_rel_err,
+        bn_folded=m.bn_folded, bn_remaining=m.bn_remaining, outputs=list(m.outputs), class_names=list(m.class_names),
+        metadata=dict(m.metadata),
+    )
+
+
+def layer_info(layer: pb.Layer) -> LayerInfo:
+    return LayerInfo(
+        name=layer.name, node=layer.node, op_type=layer.op_type, shape=tuple(layer.shape), axes=layer.axes,
+        channels=layer.channels, inputs=tuple(layer.inputs), streams=layer.streams,
+        receptive_field={k: dict(v.axes) for k, v in layer.receptive_field.items()},
+        stride={k: dict(v.axes) for k, v in layer.stride.items()},
+    )
+
+
+def _declaration(text: str) -> pb.InputDeclaration:
+    """`NAME=1x3x224x224[:KIND[:LO..HI]]` → InputDeclaration (checked again by the server)."""
+    name, _, rest = text.partition("=")
+    shape_text, _, tail = rest.partition(":")
+    kind, _, value_range = tail.partition(":")
+    declaration = pb.InputDeclaration(name=name, kind=kind)
+    if shape_text:
+        try:
+            declaration.shape.extend(int(d) for d in shape_text.split("x"))
+        except ValueError:
+            raise ValueError(f"cannot read input declaration {text!r}; expected NAME=1x3x224x224[:KIND[:LO..HI]]") from None
+    if value_range:
+        low, _, high = value_range.partition("..")
+        declaration.has_range, declaration.low, declaration.high = True, float(low), float(high)
+    return declaration
+
+
+def _upload(header: pb.ImportHeader, data: bytes, external: dict[str, bytes], chunk_bytes: int) -> Iterator[pb.ImportModelRequest]:
+    yield pb.ImportModelRequest(header=header)
+    for file, blob in [("", data), *external.items()]:
+        for offset in range(0, len(blob), chunk_bytes):
+            yield pb.ImportModelRequest(chunk=pb.FileChunk(file=file, data=blob[offset : offset + chunk_bytes]))

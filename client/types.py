@@ -1,0 +1,121 @@
+"""Plain dataclasses the Python client returns (no protobuf or torch in sight)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class InputInfo:
+    name: str
+    shape: tuple[int, ...]
+    kind: str
+    layout: str
+    value_range: tuple[float, float]
+    inferred: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    id: str
+    name: str
+    inputs: list[InputInfo]
+    layer_count: int
+    max_abs_err: float
+    max_rel_err: float
+    bn_folded: int
+    bn_remaining: int
+    outputs: list[str]
+    class_names: list[str]
+    metadata: dict[str, str]
+
+    def to_json(self) -> dict:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "inputs": [{"name": i.name, "shape": list(i.shape), "kind": i.kind, "layout": i.layout,
+                        "range": list(i.value_range), "inferred": list(i.inferred)} for i in self.inputs],
+            "layers": self.layer_count,
+            "parity": {"max_abs_err": self.max_abs_err, "max_rel_err": self.max_rel_err},
+            "bn_folded": self.bn_folded,
+            "bn_remaining": self.bn_remaining,
+        }
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    name: str
+    node: str
+    op_type: str
+    shape: tuple[int, ...]
+    axes: str
+    channels: int
+    inputs: tuple[str, ...]
+    streams: str
+    receptive_field: dict[str, dict[str, float]]
+    stride: dict[str, dict[str, float]]
+
+    def to_json(self) -> dict:
+        def plain(table):
+            return {k: {a: int(v) if float(v).is_integer() else v for a, v in axes.items()} for k, axes in table.items()}
+
+        return {"name": self.name, "node": self.node, "op_type": self.op_type, "shape": list(self.shape),
+                "axes": self.axes, "channels": self.channels, "receptive_field": plain(self.receptive_field),
+                "stride": plain(self.stride), "inputs": list(self.inputs), "streams": self.streams}
+
+
+@dataclass
+class UnitResult:
+    unit_index: int
+    setting_index: int
+    objective: str
+    kappa: float
+    gamma: float
+    activation: float
+    best_activation: float
+    normalizer: float
+    reference_max: float | None
+    stopped: str | None
+    losses: np.ndarray
+    activations: np.ndarray
+    inputs: dict[str, np.ndarray] = field(default_factory=dict)
+    """Optimized inputs (without the batch axis); inputs that do not feed the unit are absent."""
+
+
+@dataclass
+class MaximizeResult:
+    model: ModelInfo
+    units: list[str]
+    kappas: list[float]
+    gammas: list[float]
+    results: list[list[UnitResult]]
+    warnings: list[str]
+    seconds: float
+
+    def stacked(self, input_name: str) -> np.ndarray:
+        """[U, S, *input shape without batch]; zeros where the input does not feed a unit."""
+        spec = next(i for i in self.model.inputs if i.name == input_name)
+        out = np.zeros((len(self.units), len(self.kappas), *spec.shape[1:]), dtype=np.float32)
+        for row in self.results:
+            for r in row:
+                if input_name in r.inputs:
+                    out[r.unit_index, r.setting_index] = r.inputs[input_name]
+        return out
+
+    def activation_table(self) -> np.ndarray:
+        return np.array([[r.activation for r in row] for row in self.results], dtype=np.float64)
+
+    def save_npz(self, path) -> None:
+        """The CLI contract's result.npz, plus what rendering needs to label it."""
+        names = [i.name for i in self.model.inputs]
+        arrays = {name: self.stacked(name) for name in names}
+        optimized = np.array([[[name in r.inputs for name in names] for r in row] for row in self.results], dtype=bool)
+        np.savez_compressed(
+            path, **arrays, units=np.array(self.units), gammas=np.array(self.gammas), kappas=np.array(self.kappas),
+            activation=self.activation_table(), input_names=np.array(names),
+            input_kinds=np.array([i.kind for i in self.model.inputs]),
+            input_layouts=np.array([i.layout for i in self.model.inputs]),
+            class_names=np.array(self.model.class_names), optimized=optimized,
+        )
