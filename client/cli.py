@@ -18,14 +18,17 @@ from typing import Sequence
 _LOGGER = logging.getLogger(__name__)
 
 
-def default_store() -> Path:
-    return Path(os.environ.get("KINETOSCOPE_HOME") or Path.home() / ".cache" / "kinetoscope")
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kinetoscope", description="See what video ConvNets have learned.")
+    parser.add_argument("--server", default=os.environ.get("KINETOSCOPE_SERVER"),
+                        help="HOST:PORT of a running `kinetoscope serve` (default $KINETOSCOPE_SERVER; "
+                             "without it an embedded server runs in this process)")
     parser.add_argument("--store", type=Path, default=None, help="model store folder (default $KINETOSCOPE_HOME or ~/.cache/kinetoscope)")
+    parser.add_argument("--token", default=os.environ.get("KINETOSCOPE_TOKEN"), help="bearer token for the server")
     commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the gRPC server")
+    serve.add_argument("rest", nargs=argparse.REMAINDER, help="[--address 127.0.0.1:50051] [--device auto|cpu|cuda] [--tls-cert F --tls-key F]")
 
     imp = commands.add_parser("import", help="import an ONNX model: check, fold BN, convert, verify, catalog")
     imp.add_argument("model", type=Path, help="MODEL.onnx (external-data files beside it are sent along)")
@@ -40,6 +43,25 @@ def build_parser() -> argparse.ArgumentParser:
     layers = commands.add_parser("layers", help="list a model's layers with receptive field and stride")
     layers.add_argument("model", help="model id or name")
     layers.add_argument("--json", action="store_true")
+
+    maximize = commands.add_parser("maximize", help="synthesize the inputs that most excite units of a layer")
+    maximize.add_argument("model", help="model id or name")
+    maximize.add_argument("--layer", required=True, help="layer (tensor) name, its node name, or a logit output")
+    maximize.add_argument("--units", required=True, help="0,3,7 | 0-15 | all | class names for a logit layer")
+    maximize.add_argument("--target", choices=["channel", "neuron"], default="channel",
+                          help="channel: summed over positions (the paper); neuron: the centre position")
+    maximize.add_argument("--gamma", default="1", help="temporal regularization γ, comma-separated for several")
+    maximize.add_argument("--kappa", type=float, default=1.0, help="spatial regularization κ")
+    maximize.add_argument("--iters", type=int, default=None, help="optimizer steps (default 256)")
+    maximize.add_argument("--seed", type=int, default=0)
+    maximize.add_argument("--recording", default="", help="normalize by this recording's maximum activations")
+    maximize.add_argument("--out", type=Path, default=Path("out"))
+    maximize.add_argument("--json", action="store_true")
+
+    render = commands.add_parser("render", help="write PNG/GIF/MP4 and an index.html gallery for a result.npz")
+    render.add_argument("result", type=Path, help="DIR/result.npz from `kinetoscope maximize`")
+    render.add_argument("--out", type=Path, default=None, help="gallery folder (default: beside the result)")
+    render.add_argument("--json", action="store_true")
 
     zoo = commands.add_parser("zoo", help="the paper's architectures: list them or export one to ONNX")
     zoo_commands = zoo.add_subparsers(dest="zoo_command", required=True)
@@ -63,6 +85,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from . import commands  # noqa: PLC0415 - keeps `--help` fast
 
+    if args.command == "serve":
+        from kinetoscope.server.main import main as serve_main  # noqa: PLC0415 - the server needs torch
+
+        extra = ["--store", str(args.store)] if args.store else []
+        extra += ["--token", args.token] if args.token else []
+        return serve_main([*extra, *args.rest])
     try:
         return commands.run(args)
     except commands.UserError as exc:

@@ -133,7 +133,7 @@ def collect_result(info: ModelInfo, settings, events: Iterator[pb.MaximizeEvent]
             )
         elif which == "data":
             key = (event.data.unit_index, event.data.setting_index, event.data.chunk.name)
-            assembler = assemblers.setdefault(key, tensors.ChunkAssembler())
+            assembler = assemblers.setdefault(key, tensors.ChunkAssembler(event.data.chunk))
             if assembler.add(event.data.chunk):
                 results[key[:2]].inputs[key[2]] = assembler.array()
                 del assemblers[key]

@@ -1,4 +1,4 @@
-"""What each CLI command does; in-process against the local store for now."""
+"""What each CLI command does, over gRPC (a remote server, or an embedded one in this process)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+import grpc
 from tqdm import tqdm
-
-_STAGES = ["load", "check", "normalize", "fold", "convert", "verify", "catalog"]
 
 
 class UserError(Exception):
@@ -17,17 +16,18 @@ class UserError(Exception):
 
 
 def run(args: argparse.Namespace) -> int:
-    handler = {"import": cmd_import, "models": cmd_models, "layers": cmd_layers, "zoo": cmd_zoo, "demo": cmd_demo}[args.command]
-    return handler(args)
+    handlers = {"import": cmd_import, "models": cmd_models, "layers": cmd_layers, "maximize": cmd_maximize,
+                "render": cmd_render, "zoo": cmd_zoo, "demo": cmd_demo}
+    try:
+        return handlers[args.command](args)
+    except grpc.RpcError as exc:
+        raise UserError(f"{exc.code().name}: {exc.details()}") from None
 
 
-def _library(args):
-    from kinetoscope.server.library import ModelLibrary  # noqa: PLC0415 - torch only when needed
-    from kinetoscope.server.store import ModelStore  # noqa: PLC0415
+def connect(args):
+    from .client import Client  # noqa: PLC0415
 
-    from .cli import default_store  # noqa: PLC0415
-
-    return ModelLibrary(ModelStore(args.store or default_store()))
+    return Client(args.server, store=args.store, token=args.token)
 
 
 def _emit(args, document, human: str) -> None:
@@ -38,43 +38,18 @@ def _emit(args, document, human: str) -> None:
         print(human)
 
 
-def import_file(args, path: Path, name: str | None, inputs: list[str]):
-    from kinetoscope.server.importer import ImportFailed  # noqa: PLC0415
-    from kinetoscope.model_files import read_model_files  # noqa: PLC0415
-
-    if not path.is_file():
-        raise UserError(f"{path} is not a file")
-    data, external = read_model_files(path)
-    library = _library(args)
-    with tqdm(total=len(_STAGES), desc=f"import {path.name}", unit="stage", file=sys.stderr, leave=False) as bar:
-        def progress(stage: str) -> None:
-            bar.set_postfix_str(stage)
-            bar.update(1)
-
-        try:
-            return library.import_bytes(data, name=name or path.stem, inputs=inputs, external_data=external, progress=progress)
-        except ImportFailed as exc:
-            raise UserError(str(exc)) from None
-
-
-def _import_document(stored) -> dict:
-    meta = stored.meta
-    return {
-        "id": stored.id,
-        "name": stored.name,
-        "inputs": meta["inputs"],
-        "layers": meta["layers"],
-        "parity": meta["parity"],
-        "bn_folded": meta["bn_folded"],
-        "bn_remaining": meta["bn_remaining"],
-    }
-
-
 def cmd_import(args) -> int:
-    stored = import_file(args, args.model, args.name, args.input)
-    doc = _import_document(stored)
+    if not args.model.is_file():
+        raise UserError(f"{args.model} is not a file")
+    with connect(args) as client:
+        print(f"importing {args.model} ...", file=sys.stderr)
+        try:
+            info = client.import_model(args.model, name=args.name, inputs=args.input)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+    doc = info.to_json()
     inputs = ", ".join(f"{i['name']} {'x'.join(map(str, i['shape']))} ({i['kind']})" for i in doc["inputs"])
-    guessed = [i["name"] for i in doc["inputs"] if i.get("inferred")]
+    guessed = [i["name"] for i in doc["inputs"] if i["inferred"]]
     human = (
         f"imported {doc['name']} as {doc['id']}: {doc['layers']} layers; inputs {inputs}\n"
         f"parity vs onnxruntime: max abs {doc['parity']['max_abs_err']:.2e}, max rel {doc['parity']['max_rel_err']:.2e}; "
@@ -87,21 +62,17 @@ def cmd_import(args) -> int:
 
 
 def cmd_models(args) -> int:
-    stored = _library(args).store.list()
-    doc = [_import_document(s) for s in stored]
-    lines = [f"{d['id']}  {d['name']:<24} {d['layers']:>4} layers  rel err {d['parity']['max_rel_err']:.1e}" for d in doc]
-    _emit(args, doc, "\n".join(lines) or "no models yet: kinetoscope import MODEL.onnx")
+    with connect(args) as client:
+        docs = [m.to_json() for m in client.list_models()]
+    lines = [f"{d['id']}  {d['name']:<24} {d['layers']:>4} layers  rel err {d['parity']['max_rel_err']:.1e}" for d in docs]
+    _emit(args, docs, "\n".join(lines) or "no models yet: kinetoscope import MODEL.onnx")
     return 0
 
 
 def cmd_layers(args) -> int:
-    from kinetoscope.server.store import ModelNotFound  # noqa: PLC0415
-
-    try:
-        stored = _library(args).store.get(args.model)
-    except ModelNotFound as exc:
-        raise UserError(str(exc)) from None
-    catalog = stored.meta["catalog"]
+    with connect(args) as client:
+        _, layers = client.get_model(args.model)
+    catalog = [layer.to_json() for layer in layers]
     _emit(args, catalog, format_layers(catalog))
     return 0
 
@@ -116,13 +87,70 @@ def format_layers(catalog: list[dict]) -> str:
     return "\n".join("  ".join(cell[:48].ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
 
 
+def cmd_maximize(args) -> int:
+    from kinetoscope.v1 import kinetoscope_pb2 as pb  # noqa: PLC0415
+
+    from .units import UnitSpecError, objectives, parse_units  # noqa: PLC0415
+
+    try:
+        gammas = [float(g) for g in args.gamma.split(",") if g.strip()]
+    except ValueError:
+        raise UserError(f"--gamma takes numbers like 0,1,5,10, not {args.gamma!r}") from None
+    with connect(args) as client:
+        info, layers = client.get_model(args.model)
+        layer = next((l for l in layers if args.layer in (l.name, l.node)), None)
+        if layer is None:
+            raise UserError(f"model {info.name} has no layer {args.layer!r}; see `kinetoscope layers {info.name}`")
+        is_logit = layer.name in info.outputs and len(layer.shape) == 2
+        try:
+            units = parse_units(args.units, layer.channels, info.class_names if is_logit else None)
+        except UnitSpecError as exc:
+            raise UserError(str(exc)) from None
+        kind = "logit" if is_logit else args.target
+        options = pb.MaximizeOptions(seed=args.seed)
+        if args.iters is not None:
+            options.iterations = args.iters
+        settings = [(args.kappa, g) for g in gammas]
+        with tqdm(total=len(units) * len(settings), desc="maximize", unit="unit", file=sys.stderr, leave=False) as bar:
+            def progress(event) -> None:
+                position = event.samples_done + len(event.activation) * (event.step + 1) / max(event.iterations, 1)
+                bar.n = round(position, 2)
+                bar.set_postfix_str(f"step {event.step + 1}/{event.iterations}")
+                bar.refresh()
+
+            result = client.maximize(info.id, objectives(layer.name, units, kind), settings, options=options,
+                                     recording=args.recording, progress=progress)
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "result.npz"
+    result.save_npz(path)
+    table = result.activation_table()
+    doc = {"result": str(path), "model": info.id, "layer": layer.name, "units": result.units, "gammas": result.gammas,
+           "kappas": result.kappas, "activation": table.tolist(), "warnings": result.warnings, "seconds": result.seconds}
+    human = "\n".join(f"{u}: " + "  ".join(f"γ={g:g} {a:.3g}" for g, a in zip(result.gammas, row)) for u, row in zip(result.units, table))
+    human += f"\nwrote {path}" + "".join(f"\nnote: {w}" for w in result.warnings)
+    _emit(args, doc, human)
+    return 0
+
+
+def cmd_render(args) -> int:
+    from .render.cli import render_result  # noqa: PLC0415
+
+    if not args.result.is_file():
+        raise UserError(f"{args.result} is not a file; run `kinetoscope maximize ... --out DIR` first")
+    try:
+        index = render_result(args.result, args.out)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    _emit(args, {"index": str(index)}, f"gallery: {index}")
+    return 0
+
+
 def cmd_zoo(args) -> int:
     from kinetoscope.model_zoo.export import export_model, zoo_listing  # noqa: PLC0415
 
     if args.zoo_command == "list":
         listing = zoo_listing()
-        lines = [f"{m['name']:<24} {m['description']}" for m in listing]
-        _emit(args, listing, "\n".join(lines))
+        _emit(args, listing, "\n".join(f"{m['name']:<24} {m['description']}" for m in listing))
         return 0
     try:
         export_model(args.name, args.out, classes=args.classes, frames=args.frames, size=args.size, width=args.width)
@@ -139,9 +167,9 @@ def cmd_demo(args) -> int:
     path = args.out / "two_stream_vgg16.onnx"
     print(f"exporting a narrow two-stream VGG-16 to {path} ...", file=sys.stderr)
     export_model("vgg16_two_stream", path, classes=10, width=1 / 8, size=112)
-    stored = import_file(args, path, "two_stream_vgg16", [])
-    doc = _import_document(stored)
-    print(f"imported {doc['name']} as {doc['id']} (parity max rel err {doc['parity']['max_rel_err']:.1e}, "
-          f"{doc['bn_folded']} BN folded)\n")
-    print(format_layers(stored.meta["catalog"]))
+    with connect(args) as client:
+        info = client.import_model(path, name="two_stream_vgg16")
+        _, layers = client.get_model(info.id)
+    print(f"imported {info.name} as {info.id} (parity max rel err {info.max_rel_err:.1e}, {info.bn_folded} BN folded)\n")
+    print(format_layers([layer.to_json() for layer in layers]))
     return 0

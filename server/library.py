@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
-from .importer import ImportOptions, InputSpec, import_model
+from .importer import ImportedModel, ImportOptions, InputSpec, import_model
+from .importer.inputs import as_specs
 from .store import ModelStore, StoredModel
+
+_LOGGER = logging.getLogger(__name__)
 
 
 @dataclass
 class ModelLibrary:
     store: ModelStore
     options: ImportOptions = field(default_factory=ImportOptions)
+    cache_size: int = 2
+    """Imported (converted, verified) models kept in memory, most recently used first."""
+    _cache: OrderedDict = field(default_factory=OrderedDict, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _loading: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def import_bytes(
         self,
@@ -24,7 +35,8 @@ class ModelLibrary:
         external_data: Mapping[str, bytes] | None = None,
         progress: Callable[[str], None] | None = None,
     ) -> StoredModel:
-        imported = import_model(data, inputs=inputs, external_data=external_data, options=self.options, progress=progress)
+        declared = list(as_specs(inputs).values())
+        imported = import_model(data, inputs=declared, external_data=external_data, options=self.options, progress=progress)
         summary = imported.summary()
         meta = {
             **summary,
@@ -34,5 +46,82 @@ class ModelLibrary:
             "catalog": [layer.to_json() for layer in imported.catalog],
             "parity_outputs": imported.parity.outputs,
             "metadata": {p.key: p.value for p in imported.graph.metadata_props},
+            "declared_inputs": [spec_to_json(spec) for spec in declared],
         }
-        return self.store.put(imported.id, data, meta, external_data)
+        stored = self.store.put(imported.id, data, meta, external_data)
+        self._remember(imported)
+        return stored
+
+    def load(self, id_or_name: str) -> tuple[StoredModel, ImportedModel]:
+        """A stored model and its imported torch graph, from the cache or imported again from the store.
+
+        Importing again uses the stored bytes, external data and the caller's original
+        input declarations, so it yields the same model the first import did.
+        """
+        stored = self.store.get(id_or_name)
+        cached = self._cached(stored.id)
+        if cached is not None:
+            return stored, cached
+        with self._loading:  # one re-import at a time; a second caller for the same model then hits the cache
+            cached = self._cached(stored.id)
+            if cached is not None:
+                return stored, cached
+            _LOGGER.info("importing stored model %s (%s) again", stored.id, stored.name)
+            imported = import_model(
+                stored.model_bytes(), inputs=declared_inputs(stored.meta),
+                external_data=stored.external_data(), options=self.options,
+            )
+            self._remember(imported)
+        return stored, imported
+
+    def delete(self, id_or_name: str) -> StoredModel:
+        stored = self.store.get(id_or_name)
+        self.store.delete(stored.id)
+        with self._lock:
+            self._cache.pop(stored.id, None)
+        return stored
+
+    def _cached(self, model_id: str) -> ImportedModel | None:
+        with self._lock:
+            imported = self._cache.get(model_id)
+            if imported is not None:
+                self._cache.move_to_end(model_id)
+            return imported
+
+    def _remember(self, imported: ImportedModel) -> None:
+        if self.cache_size <= 0:
+            return
+        with self._lock:
+            self._cache[imported.id] = imported
+            self._cache.move_to_end(imported.id)
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+
+
+def spec_to_json(spec: InputSpec) -> dict:
+    """What the caller declared about one input (None where it left the importer to decide)."""
+    return {
+        "name": spec.name,
+        "shape": list(spec.shape) if spec.shape is not None else None,
+        "kind": spec.kind,
+        "range": list(spec.value_range) if spec.value_range is not None else None,
+    }
+
+
+def declared_inputs(meta: dict) -> list[InputSpec]:
+    """The input declarations a stored model was imported with.
+
+    Models stored before declarations were kept fall back to their static shapes
+    (the kind and range are then inferred again, as they were the first time unless declared).
+    """
+    if "declared_inputs" in meta:
+        return [
+            InputSpec(
+                name=item["name"],
+                shape=tuple(item["shape"]) if item.get("shape") is not None else None,
+                kind=item.get("kind"),
+                value_range=tuple(item["range"]) if item.get("range") is not None else None,
+            )
+            for item in meta["declared_inputs"]
+        ]
+    return [InputSpec(name=item["name"], shape=tuple(item["shape"])) for item in meta.get("inputs", [])]

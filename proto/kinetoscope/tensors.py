@@ -1,87 +1,112 @@
 """numpy arrays ↔ kinetoscope.v1 Tensor and TensorChunk messages, shared by client and server.
 
 Only numpy and the generated messages are imported here, so the client stays light.
+Every tensor that arrives is checked: its dtype is a plain numeric one and its bytes
+are exactly what its shape says, chunk by chunk, in order.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Iterable, Iterator
 
 import numpy as np
 
 from kinetoscope.v1 import kinetoscope_pb2 as pb
 
-CHUNK_BYTES = 1 << 20
-"""Payload per message: far below gRPC's 4 MB default, large enough to stream fast."""
+MiB = 1 << 20
+CHUNK_BYTES = MiB - 4096
+"""Data per chunk message, leaving room for the header fields inside a 1 MiB message."""
+DTYPES = ("float16", "float32", "float64", "int8", "uint8", "int16", "uint16", "int32", "int64", "bool")
+
+
+class WireError(ValueError):
+    """A tensor or chunk on the wire that does not describe what it claims to."""
+
+
+def _little_endian(array: np.ndarray) -> np.ndarray:
+    array = np.asarray(array)
+    if array.dtype.name not in DTYPES:
+        raise WireError(f"dtype {array.dtype.name} cannot go on the wire; use one of {', '.join(DTYPES)}")
+    return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
 
 
 def to_tensor(array: np.ndarray) -> pb.Tensor:
-    array = np.ascontiguousarray(array)
-    little = array.astype(array.dtype.newbyteorder("<"), copy=False)
-    return pb.Tensor(shape=list(array.shape), dtype=array.dtype.name, data=little.tobytes())
+    array = _little_endian(array)
+    return pb.Tensor(shape=list(array.shape), dtype=array.dtype.name, data=array.tobytes())
 
 
-def from_tensor(tensor: pb.Tensor) -> np.ndarray:
-    dtype = _dtype(tensor.dtype)
-    array = np.frombuffer(tensor.data, dtype=dtype.newbyteorder("<"))
-    expected = int(np.prod(tensor.shape)) if tensor.shape else 1
-    if array.size != expected:
-        raise ValueError(f"tensor data holds {array.size} values but its shape {list(tensor.shape)} needs {expected}")
-    return array.reshape(tuple(tensor.shape)).astype(dtype)
+def _check_layout(shape, dtype: str, nbytes: int, what: str) -> tuple[tuple[int, ...], np.dtype]:
+    if dtype not in DTYPES:
+        raise WireError(f"{what}: dtype {dtype!r} is not one of {', '.join(DTYPES)}")
+    shape = tuple(int(d) for d in shape)
+    if any(d < 0 for d in shape):
+        raise WireError(f"{what}: shape {list(shape)} has a negative dimension")
+    dt = np.dtype(dtype).newbyteorder("<")
+    expected = math.prod(shape) * dt.itemsize
+    if expected != nbytes:
+        raise WireError(f"{what}: shape {list(shape)} of {dtype} takes {expected:,} bytes, but {nbytes:,} were given")
+    return shape, dt
+
+
+def from_tensor(tensor: pb.Tensor, what: str = "tensor") -> np.ndarray:
+    shape, dt = _check_layout(tensor.shape, tensor.dtype, len(tensor.data), what)
+    return np.frombuffer(tensor.data, dtype=dt).astype(dt.newbyteorder("="), copy=True).reshape(shape)
 
 
 def to_chunks(name: str, array: np.ndarray, chunk_bytes: int = CHUNK_BYTES) -> Iterator[pb.TensorChunk]:
-    """Split an array into TensorChunks of at most `chunk_bytes` payload each."""
-    array = np.ascontiguousarray(array)
-    data = array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
+    """The array as TensorChunks of at most `chunk_bytes` data each, in order (one chunk when empty)."""
+    array = _little_endian(array)
+    data = memoryview(array.reshape(-1).view(np.uint8))
     total = len(data)
     for offset in range(0, max(total, 1), chunk_bytes):
         yield pb.TensorChunk(
-            name=name, shape=list(array.shape), dtype=array.dtype.name, offset=offset,
-            total_bytes=total, data=data[offset : offset + chunk_bytes],
+            name=name, shape=list(array.shape), dtype=array.dtype.name,
+            offset=offset, total_bytes=total, data=bytes(data[offset : offset + chunk_bytes]),
         )
 
 
 class ChunkAssembler:
-    """Collects the chunks of one tensor, in order, and checks they add up."""
+    """Collects the chunks of one tensor, in order, and checks they agree with one another."""
 
-    def __init__(self, max_bytes: int | None = None) -> None:
-        self.max_bytes = max_bytes
-        self.first: pb.TensorChunk | None = None
-        self.parts: list[bytes] = []
-        self.received = 0
+    def __init__(self, first: pb.TensorChunk) -> None:
+        self.name = first.name
+        self.shape, self.dtype = _check_layout(first.shape, first.dtype, first.total_bytes, f"tensor {first.name!r}")
+        self.total = first.total_bytes
+        self.buffer = bytearray()
 
     def add(self, chunk: pb.TensorChunk) -> bool:
-        """Add a chunk; True when the tensor is complete."""
-        if self.first is None:
-            self.first = chunk
-            if self.max_bytes is not None and chunk.total_bytes > self.max_bytes:
-                raise ValueError(f"tensor {chunk.name!r} is {chunk.total_bytes:,} bytes; the limit is {self.max_bytes:,}")
-        if chunk.offset != self.received:
-            raise ValueError(f"tensor {chunk.name!r}: chunk at byte {chunk.offset} arrived when {self.received} were expected")
-        self.parts.append(chunk.data)
-        self.received += len(chunk.data)
-        if self.received > self.first.total_bytes:
-            raise ValueError(f"tensor {chunk.name!r}: more bytes than its declared {self.first.total_bytes:,}")
-        return self.received == self.first.total_bytes
+        """Appends a chunk; True once the tensor is complete."""
+        what = f"tensor {self.name!r}"
+        if chunk.name != self.name or tuple(chunk.shape) != self.shape or chunk.total_bytes != self.total:
+            raise WireError(f"{what}: a chunk for {chunk.name!r} {list(chunk.shape)} arrived before this one was complete")
+        if chunk.offset != len(self.buffer):
+            raise WireError(f"{what}: chunk at byte {chunk.offset:,}, expected {len(self.buffer):,} (chunks come in order)")
+        if len(self.buffer) + len(chunk.data) > self.total:
+            raise WireError(f"{what}: chunks exceed the declared {self.total:,} bytes")
+        self.buffer += chunk.data
+        return self.complete
+
+    @property
+    def complete(self) -> bool:
+        return len(self.buffer) == self.total
 
     def array(self) -> np.ndarray:
-        assert self.first is not None
-        return from_tensor(pb.Tensor(shape=self.first.shape, dtype=self.first.dtype, data=b"".join(self.parts)))
+        if not self.complete:
+            raise WireError(f"tensor {self.name!r}: {len(self.buffer):,} of {self.total:,} bytes arrived")
+        return np.frombuffer(self.buffer, dtype=self.dtype).astype(self.dtype.newbyteorder("="), copy=False).reshape(self.shape)
 
 
-def assemble(chunks: Iterable[pb.TensorChunk]) -> np.ndarray:
-    assembler = ChunkAssembler()
+def assemble(chunks: Iterable[pb.TensorChunk]) -> dict[str, np.ndarray]:
+    """Tensors by name from a sequence of chunks (tensors one after another)."""
+    done: dict[str, np.ndarray] = {}
+    current: ChunkAssembler | None = None
     for chunk in chunks:
-        assembler.add(chunk)
-    return assembler.array()
-
-
-def _dtype(name: str) -> np.dtype:
-    try:
-        dtype = np.dtype(name)
-    except TypeError:
-        raise ValueError(f"unknown tensor dtype {name!r}") from None
-    if dtype.kind not in "biuf":
-        raise ValueError(f"tensor dtype {name!r} is not numeric")
-    return dtype
+        if current is None:
+            current = ChunkAssembler(chunk)
+        if current.add(chunk):
+            done[current.name] = current.array()
+            current = None
+    if current is not None:
+        current.array()  # raises: incomplete
+    return done

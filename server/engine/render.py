@@ -148,6 +148,8 @@ class _Run:
             (torch.where(alive, loss, torch.zeros_like(loss))).sum().backward()
             snapshot = [p.detach()[~alive].clone() for p in params] if not alive.all() else None
             for p in params:
+                if p.grad is None:  # an input no sample of this chunk reads
+                    continue
                 p.grad[~alive] = 0
                 p.grad.nan_to_num_(0.0, 0.0, 0.0)
             optimizer.step()

@@ -132,3 +132,10 @@ def test_jitter_stays_below_the_layer_stride(model) -> None:
     x = torch.arange(16.0).reshape(1, 1, 1, 16).expand(2, 3, 16, 16)
     rolled = Jitter(spec, [(4, 4)] * 2)(x, torch.tensor([[0, 1], [0, 3]]))
     assert rolled[0, 0, 0, :3].tolist() == [15.0, 0.0, 1.0] and rolled[1, 0, 0, :4].tolist() == [13.0, 14.0, 15.0, 0.0]
+
+
+def test_a_batch_that_reads_one_input_only(model) -> None:
+    result = maximize(model, [Channel(_layer(model, "/flow_conv/Conv"), 0), Channel(_layer(model, "/flow_conv/Conv"), 2)],
+                      [Setting()], FAST)
+    for row in result.results:
+        assert row[0].inputs["rgb"] is None and row[0].activations[-1] > row[0].activations[0]

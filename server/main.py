@@ -1,0 +1,200 @@
+"""`kinetoscope serve`: build the gRPC server (services, health, reflection, auth, TLS) and run it."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from concurrent import futures
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from kinetoscope.v1 import kinetoscope_pb2 as pb, kinetoscope_pb2_grpc as pb_grpc
+
+from .library import ModelLibrary
+from .service import (
+    BearerTokenInterceptor,
+    JobQueue,
+    ModelServicer,
+    RecordingServicer,
+    ServiceLimits,
+    VisualizationServicer,
+)
+from .store import ModelStore
+
+_LOGGER = logging.getLogger(__name__)
+
+DEFAULT_ADDRESS = "127.0.0.1:50051"
+SERVICES = tuple(pb.DESCRIPTOR.services_by_name[name].full_name
+                 for name in ("ModelService", "VisualizationService", "RecordingService"))
+_MESSAGE_BYTES = 8 << 20
+"""Largest message either way; the protocol never needs more than ~1 MiB (chunks), this leaves headroom."""
+
+
+@dataclass
+class Server:
+    """What create_server builds; `serve` needs the health servicer to announce a shutdown."""
+
+    grpc_server: grpc.Server
+    port: int
+    health: health.HealthServicer
+    jobs: JobQueue
+    library: ModelLibrary
+    device: str
+
+
+def default_store_dir() -> Path:
+    return Path(os.environ.get("KINETOSCOPE_HOME") or Path.home() / ".cache" / "kinetoscope")
+
+
+def create_server(
+    address: str = "127.0.0.1:0",
+    store_dir: str | Path | None = None,
+    token: str | None = None,
+    tls: tuple[bytes, bytes] | None = None,
+    limits: ServiceLimits = ServiceLimits(),
+    device: str = "cpu",
+    *,
+    jobs: JobQueue | None = None,
+) -> tuple[grpc.Server, int]:
+    """A server bound to `address`, not yet started (call `.start()`), and its port, as in grpc's examples.
+
+    `tls` is (certificate chain PEM, private key PEM); `jobs` is built from `limits`
+    unless given (tests pass one to watch the jobs).
+    """
+    built = build_server(address, store_dir, token=token, tls=tls, limits=limits, device=device, jobs=jobs)
+    return built.grpc_server, built.port
+
+
+def build_server(
+    address: str = "127.0.0.1:0",
+    store_dir: str | Path | None = None,
+    *,
+    token: str | None = None,
+    tls: tuple[bytes, bytes] | None = None,
+    limits: ServiceLimits = ServiceLimits(),
+    device: str = "cpu",
+    jobs: JobQueue | None = None,
+) -> Server:
+    device = resolve_device(device)
+    library = ModelLibrary(ModelStore(store_dir or default_store_dir()))
+    jobs = jobs or JobQueue(limits.jobs_per_device, limits.job_queue_size)
+    # A thread per call that may block: running + queued jobs, imports, and a few for quick calls.
+    workers = jobs.slots + jobs.queue_size + limits.max_concurrent_imports + 8
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kinetoscope-rpc"),
+        interceptors=[BearerTokenInterceptor(token)] if token else [],
+        options=[("grpc.max_receive_message_length", _MESSAGE_BYTES), ("grpc.max_send_message_length", _MESSAGE_BYTES)],
+        maximum_concurrent_rpcs=workers,
+    )
+    pb_grpc.add_ModelServiceServicer_to_server(ModelServicer(library, limits), server)
+    pb_grpc.add_VisualizationServiceServicer_to_server(VisualizationServicer(library, jobs, limits, device), server)
+    pb_grpc.add_RecordingServiceServicer_to_server(RecordingServicer(), server)
+    health_servicer = register_health_and_reflection(server)
+    if tls is not None:
+        cert, key = tls
+        port = server.add_secure_port(address, grpc.ssl_server_credentials([(key, cert)]))
+    else:
+        port = server.add_insecure_port(address)
+    _LOGGER.info("kinetoscope bound to %s (port %d, device %s, store %s%s%s)", address, port, device,
+                 library.store.root, ", TLS" if tls else "", ", token required" if token else "")
+    return Server(server, port, health_servicer, jobs, library, device)
+
+
+def register_health_and_reflection(server: grpc.Server) -> health.HealthServicer:
+    """grpc.health.v1 (SERVING for the server and each service) and server reflection, in one place."""
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for name in ("", *SERVICES):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    reflection.enable_server_reflection((*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    return health_servicer
+
+
+def resolve_device(device: str) -> str:
+    """auto → cuda when torch sees a GPU, else cpu; cuda without a GPU is an error."""
+    if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
+        raise ValueError(f"unknown device {device!r}; use auto, cpu or cuda")
+    if device == "cpu":
+        return device
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for, but torch sees no CUDA GPU; use --device cpu or auto")
+    return device
+
+
+def serve(
+    address: str = DEFAULT_ADDRESS,
+    store_dir: str | Path | None = None,
+    *,
+    token: str | None = None,
+    tls: tuple[bytes, bytes] | None = None,
+    limits: ServiceLimits = ServiceLimits(),
+    device: str = "auto",
+    grace_s: float = 5.0,
+) -> None:
+    """Runs until SIGINT/SIGTERM; then reports NOT_SERVING, lets calls finish for `grace_s` and stops."""
+    built = build_server(address, store_dir, token=token, tls=tls, limits=limits, device=device)
+    built.grpc_server.start()
+    stopping = threading.Event()
+
+    def on_signal(signum, frame) -> None:
+        _LOGGER.info("signal %d: shutting down", signum)
+        stopping.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        print(f"kinetoscope serving on {address.rsplit(':', 1)[0]}:{built.port} (device {built.device})", flush=True)
+        stopping.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        built.health.enter_graceful_shutdown()
+        built.grpc_server.stop(grace_s).wait()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kinetoscope serve", description="Serve kinetoscope.v1 over gRPC.")
+    parser.add_argument("--address", default=DEFAULT_ADDRESS, help=f"HOST:PORT to bind (default {DEFAULT_ADDRESS}; port 0 picks one)")
+    parser.add_argument("--store", type=Path, default=None, help="model store folder (default $KINETOSCOPE_HOME or ~/.cache/kinetoscope)")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--token", default=os.environ.get("KINETOSCOPE_TOKEN"),
+                        help="require `authorization: Bearer TOKEN` on every call but health (default $KINETOSCOPE_TOKEN)")
+    parser.add_argument("--tls-cert", type=Path, help="PEM certificate chain (with --tls-key)")
+    parser.add_argument("--tls-key", type=Path, help="PEM private key (with --tls-cert)")
+    parser.add_argument("--jobs-per-device", type=int, default=ServiceLimits.jobs_per_device)
+    parser.add_argument("--queue", type=int, default=ServiceLimits.job_queue_size, help="maximizations that may wait for a slot")
+    parser.add_argument("--log-level", default="INFO")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kinetoscope").setLevel(args.log_level.upper())  # also when the CLI configured logging first
+    if (args.tls_cert is None) != (args.tls_key is None):
+        parser.error("--tls-cert and --tls-key go together")
+    try:
+        tls = (args.tls_cert.read_bytes(), args.tls_key.read_bytes()) if args.tls_cert else None
+        limits = ServiceLimits(jobs_per_device=args.jobs_per_device, job_queue_size=args.queue)
+        serve(args.address, args.store, token=args.token or None, tls=tls, limits=limits, device=args.device)
+    except (OSError, ValueError, RuntimeError) as exc:
+        print(f"kinetoscope serve: {exc}", file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,14 @@
+"""The gRPC service layer: servicers, limits, auth, job queue, errors and wire format over the library and engine."""
+
+from .auth import BearerTokenInterceptor
+from .errors import status_for
+from .jobs import Job, JobQueue, QueueFull
+from .limits import ServiceLimits
+from .models import ModelServicer
+from .recording import RecordingServicer
+from .visualization import VisualizationServicer
+
+__all__ = [
+    "BearerTokenInterceptor", "Job", "JobQueue", "ModelServicer", "QueueFull", "RecordingServicer", "ServiceLimits",
+    "VisualizationServicer", "status_for",
+]

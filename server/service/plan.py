@@ -1,0 +1,161 @@
+"""Check a MaximizeRequest against the stored model and the limits, and turn it into engine objectives, settings and config."""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import logging
+import math
+import operator
+from dataclasses import dataclass
+
+from kinetoscope.server.engine import Channel, Logit, MaximizeConfig, Neuron, Objective, Setting
+from kinetoscope.server.store import StoredModel
+from kinetoscope.v1 import kinetoscope_pb2 as pb
+
+from .errors import BadRequest, LimitExceeded, NotAvailable
+from .limits import ServiceLimits
+
+_LOGGER = logging.getLogger(__name__)
+
+_FLOAT_OPTIONS = {
+    # option: (smallest allowed, whether the smallest itself is allowed)
+    "learning_rate": (0.0, False), "final_learning_rate": (0.0, False), "alpha": (0.0, False), "bound": (0.0, False),
+    "v_ratio": (0.0, False), "motion_tv_factor": (0.0, True), "init_scale": (0.0, True), "objective_weight": (-math.inf, False),
+}
+_MAX_NAMES = 40
+
+
+@dataclass(frozen=True)
+class MaximizePlan:
+    objectives: list[Objective]
+    settings: list[Setting]
+    config: MaximizeConfig
+    progress_every: int
+
+    @property
+    def samples(self) -> int:
+        return len(self.objectives) * len(self.settings)
+
+    def describe(self, stored: StoredModel) -> str:
+        return (f"maximize on {stored.name} ({stored.id}): {len(self.objectives)} unit(s) × {len(self.settings)} "
+                f"setting(s) × {self.config.iterations} steps")
+
+
+def plan_maximize(request: pb.MaximizeRequest, stored: StoredModel, limits: ServiceLimits) -> MaximizePlan:
+    """Raises BadRequest / LimitExceeded / NotAvailable naming what to change."""
+    if request.recording:
+        raise NotAvailable("normalizing by a recording is not available yet (recording comes later); leave `recording` empty")
+    if not request.objectives:
+        raise BadRequest("give at least one objective (a Target naming a layer and channel)")
+    if len(request.objectives) > limits.max_units:
+        raise LimitExceeded(f"{len(request.objectives)} objectives asked; this server takes at most {limits.max_units} per call")
+    catalog = _Catalog(stored)
+    objectives = [_objective(i, obj, catalog) for i, obj in enumerate(request.objectives)]
+    settings = [_setting(i, s) for i, s in enumerate(request.settings)] or [Setting()]
+    config = _config(request.options, limits)
+    samples = len(objectives) * len(settings)
+    if samples > limits.max_samples:
+        raise LimitExceeded(
+            f"{len(objectives)} units × {len(settings)} settings = {samples} samples; this server takes at most "
+            f"{limits.max_samples} per call (split the request)"
+        )
+    elements = samples * catalog.input_elements()
+    if elements > limits.max_input_elements:
+        raise LimitExceeded(
+            f"the optimized inputs of {samples} samples hold {elements:,} values; this server holds at most "
+            f"{limits.max_input_elements:,} per call (ask for fewer units or settings at once)"
+        )
+    every = request.options.progress_every
+    if every < 0:
+        raise BadRequest(f"options.progress_every must be >= 0, got {every}")
+    return MaximizePlan(objectives, settings, config, every or max(1, min(25, config.iterations // 16)))
+
+
+class _Catalog:
+    """The stored model's layers, looked up by tensor or node name."""
+
+    def __init__(self, stored: StoredModel) -> None:
+        self.stored = stored
+        self.layers = stored.meta.get("catalog", [])
+        self.outputs = stored.meta.get("outputs", [])
+
+    def find(self, name: str, where: str) -> dict:
+        for entry in self.layers:
+            if name in (entry["name"], entry.get("node")):
+                return entry
+        names = [entry["name"] for entry in self.layers]
+        close = difflib.get_close_matches(name, names, n=3)
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        listed = ", ".join(names[:_MAX_NAMES]) + (f", ... ({len(names) - _MAX_NAMES} more; GetModel lists all)" if len(names) > _MAX_NAMES else "")
+        raise BadRequest(f"{where}: model {self.stored.name!r} has no layer {name!r}.{hint} Valid layers: {listed}")
+
+    def input_elements(self) -> int:
+        return sum(math.prod(item["shape"][1:]) for item in self.stored.meta.get("inputs", []))
+
+
+def _objective(index: int, objective: pb.Objective, catalog: _Catalog) -> Objective:
+    if not objective.terms:
+        raise BadRequest(f"objectives[{index}] has no terms; give at least one Target")
+    parts = [_term(f"objectives[{index}].terms[{t}]", term, catalog) for t, term in enumerate(objective.terms)]
+    return functools.reduce(operator.add, parts)
+
+
+def _term(where: str, target: pb.Target, catalog: _Catalog) -> Objective:
+    name = target.layer
+    if not name and target.kind == pb.Target.LOGIT and catalog.outputs:
+        name = catalog.outputs[-1]
+    if not name:
+        raise BadRequest(f"{where}: name a layer (a tensor or node name from GetModel)")
+    entry = catalog.find(name, where)
+    channels = int(entry.get("channels", 0))
+    if not 0 <= target.channel < channels:
+        raise BadRequest(f"{where}: layer {entry['name']!r} has channels 0..{channels - 1}; channel {target.channel} is out of range")
+    if target.kind == pb.Target.NEURON:
+        grid = list(entry["shape"][2:])
+        position = list(target.position) or None
+        if position is not None and (len(position) != len(grid) or any(not 0 <= p < d for p, d in zip(position, grid))):
+            raise BadRequest(f"{where}: position {position} is outside layer {entry['name']!r}'s grid {grid} "
+                             "(give one index per axis after the channel axis, or none for the centre)")
+        objective: Objective = Neuron(name, target.channel, position)
+    elif target.kind == pb.Target.LOGIT:
+        objective = Logit(name, target.channel)
+    elif target.kind == pb.Target.CHANNEL:
+        objective = Channel(name, target.channel)
+    else:
+        raise BadRequest(f"{where}: unknown target kind {target.kind}; use CHANNEL, NEURON or LOGIT")
+    if target.position and target.kind != pb.Target.NEURON:
+        raise BadRequest(f"{where}: only NEURON targets take a position")
+    weight = target.weight or 1.0
+    if not math.isfinite(weight):
+        raise BadRequest(f"{where}: weight {weight} is not finite")
+    return objective if weight == 1.0 else objective * weight
+
+
+def _setting(index: int, setting: pb.RegularizerSetting) -> Setting:
+    for name in ("kappa", "gamma"):
+        value = getattr(setting, name)
+        if not (math.isfinite(value) and value >= 0):
+            raise BadRequest(f"settings[{index}].{name} must be a finite number >= 0, got {value}")
+    return Setting(kappa=setting.kappa, gamma=setting.gamma)
+
+
+def _config(options: pb.MaximizeOptions, limits: ServiceLimits) -> MaximizeConfig:
+    values = {}
+    for name in ("iterations", "learning_rate", "final_learning_rate", "alpha", "bound", "v_ratio", "motion_tv_factor",
+                 "jitter", "init_scale", "seed", "normalize", "objective_weight", "max_batch"):
+        if options.HasField(name):
+            values[name] = getattr(options, name)
+    for name, (least, inclusive) in _FLOAT_OPTIONS.items():
+        value = values.get(name)
+        if value is not None and not (math.isfinite(value) and (value >= least if inclusive else value > least)):
+            bound = f">= {least:g}" if inclusive else (f"> {least:g}" if math.isfinite(least) else "finite")
+            raise BadRequest(f"options.{name} must be {bound}, got {value}")
+    if values.get("max_batch") is not None and values["max_batch"] < 1:
+        raise BadRequest(f"options.max_batch must be >= 1, got {values['max_batch']}")
+    config = MaximizeConfig(**values)
+    if not 1 <= config.iterations <= limits.max_iterations:
+        if config.iterations < 1:
+            raise BadRequest(f"options.iterations must be >= 1, got {config.iterations}")
+        raise LimitExceeded(f"{config.iterations} iterations asked; this server runs at most {limits.max_iterations} per call")
+    return config

@@ -1,0 +1,45 @@
+"""`kinetoscope serve` as a process: binds 127.0.0.1, answers health, stops cleanly on SIGTERM; bad flags are refused."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from kinetoscope.server.main import build_parser, main
+
+
+def test_serve_runs_until_sigterm(tmp_path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kinetoscope.server.main", "--address", "127.0.0.1:0", "--store", str(tmp_path), "--device", "cpu"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        line = process.stdout.readline()
+        match = re.match(r"kinetoscope serving on 127\.0\.0\.1:(\d+)", line)
+        assert match, line + process.stderr.read()
+        with grpc.insecure_channel(f"127.0.0.1:{match[1]}") as channel:
+            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=30)
+            assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_defaults_bind_localhost() -> None:
+    args = build_parser().parse_args([])
+    assert args.address == "127.0.0.1:50051" and args.device == "auto"
+
+
+def test_tls_flags_go_together(tmp_path) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["--tls-cert", str(tmp_path / "cert.pem")])
+    assert exit_.value.code == 2
