@@ -75,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     zoo_export.add_argument("--size", type=int)
     zoo_export.add_argument("--width", type=float, default=1.0, help="channel multiplier, e.g. 0.25 for a small variant")
 
-    demo = commands.add_parser("demo", help="export a two-stream VGG-16 (narrow), import it, list its layers")
+    demo = commands.add_parser("demo", help="the main job: maximize every class and some fusion units of the "
+                                           "zoo's trained two-stream model for γ ∈ {0,1,5,10}; write the gallery")
     demo.add_argument("--out", type=Path, default=Path("out"))
     return parser
 

@@ -161,15 +161,36 @@ def cmd_zoo(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from kinetoscope.model_zoo.export import export_model  # noqa: PLC0415
+    """The main job end to end: the zoo's trained two-stream model, every class and some fusion units, γ sweep."""
+    from kinetoscope.v1 import kinetoscope_pb2 as pb  # noqa: PLC0415
 
+    from .render.cli import render_result  # noqa: PLC0415
+    from .units import objectives  # noqa: PLC0415
+
+    model_file = Path(__file__).resolve().parent.parent / "model_zoo" / "trained" / "two_stream_small.onnx"
+    if not model_file.is_file():
+        import kinetoscope.model_zoo as zoo  # noqa: PLC0415 - installed (non-editable) layout
+
+        model_file = Path(zoo.__file__).parent / "trained" / "two_stream_small.onnx"
+    gammas = [0.0, 1.0, 5.0, 10.0]
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / "two_stream_vgg16.onnx"
-    print(f"exporting a narrow two-stream VGG-16 to {path} ...", file=sys.stderr)
-    export_model("vgg16_two_stream", path, classes=10, width=1 / 8, size=112)
     with connect(args) as client:
-        info = client.import_model(path, name="two_stream_vgg16")
-        _, layers = client.get_model(info.id)
-    print(f"imported {info.name} as {info.id} (parity max rel err {info.max_rel_err:.1e}, {info.bn_folded} BN folded)\n")
-    print(format_layers([layer.to_json() for layer in layers]))
+        print(f"importing {model_file.name} (trained on synthetic moving shapes) ...", file=sys.stderr)
+        info = client.import_model(model_file, name="two_stream_small",
+                                   inputs=["rgb=1x3x32x32:image", "flow=1x20x32x32:stacked_flow"])
+        wanted = objectives("logits", list(range(len(info.class_names) or 10)), "logit")
+        wanted += objectives("conv_fusion", list(range(6)), "channel")
+        settings = [(1.0, g) for g in gammas]
+        with tqdm(total=len(wanted) * len(settings), desc="maximize", unit="unit", file=sys.stderr, leave=False) as bar:
+            def progress(event) -> None:
+                bar.n = round(event.samples_done + len(event.activation) * (event.step + 1) / max(event.iterations, 1), 2)
+                bar.refresh()
+
+            result = client.maximize(info.id, wanted, settings, options=pb.MaximizeOptions(seed=0), progress=progress)
+    path = args.out / "result.npz"
+    result.save_npz(path)
+    index = render_result(path, args.out)
+    print(f"maximized {len(result.units)} units × γ ∈ {{{', '.join(f'{g:g}' for g in gammas)}}} "
+          f"in {result.seconds:.0f} s on {info.name} ({info.id})")
+    print(f"gallery: {index}")
     return 0

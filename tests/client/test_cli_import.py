@@ -67,3 +67,36 @@ def test_client_package_does_not_import_torch() -> None:
     code = "import sys, kinetoscope.client, kinetoscope.client.cli; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=os.environ)
     assert result.stdout.strip() == "False"
+
+
+def test_maximize_writes_the_contract_npz_and_render_makes_a_gallery(tmp_path, capsys) -> None:
+    import numpy as np
+
+    import kinetoscope.model_zoo as zoo
+
+    store = str(tmp_path / "store")
+    model = Path(zoo.__file__).parent / "trained" / "two_stream_small.onnx"
+    _run_json(capsys, "--store", store, "import", str(model), "--name", "small", "--json")
+    doc = _run_json(capsys, "--store", store, "maximize", "small", "--layer", "logits",
+                    "--units", "red_disc_right,blue_disc_left,0-1", "--gamma", "0,5", "--iters", "6",
+                    "--out", str(tmp_path / "out"), "--json")
+    result = np.load(doc["result"])
+    assert result["rgb"].shape == (4, 2, 3, 32, 32) and result["flow"].shape == (4, 2, 20, 32, 32)
+    assert list(result["gammas"]) == [0.0, 5.0] and list(result["kappas"]) == [1.0, 1.0]
+    assert result["activation"].shape == (4, 2)
+    assert list(result["units"]) == ["Logit('logits', 0)", "Logit('logits', 3)", "Logit('logits', 0)", "Logit('logits', 1)"]
+    gallery = _run_json(capsys, "--store", store, "render", doc["result"], "--json")
+    assert Path(gallery["index"]).is_file()
+
+
+def test_maximize_with_a_bad_unit_is_a_clear_error(tmp_path, capsys) -> None:
+    import kinetoscope.model_zoo as zoo
+
+    store = str(tmp_path / "store")
+    model = Path(zoo.__file__).parent / "trained" / "two_stream_small.onnx"
+    _run_json(capsys, "--store", store, "import", str(model), "--name", "small", "--json")
+    code = main(["--store", store, "maximize", "small", "--layer", "conv_fusion", "--units", "999", "--json"])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == "" and "outside 0..63" in captured.err
+    code = main(["--store", store, "maximize", "small", "--layer", "nope", "--units", "0"])
+    assert code == 2 and "has no layer 'nope'" in capsys.readouterr().err
