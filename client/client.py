@@ -7,7 +7,6 @@ same code works against a remote server and on a laptop with nothing running.
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -15,6 +14,7 @@ import grpc
 import numpy as np
 
 from kinetoscope import tensors
+from kinetoscope.home import default_store
 from kinetoscope.model_files import read_model_files
 from kinetoscope.v1 import kinetoscope_pb2 as pb
 from kinetoscope.v1 import kinetoscope_pb2_grpc as pb_grpc
@@ -23,10 +23,6 @@ from .types import InputInfo, LayerInfo, MaximizeResult, ModelInfo, UnitResult
 
 _LOGGER = logging.getLogger(__name__)
 _MESSAGE_LIMIT = 16 << 20
-
-
-def default_store() -> Path:
-    return Path(os.environ.get("KINETOSCOPE_HOME") or Path.home() / ".cache" / "kinetoscope")
 
 
 class Client:

@@ -51,10 +51,6 @@ class Server:
     device: str
 
 
-def default_store_dir() -> Path:
-    return Path(os.environ.get("KINETOSCOPE_HOME") or Path.home() / ".cache" / "kinetoscope")
-
-
 def create_server(
     address: str = "127.0.0.1:0",
     store_dir: str | Path | None = None,
@@ -85,7 +81,7 @@ def build_server(
     jobs: JobQueue | None = None,
 ) -> Server:
     device = resolve_device(device)
-    library = ModelLibrary(ModelStore(store_dir or default_store_dir()))
+    library = ModelLibrary(ModelStore(store_dir or default_store()))
     jobs = jobs or JobQueue(limits.jobs_per_device, limits.job_queue_size)
     # A thread per call that may block: running + queued jobs, imports, and a few for quick calls.
     workers = jobs.slots + jobs.queue_size + limits.max_concurrent_imports + 8
