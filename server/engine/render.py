@@ -16,7 +16,7 @@ from kinetoscope.server.importer import ImportedModel, InputSpec, Layer
 from .config import MaximizeConfig, Setting
 from .geometry import spatial_size
 from .objectives import BatchObjective, Objective
-from .regularizers import LocalEnergy, RegularizerWeights, TotalVariation
+from .regularizers import LocalEnergy, RegularizerWeights, TotalVariation, penalty
 from .results import MaximizeResult, UnitResult
 from .transforms import Jitter
 from .truncate import truncate
@@ -137,7 +137,7 @@ class _Run:
         for step in range(config.iterations):
             if should_stop is not None and should_stop():
                 raise Cancelled(f"stopped at step {step} of {config.iterations}")
-            optimizer.zero_grad(set_to_none=False)
+            optimizer.zero_grad(set_to_none=True)  # backward then hands over its gradient instead of adding it to zeros
             acts = dict(zip(self.layers, self.graph(*[i.jittered(self.generators) for i in self.inputs])))
             raw = self.raw_objective(acts)
             loss = -self.objective(acts) + sum(i.penalty(self.kappa, self.gamma) for i in self.inputs)
@@ -150,7 +150,8 @@ class _Run:
             for p in params:
                 if p.grad is None:  # an input no sample of this chunk reads
                     continue
-                p.grad[~alive] = 0
+                if snapshot is not None:
+                    p.grad[~alive] = 0
                 p.grad.nan_to_num_(0.0, 0.0, 0.0)
             optimizer.step()
             with torch.no_grad():
@@ -208,9 +209,12 @@ class _Input:
         start = [torch.randn(shape, generator=g) * (config.init_scale * self.weights.bound) for g in generators]
         self.x = (torch.stack(start).to(device) * self.active.reshape(-1, *[1] * len(shape))).requires_grad_(True)
         self.mask = self.active.reshape(-1, *[1] * len(shape)).float()
+        self.complete = bool(self.active.all())
+        """Every sample reads this input: masking would only multiply by ones, in every step."""
 
     def jittered(self, generators) -> torch.Tensor:
-        return self.jitter(self.x * self.mask, self.jitter.draw(generators).to(self.x.device))
+        x = self.x if self.complete else self.x * self.mask
+        return self.jitter(x, self.jitter.draw(generators).to(self.x.device))
 
     def masked(self) -> torch.Tensor:
         return self.x.detach() * self.mask
@@ -218,11 +222,12 @@ class _Input:
     def penalty(self, kappa: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
         if not self.active.any():
             return torch.zeros(len(self.active), device=self.x.device)
-        return (self.energy(self.x) + self.tv(self.x, kappa, gamma)) * self.active
+        return penalty(self.x, [self.energy, self.tv.term(kappa, gamma)]) * self.active
 
     def project(self) -> None:
         self.energy.project(self.x.data)
-        self.x.data.mul_(self.mask)
+        if not self.complete:
+            self.x.data.mul_(self.mask)
 
     def result(self, sample: int) -> np.ndarray | None:
         return self.x.detach()[sample].cpu().numpy().copy() if self.active[sample] else None
