@@ -58,6 +58,26 @@ def build_parser() -> argparse.ArgumentParser:
     maximize.add_argument("--out", type=Path, default=Path("out"))
     maximize.add_argument("--json", action="store_true")
 
+    sweep = commands.add_parser("sweep", help="headless batch: models × layers × units × settings from a TOML spec, resumable")
+    sweep.add_argument("spec", type=Path, help="SPEC.toml (docs/sweep-example.toml shows the format)")
+    sweep.add_argument("--out", type=Path, default=None, help="output folder (default: the spec's `out`, else out/SPEC-NAME)")
+    sweep.add_argument("--restart", action="store_true", help="start over: delete the results an earlier sweep recorded in the folder "
+                            "(needed after changing iterations, seed or settings)")
+    sweep.add_argument("--json", action="store_true")
+
+    record = commands.add_parser("record", help="stream real clips through a model and record per-unit statistics "
+                                                "(â for --recording, top clips, per-class maximum)")
+    record.add_argument("model", help="model id or name")
+    clips = record.add_mutually_exclusive_group(required=True)
+    clips.add_argument("--clips", type=Path, help="FILE.npz: one array [N, *input shape] per graph input, optional "
+                                                  "'labels' [N] and 'ids' [N]")
+    clips.add_argument("--videos", type=Path, help="a folder of videos, decoded and turned into the model's inputs")
+    record.add_argument("--layers", required=True, help="layer (tensor or node) names, comma-separated")
+    record.add_argument("--top", type=int, default=5, help="top clips kept per channel (default 5)")
+    record.add_argument("--bins", type=int, default=0, help="histogram bins, even (default: the server's, 64)")
+    record.add_argument("--name", default="", help="a name to refer to the recording by")
+    record.add_argument("--json", action="store_true")
+
     render = commands.add_parser("render", help="write PNG/GIF/MP4 and an index.html gallery for a result.npz")
     render.add_argument("result", type=Path, help="DIR/result.npz from `kinetoscope maximize`")
     render.add_argument("--out", type=Path, default=None, help="gallery folder (default: beside the result)")

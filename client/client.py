@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 import grpc
 import numpy as np
@@ -19,7 +19,7 @@ from kinetoscope.model_files import read_model_files
 from kinetoscope.v1 import kinetoscope_pb2 as pb
 from kinetoscope.v1 import kinetoscope_pb2_grpc as pb_grpc
 
-from .types import InputInfo, LayerInfo, MaximizeResult, ModelInfo, UnitResult
+from .types import InputInfo, LayerInfo, LayerRecording, MaximizeResult, ModelInfo, Recording, RecordingInfo, UnitResult
 
 _LOGGER = logging.getLogger(__name__)
 _MESSAGE_LIMIT = 16 << 20
@@ -106,6 +106,72 @@ class Client:
         except KeyboardInterrupt:
             call.cancel()
             raise
+
+    # -- recording
+    def record(self, model: str, clips: Mapping[str, np.ndarray], labels: Sequence[int] | np.ndarray | None = None,
+               ids: Sequence[str] | None = None, *, layers: Sequence[str], top_k: int = 5, name: str = "",
+               histogram_bins: int = 0, chunk_bytes: int = tensors.CHUNK_BYTES, timeout: float | None = None) -> RecordingInfo:
+        """Streams clips (input name → [N, *input shape without batch]) through `model`, recording `layers`.
+
+        Labels (class indices; negative for none) and ids are optional, one per clip.
+        """
+        count = clip_count(clips, labels, ids)
+        header = pb.RecordHeader(model=model, layers=list(layers), top_k=top_k, name=name, histogram_bins=histogram_bins)
+        requests = _record_requests(header, clips, labels, ids, count, chunk_bytes)
+        return recording_info(self.recordings.Record(requests, metadata=self._metadata, timeout=timeout))
+
+    def get_recording(self, recording: str) -> Recording:
+        reply = self.recordings.GetRecording(pb.GetRecordingRequest(recording=recording), metadata=self._metadata)
+        return Recording(info=recording_info(reply.info), layers={l.layer: layer_recording(l) for l in reply.layers})
+
+    def list_recordings(self, model: str = "") -> list[RecordingInfo]:
+        reply = self.recordings.ListRecordings(pb.ListRecordingsRequest(model=model), metadata=self._metadata)
+        return [recording_info(r) for r in reply.recordings]
+
+
+def clip_count(clips: Mapping[str, np.ndarray], labels=None, ids=None) -> int:
+    """The number of clips; raises ValueError when the arrays, labels and ids disagree."""
+    if not clips:
+        raise ValueError("no clips: give one array [N, ...] per graph input")
+    counts = {name: len(array) for name, array in clips.items()}
+    if len(set(counts.values())) != 1:
+        raise ValueError(f"the inputs hold different numbers of clips: {counts}")
+    count = next(iter(counts.values()))
+    for what, values in (("labels", labels), ("ids", ids)):
+        if values is not None and len(values) != count:
+            raise ValueError(f"{count} clips but {len(values)} {what}")
+    return count
+
+
+def _record_requests(header: pb.RecordHeader, clips: Mapping[str, np.ndarray], labels, ids, count: int,
+                     chunk_bytes: int) -> Iterator[pb.RecordRequest]:
+    yield pb.RecordRequest(header=header)
+    for i in range(count):
+        label = None if labels is None else int(labels[i])
+        start = pb.ClipStart(id="" if ids is None else str(ids[i]))
+        if label is not None and label >= 0:
+            start.has_label, start.label = True, label
+        yield pb.RecordRequest(clip=start)
+        for name, array in clips.items():
+            for chunk in tensors.to_chunks(name, np.asarray(array[i]), chunk_bytes):
+                yield pb.RecordRequest(data=chunk)
+
+
+def recording_info(r: pb.RecordingInfo) -> RecordingInfo:
+    return RecordingInfo(id=r.id, name=r.name, model=r.model, clips=r.clips, layers=list(r.layers), created_at=r.created_at)
+
+
+def layer_recording(layer: pb.LayerStatistics) -> LayerRecording:
+    k = max((len(top.clips) for top in layer.top), default=0)
+    index = np.array([[c.clip_index for c in top.clips] for top in layer.top], np.int64).reshape(len(layer.top), k)
+    values = np.array([[c.value for c in top.clips] for top in layer.top], np.float32).reshape(len(layer.top), k)
+    return LayerRecording(
+        layer=layer.layer, max=np.array(layer.max, np.float32), mean=np.array(layer.mean, np.float32),
+        top_index=index, top_ids=[[c.clip_id for c in top.clips] for top in layer.top], top_values=values,
+        histogram=tensors.from_tensor(layer.histogram, "histogram"),
+        histogram_edges=np.array(layer.histogram_edges, np.float64),
+        per_class_max=tensors.from_tensor(layer.per_class_max, "per_class_max"),
+    )
 
 
 def collect_result(info: ModelInfo, settings, events: Iterator[pb.MaximizeEvent], progress=None) -> MaximizeResult:

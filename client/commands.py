@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import grpc
+import numpy as np
 from tqdm import tqdm
 
 
@@ -17,7 +18,7 @@ class UserError(Exception):
 
 def run(args: argparse.Namespace) -> int:
     handlers = {"import": cmd_import, "models": cmd_models, "layers": cmd_layers, "maximize": cmd_maximize,
-                "render": cmd_render, "zoo": cmd_zoo, "demo": cmd_demo}
+                "render": cmd_render, "zoo": cmd_zoo, "demo": cmd_demo, "record": cmd_record, "sweep": cmd_sweep}
     try:
         return handlers[args.command](args)
     except grpc.RpcError as exc:
@@ -90,7 +91,8 @@ def format_layers(catalog: list[dict]) -> str:
 def cmd_maximize(args) -> int:
     from kinetoscope.v1 import kinetoscope_pb2 as pb  # noqa: PLC0415
 
-    from .units import UnitSpecError, objectives, parse_units  # noqa: PLC0415
+    from .targets import find_layer, resolve_units, target_kind  # noqa: PLC0415
+    from .units import UnitSpecError, objectives  # noqa: PLC0415
 
     try:
         gammas = [float(g) for g in args.gamma.split(",") if g.strip()]
@@ -98,15 +100,14 @@ def cmd_maximize(args) -> int:
         raise UserError(f"--gamma takes numbers like 0,1,5,10, not {args.gamma!r}") from None
     with connect(args) as client:
         info, layers = client.get_model(args.model)
-        layer = next((l for l in layers if args.layer in (l.name, l.node)), None)
+        layer = find_layer(layers, args.layer)
         if layer is None:
             raise UserError(f"model {info.name} has no layer {args.layer!r}; see `kinetoscope layers {info.name}`")
-        is_logit = layer.name in info.outputs and len(layer.shape) == 2
         try:
-            units = parse_units(args.units, layer.channels, info.class_names if is_logit else None)
+            units = resolve_units(info, layer, args.units)
         except UnitSpecError as exc:
             raise UserError(str(exc)) from None
-        kind = "logit" if is_logit else args.target
+        kind = target_kind(info, layer, args.target)
         options = pb.MaximizeOptions(seed=args.seed)
         if args.iters is not None:
             options.iterations = args.iters
@@ -130,6 +131,102 @@ def cmd_maximize(args) -> int:
     human += f"\nwrote {path}" + "".join(f"\nnote: {w}" for w in result.warnings)
     _emit(args, doc, human)
     return 0
+
+
+def cmd_sweep(args) -> int:
+    from .sweep import SweepError, load_spec, run_sweep  # noqa: PLC0415
+
+    try:
+        spec = load_spec(args.spec)
+        with connect(args) as client:
+            summary = run_sweep(client, spec, args.out, restart=args.restart)
+    except SweepError as exc:
+        raise UserError(str(exc)) from None
+    except KeyboardInterrupt as exc:
+        print(f"kinetoscope sweep: {exc or 'interrupted; run the same command again to resume'}", file=sys.stderr)
+        return 130
+    _emit(args, summary.to_json(), summary.describe())
+    return 0
+
+
+def cmd_record(args) -> int:
+    layers = [name.strip() for name in args.layers.split(",") if name.strip()]
+    if not layers:
+        raise UserError("--layers takes layer names like conv_fusion,logits")
+    with connect(args) as client:
+        info, _ = client.get_model(args.model)
+        clips, labels, ids = read_clips(args, info)
+        count = len(next(iter(clips.values())))
+        print(f"recording {', '.join(layers)} of {info.name} over {count} clips ...", file=sys.stderr)
+        try:
+            recorded = client.record(info.id, clips, labels, ids, layers=layers, top_k=args.top, name=args.name,
+                                     histogram_bins=args.bins)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+        recording = client.get_recording(recorded.id)
+    lines = [f"recording {recorded.id}: {recorded.clips} clips of {info.name} ({info.id})"]
+    for name, layer in recording.layers.items():
+        best = int(layer.max.argmax())
+        lines.append(f"  {name}: {layer.channels} channels, â from {layer.max.min():.3g} to {layer.max.max():.3g} "
+                     f"(channel {best}; top clips {', '.join(layer.top_ids[best])})")
+    lines.append(f"use it with: kinetoscope maximize {info.name} --layer L --units U --recording {recorded.id}")
+    _emit(args, recording.to_json(), "\n".join(lines))
+    return 0
+
+
+def read_clips(args, info) -> tuple[dict[str, np.ndarray], np.ndarray | None, list[str] | None]:
+    """The clips of --clips FILE.npz or --videos DIR: arrays per graph input, labels and ids (None when absent)."""
+    found = videos_as_clips(args.videos, info) if args.videos is not None else read_npz(args.clips)
+    names = [i.name for i in info.inputs]
+    missing = [name for name in names if name not in found]
+    extra = [key for key in found if key not in (*names, "labels", "ids")]
+    if missing or extra:
+        raise UserError(f"the clips need one array per graph input ({', '.join(names)}) and optionally 'labels' and 'ids'; "
+                        + (f"missing {', '.join(missing)}" if missing else "") + ("; " if missing and extra else "")
+                        + (f"unknown {', '.join(extra)}" if extra else ""))
+    labels = found.get("labels")
+    if labels is not None and not np.issubdtype(labels.dtype, np.integer):
+        raise UserError(f"'labels' must hold integers (class indices), not {labels.dtype}")
+    ids = [str(i) for i in np.asarray(found["ids"]).tolist()] if "ids" in found else None
+    return {name: found[name] for name in names}, labels, ids
+
+
+def read_npz(path: Path) -> dict[str, np.ndarray]:
+    if not path.is_file():
+        raise UserError(f"{path} is not a file")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {key: data[key] for key in data.files}
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read {path} as .npz: {exc}") from None
+
+
+def videos_as_clips(folder: Path, info) -> dict[str, np.ndarray]:
+    """FOLDER/<class>/<video files> decoded into the model's inputs, as an .npz would hold them.
+
+    Sub-folders named after the model's classes label their clips with those classes;
+    a model without class names takes the sorted sub-folders as classes 0, 1, ...;
+    otherwise the clips go unlabelled (per-class maxima need the model's own classes).
+    """
+    try:
+        from .video import clips_from_videos  # noqa: PLC0415 - decoding needs PyAV and OpenCV
+    except ImportError as exc:
+        raise UserError(f"--videos needs video decoding, which this installation lacks ({exc}); "
+                        "use --clips FILE.npz") from None
+    try:
+        clips = clips_from_videos(folder, info.inputs)
+    except (OSError, ValueError) as exc:
+        raise UserError(str(exc)) from None
+    found = {**clips.inputs, "ids": np.array(clips.ids)}
+    if not info.class_names:
+        found["labels"] = clips.labels
+    elif all(name in info.class_names for name in clips.class_names):
+        found["labels"] = np.array([info.class_names.index(clips.class_names[i]) for i in clips.labels], np.int64)
+    else:
+        unknown = [name for name in clips.class_names if name not in info.class_names]
+        print(f"note: sub-folders {', '.join(unknown)} are not classes of {info.name}; recording without labels",
+              file=sys.stderr)
+    return found
 
 
 def cmd_render(args) -> int:

@@ -119,3 +119,54 @@ class MaximizeResult:
             input_layouts=np.array([i.layout for i in self.model.inputs]),
             class_names=np.array(self.model.class_names), optimized=optimized,
         )
+
+
+@dataclass(frozen=True)
+class RecordingInfo:
+    id: str
+    name: str
+    model: str
+    """The model's id."""
+    clips: int
+    layers: list[str]
+    created_at: float
+
+
+@dataclass
+class LayerRecording:
+    """One layer's statistics of per-clip maxima (each clip's maximum over positions, per channel)."""
+
+    layer: str
+    max: np.ndarray
+    """[C]: â, the maximum over clips (what Maximize normalizes by)."""
+    mean: np.ndarray
+    """[C]: the mean over clips of the per-clip maximum."""
+    top_index: np.ndarray
+    """[C, k]: clip positions in the recorded stream, largest value first."""
+    top_ids: list[list[str]]
+    top_values: np.ndarray
+    """[C, k]."""
+    histogram: np.ndarray
+    """[C, bins] counts over `histogram_edges`."""
+    histogram_edges: np.ndarray
+    """[bins + 1], shared by the channels."""
+    per_class_max: np.ndarray
+    """[C, classes]; NaN where no clip had that label."""
+
+    @property
+    def channels(self) -> int:
+        return int(self.max.shape[0])
+
+    def to_json(self) -> dict:
+        return {"max": self.max.tolist(), "mean": self.mean.tolist(), "top": self.top_index.tolist()}
+
+
+@dataclass
+class Recording:
+    info: RecordingInfo
+    layers: dict[str, LayerRecording]
+
+    def to_json(self) -> dict:
+        """The `kinetoscope record --json` document."""
+        return {"recording": self.info.id, "clips": self.info.clips,
+                "layers": {name: layer.to_json() for name, layer in self.layers.items()}}

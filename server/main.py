@@ -21,6 +21,7 @@ from kinetoscope.home import default_store
 from kinetoscope.v1 import kinetoscope_pb2 as pb, kinetoscope_pb2_grpc as pb_grpc
 
 from .library import ModelLibrary
+from .recordings import RecordingStore
 from .service import (
     BearerTokenInterceptor,
     JobQueue,
@@ -50,6 +51,7 @@ class Server:
     jobs: JobQueue
     library: ModelLibrary
     device: str
+    recordings: RecordingStore | None = None
 
 
 def create_server(
@@ -83,9 +85,10 @@ def build_server(
 ) -> Server:
     device = resolve_device(device)
     library = ModelLibrary(ModelStore(store_dir or default_store()))
+    recordings = RecordingStore(library.store.root)
     jobs = jobs or JobQueue(limits.jobs_per_device, limits.job_queue_size)
-    # A thread per call that may block: running + queued jobs, imports, and a few for quick calls.
-    workers = jobs.slots + jobs.queue_size + limits.max_concurrent_imports + 8
+    # A thread per call that may block: running + queued jobs, imports, recordings, and a few for quick calls.
+    workers = jobs.slots + jobs.queue_size + limits.max_concurrent_imports + limits.max_concurrent_recordings + 8
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kinetoscope-rpc"),
         interceptors=[BearerTokenInterceptor(token)] if token else [],
@@ -93,8 +96,8 @@ def build_server(
         maximum_concurrent_rpcs=workers,
     )
     pb_grpc.add_ModelServiceServicer_to_server(ModelServicer(library, limits), server)
-    pb_grpc.add_VisualizationServiceServicer_to_server(VisualizationServicer(library, jobs, limits, device), server)
-    pb_grpc.add_RecordingServiceServicer_to_server(RecordingServicer(), server)
+    pb_grpc.add_VisualizationServiceServicer_to_server(VisualizationServicer(library, jobs, limits, device, recordings), server)
+    pb_grpc.add_RecordingServiceServicer_to_server(RecordingServicer(library, recordings, limits, device), server)
     health_servicer = register_health_and_reflection(server)
     if tls is not None:
         cert, key = tls
@@ -103,7 +106,7 @@ def build_server(
         port = server.add_insecure_port(address)
     _LOGGER.info("kinetoscope bound to %s (port %d, device %s, store %s%s%s)", address, port, device,
                  library.store.root, ", TLS" if tls else "", ", token required" if token else "")
-    return Server(server, port, health_servicer, jobs, library, device)
+    return Server(server, port, health_servicer, jobs, library, device, recordings)
 
 
 def register_health_and_reflection(server: grpc.Server) -> health.HealthServicer:

@@ -30,6 +30,21 @@ class ServiceLimits:
     """Maximize calls running at once on the server's device."""
     max_concurrent_imports: int = 2
     """ImportModel calls receiving or importing at once (each holds its upload in memory)."""
+    max_record_clips: int = 1_000_000
+    """Clips in one Record call."""
+    max_clip_bytes: int = 256 << 20
+    """One clip of a Record call: the bytes of all its input tensors together."""
+    max_record_layers: int = 64
+    """Layers one Record call records."""
+    max_top_k: int = 100
+    """Top clips kept per channel."""
+    max_histogram_bins: int = 1024
+    max_classes: int = 100_000
+    """Labels of a model without class_names must lie below this."""
+    max_recording_bytes: int = 6 << 20
+    """A recording's statistics as one GetRecording reply (the server sends at most 8 MiB per message)."""
+    max_concurrent_recordings: int = 2
+    """Record calls streaming at once (each holds a batch of clips and a forward session)."""
 
     def __post_init__(self) -> None:
         for item in fields(self):

@@ -1,4 +1,4 @@
-"""Check a MaximizeRequest against the stored model and the limits, and turn it into engine objectives, settings and config."""
+"""Check a MaximizeRequest against the stored model, its recordings and the limits, and turn it into engine objectives, settings, config and â."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ import functools
 import logging
 import math
 import operator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from kinetoscope.server.engine import Channel, Logit, MaximizeConfig, Neuron, Objective, Setting
+from kinetoscope.server.recordings import RecordingNotFound, RecordingStore
 from kinetoscope.server.store import StoredModel
 from kinetoscope.v1 import kinetoscope_pb2 as pb
 
-from .errors import BadRequest, LimitExceeded, NotAvailable
+from .errors import BadRequest, LimitExceeded, NotAvailable, NotFound, PreconditionFailed
 from .limits import ServiceLimits
 
 _LOGGER = logging.getLogger(__name__)
@@ -32,6 +33,9 @@ class MaximizePlan:
     settings: list[Setting]
     config: MaximizeConfig
     progress_every: int
+    reference_max: dict[tuple[str, int], float] = field(default_factory=dict)
+    """â per (layer tensor name, channel) from the request's recording; empty without one."""
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def samples(self) -> int:
@@ -42,15 +46,16 @@ class MaximizePlan:
                 f"setting(s) × {self.config.iterations} steps")
 
 
-def plan_maximize(request: pb.MaximizeRequest, stored: StoredModel, limits: ServiceLimits) -> MaximizePlan:
-    """Raises BadRequest / LimitExceeded / NotAvailable naming what to change."""
-    if request.recording:
-        raise NotAvailable("normalizing by a recording is not available yet (recording comes later); leave `recording` empty")
+def plan_maximize(request: pb.MaximizeRequest, stored: StoredModel, limits: ServiceLimits,
+                  recordings: RecordingStore | None = None) -> MaximizePlan:
+    """Raises BadRequest / LimitExceeded / NotFound / PreconditionFailed naming what to change."""
+    if request.recording and recordings is None:
+        raise NotAvailable("this server keeps no recordings; leave `recording` empty")
     if not request.objectives:
         raise BadRequest("give at least one objective (a Target naming a layer and channel)")
     if len(request.objectives) > limits.max_units:
         raise LimitExceeded(f"{len(request.objectives)} objectives asked; this server takes at most {limits.max_units} per call")
-    catalog = _Catalog(stored)
+    catalog = LayerCatalog(stored)
     objectives = [_objective(i, obj, catalog) for i, obj in enumerate(request.objectives)]
     settings = [_setting(i, s) for i, s in enumerate(request.settings)] or [Setting()]
     config = _config(request.options, limits)
@@ -69,10 +74,43 @@ def plan_maximize(request: pb.MaximizeRequest, stored: StoredModel, limits: Serv
     every = request.options.progress_every
     if every < 0:
         raise BadRequest(f"options.progress_every must be >= 0, got {every}")
-    return MaximizePlan(objectives, settings, config, every or max(1, min(25, config.iterations // 16)))
+    units = [(catalog.find(term.layer, "objectives")["name"], term.channel) for obj in objectives for term in obj.terms()]
+    reference, warnings = reference_maxima(request.recording, recordings, stored, units) if request.recording else ({}, [])
+    return MaximizePlan(objectives, settings, config, every or max(1, min(25, config.iterations // 16)), reference, warnings)
 
 
-class _Catalog:
+def reference_maxima(recording: str, recordings: RecordingStore, stored: StoredModel,
+                     units: list[tuple[str, int]]) -> tuple[dict[tuple[str, int], float], list[str]]:
+    """â per unit (layer tensor name, channel) the objectives read, from a recording of this model (eq. 1).
+
+    A channel whose â is not above 0 never fired on the recorded clips; dividing by it
+    would flip or blow up the objective, so it keeps â = 1 and the reply says so.
+    """
+    try:
+        found = recordings.get(recording)
+    except RecordingNotFound as exc:
+        raise NotFound(f"{exc} (ListRecordings lists them; Record makes one)") from None
+    if found.model != stored.id:
+        raise PreconditionFailed(f"recording {found.id} was made on model {found.meta.get('model_name', '')} ({found.model}), "
+                                 f"not on {stored.name} ({stored.id}); record this model or leave `recording` empty")
+    layers = list(dict.fromkeys(layer for layer, _ in units))
+    missing = [layer for layer in layers if layer not in found.layers]
+    if missing:
+        raise PreconditionFailed(f"recording {found.id} has no layer {', '.join(map(repr, missing))} (it recorded "
+                                 f"{', '.join(found.layers)}); record those layers or leave `recording` empty")
+    recorded = found.maxima()
+    maxima = {unit: recorded[unit] for unit in dict.fromkeys(units)}
+    reference = {key: value for key, value in maxima.items() if math.isfinite(value) and value > 0}
+    dead = sorted(key for key in maxima if key not in reference)
+    warnings = []
+    if dead:
+        shown = ", ".join(f"{layer}:{channel}" for layer, channel in dead[:20]) + (" ..." if len(dead) > 20 else "")
+        warnings.append(f"recording {found.id}: {len(dead)} channel(s) never rose above 0 on its {found.clips} clips "
+                        f"({shown}); they are normalized by ρ_l² alone (â = 1)")
+    return reference, warnings
+
+
+class LayerCatalog:
     """The stored model's layers, looked up by tensor or node name."""
 
     def __init__(self, stored: StoredModel) -> None:
@@ -94,14 +132,14 @@ class _Catalog:
         return sum(math.prod(item["shape"][1:]) for item in self.stored.meta.get("inputs", []))
 
 
-def _objective(index: int, objective: pb.Objective, catalog: _Catalog) -> Objective:
+def _objective(index: int, objective: pb.Objective, catalog: LayerCatalog) -> Objective:
     if not objective.terms:
         raise BadRequest(f"objectives[{index}] has no terms; give at least one Target")
     parts = [_term(f"objectives[{index}].terms[{t}]", term, catalog) for t, term in enumerate(objective.terms)]
     return functools.reduce(operator.add, parts)
 
 
-def _term(where: str, target: pb.Target, catalog: _Catalog) -> Objective:
+def _term(where: str, target: pb.Target, catalog: LayerCatalog) -> Objective:
     name = target.layer
     if not name and target.kind == pb.Target.LOGIT and catalog.outputs:
         name = catalog.outputs[-1]

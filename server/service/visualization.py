@@ -13,6 +13,7 @@ import grpc
 from kinetoscope.server.engine import Cancelled, MaximizeResult, StepReport, maximize
 from kinetoscope.server.importer import ImportFailed
 from kinetoscope.server.library import ModelLibrary
+from kinetoscope.server.recordings import RecordingStore
 from kinetoscope.v1 import kinetoscope_pb2 as pb, kinetoscope_pb2_grpc as pb_grpc
 
 from . import wire
@@ -29,8 +30,10 @@ _MAX_PENDING_PROGRESS = 64
 
 
 class VisualizationServicer(pb_grpc.VisualizationServiceServicer):
-    def __init__(self, library: ModelLibrary, jobs: JobQueue, limits: ServiceLimits, device: str = "cpu") -> None:
+    def __init__(self, library: ModelLibrary, jobs: JobQueue, limits: ServiceLimits, device: str = "cpu",
+                 recordings: RecordingStore | None = None) -> None:
         self.library, self.jobs, self.limits, self.device = library, jobs, limits, device
+        self.recordings = recordings
 
     @guarded
     def Maximize(self, request: pb.MaximizeRequest, context: grpc.ServicerContext) -> Iterator[pb.MaximizeEvent]:
@@ -38,7 +41,7 @@ class VisualizationServicer(pb_grpc.VisualizationServiceServicer):
         if not request.model:
             raise BadRequest("name the model: its id or name (ListModels lists them)")
         stored = self.library.store.get(request.model)
-        plan = plan_maximize(request, stored, self.limits)
+        plan = plan_maximize(request, stored, self.limits, self.recordings)
         stop = StopSignal(context)
         job = self.jobs.admit(plan.describe(stored), stop.is_set)
         stop.job = job
@@ -46,7 +49,8 @@ class VisualizationServicer(pb_grpc.VisualizationServiceServicer):
         yield from run.progress()
         result = run.outcome()
         yield from result_events(result)
-        yield pb.MaximizeEvent(summary=pb.MaximizeSummary(warnings=result.warnings, seconds=time.monotonic() - began))
+        warnings = [*plan.warnings, *result.warnings]
+        yield pb.MaximizeEvent(summary=pb.MaximizeSummary(warnings=warnings, seconds=time.monotonic() - began))
 
 
 class StopSignal:
@@ -119,7 +123,7 @@ class EngineRun:
                 raise Cancelled("stopped before the first step")
             self.result = maximize(
                 model, self.plan.objectives, self.plan.settings, self.plan.config,
-                on_step=self._on_step, should_stop=self.stop.is_set, device=self.device,
+                reference_max=self.plan.reference_max, on_step=self._on_step, should_stop=self.stop.is_set, device=self.device,
             )
             state = "done"
         except Cancelled as exc:

@@ -95,7 +95,7 @@ def _request(**overrides) -> pb.MaximizeRequest:
     (_request(objectives=channel_objectives("conv_fusion", [0] * 2000)), grpc.StatusCode.RESOURCE_EXHAUSTED, ["1024"]),
     (_request(objectives=channel_objectives("conv_fusion", range(64)) * 16,
               settings=[pb.RegularizerSetting()] * 5), grpc.StatusCode.RESOURCE_EXHAUSTED, ["samples", "4096"]),
-    (_request(recording="r1"), grpc.StatusCode.UNIMPLEMENTED, ["recording"]),
+    (_request(recording="r1"), grpc.StatusCode.NOT_FOUND, ["no recording 'r1'"]),
 ], ids=["model", "layer", "channel", "position", "position-rank", "no-objective", "empty-objective", "kappa",
         "learning-rate", "zero-iterations", "iterations", "units", "samples", "recording"])
 def test_bad_requests_get_a_status_that_says_what_to_fix(shared, request_, code, words) -> None:

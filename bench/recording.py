@@ -1,0 +1,283 @@
+"""Benchmark of activation recording against a bare onnxruntime forward of the same model over the same clips.
+
+Recording adds to the network's own forward pass: the recorded layers as extra outputs
+(which can keep onnxruntime from fusing an op into its producer), the per-clip maximum
+over positions, and the accumulators (max, mean, top-k, histogram, per-class maximum).
+This script measures what that costs as a throughput ratio (clips/s recording over
+clips/s bare, target >= 0.9), for both forward backends, so that `RecordConfig(backend=
+"auto")` takes the faster one on this device. Repetitions interleave the sides and
+ratios are medians of per-repetition ratios, so a busier machine moves both.
+
+    .venv/bin/python bench/recording.py            # full run; rewrites "## Recording" in bench/RESULTS.md
+    .venv/bin/python bench/recording.py --quick    # seconds-long smoke run; writes nothing
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import re
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import onnx
+import onnxruntime
+import torch
+
+import kinetoscope.model_zoo as zoo
+from kinetoscope.model_zoo.export import export_model
+from kinetoscope.model_zoo.synthetic import SyntheticActions
+from kinetoscope.server.engine.recorder import RecordConfig, Recorder, choose_backend, ort_session, with_outputs
+from kinetoscope.server.importer import ImportedModel, import_model
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+SECTION = "## Recording"
+TRAINED = Path(zoo.__file__).parent / "trained" / "two_stream_small.onnx"
+THREADS = 2
+TARGET = 0.9
+"""Recording must keep at least this share of the bare forward's clips/s."""
+BACKENDS = ("onnxruntime", "torch")
+QUIET_CORES = 0.25
+"""CPU (in cores) other processes may use during a repetition before it is run again."""
+RETRIES = 20
+PAUSE_S = 0.1
+"""Between sides: onnxruntime's pool threads spin for a while after a run, and on two cores the next
+side's threads would compete with them (measured: a 20 % swing decided by which side ran first)."""
+
+
+@dataclass
+class Case:
+    name: str
+    path: Path
+    model: ImportedModel
+    layers: list[str]
+    clips: dict[str, np.ndarray]
+    labels: np.ndarray
+    batch: int
+    seconds: dict[str, list[float]] = field(default_factory=dict)
+    setup: dict[str, float] = field(default_factory=dict)
+    effective_batch: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def count(self) -> int:
+        return len(self.labels)
+
+    def rate(self, side: str) -> float:
+        return self.count / statistics.median(self.seconds[side])
+
+    def ratio(self, side: str) -> float:
+        return statistics.median(b / r for b, r in zip(self.seconds["bare"], self.seconds[side]))
+
+
+class BareForward:
+    """The original file, fully optimized, graph outputs only, batched when its batch axis allows."""
+
+    def __init__(self, path: Path, model: ImportedModel, batch: int) -> None:
+        graph = onnx.load(path)
+        self.names = [spec.name for spec in model.inputs]
+        self.batch = batch
+        self.session = ort_session(with_outputs(graph, [], dynamic_batch=True))
+        probe = {spec.name: np.zeros((batch, *spec.shape[1:]), np.float32) for spec in model.inputs}
+        try:
+            self.session.run(None, probe)
+        except Exception:  # noqa: BLE001 - a graph with a fixed batch runs clip by clip
+            self.batch = 1
+            self.session = ort_session(graph)
+
+    def __call__(self, clips: dict[str, np.ndarray]) -> None:
+        count = len(next(iter(clips.values())))
+        for start in range(0, count, self.batch):
+            self.session.run(None, {name: clips[name][start : start + self.batch] for name in self.names})
+
+
+class ForeignLoad:
+    """CPU other processes used during a span, in cores (Linux /proc/stat; 0 elsewhere).
+
+    Two threads sharing two cores with another busy process wait a scheduler slice at
+    every barrier; such repetitions say nothing about recording and are run again.
+    """
+
+    def __init__(self) -> None:
+        self.available = Path("/proc/stat").exists()
+        self.hz = os.sysconf("SC_CLK_TCK") if self.available else 100
+        self.worst = 0.0
+        self.retried = 0
+
+    def _busy(self) -> float:
+        fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        return (sum(fields[:8]) - fields[3] - fields[4]) / self.hz
+
+    def quiet(self, run: Callable[[], object]) -> None:
+        """Runs `run` until other processes stay under QUIET_CORES during it (at most RETRIES extra times)."""
+        for attempt in range(RETRIES + 1):
+            if not self.available:
+                run()
+                return
+            wall, cpu, busy = time.perf_counter(), time.process_time(), self._busy()
+            run()
+            wall, cpu, busy = time.perf_counter() - wall, time.process_time() - cpu, self._busy() - busy
+            foreign = max(0.0, busy - cpu) / max(wall, 1e-9)
+            if foreign <= QUIET_CORES or attempt == RETRIES:
+                self.worst = max(self.worst, foreign)
+                return
+            self.retried += 1
+            time.sleep(1.0)
+
+
+def timed(run: Callable[[], object]) -> float:
+    began = time.perf_counter()
+    run()
+    return time.perf_counter() - began
+
+
+def measure(case: Case, repeats: int, load: ForeignLoad) -> None:
+    """Set-up (session or truncated graph, batch probe) is paid once per Record call: it is timed apart from streaming."""
+    bare = BareForward(case.path, case.model, case.batch)
+    case.effective_batch["bare"] = bare.batch
+    configs = {backend: RecordConfig(backend=backend, batch_size=case.batch) for backend in BACKENDS}
+
+    def stream(backend: str) -> float:
+        began = time.perf_counter()
+        recorder = Recorder(case.model, case.layers, configs[backend])
+        case.setup[backend] = time.perf_counter() - began
+        case.effective_batch[backend] = recorder.forward.batch
+        return timed(lambda: (recorder.add(case.clips, case.labels), recorder.finish()))
+
+    sides: dict[str, Callable[[], float]] = {"bare": lambda: timed(lambda: bare(case.clips))}
+    sides.update({backend: (lambda backend=backend: stream(backend)) for backend in BACKENDS})
+    for run in sides.values():  # warm-up
+        run()
+    case.seconds = {side: [] for side in sides}
+    for _ in range(repeats):
+        times: dict[str, float] = {}
+        load.quiet(lambda: times.update({side: paused(run) for side, run in sides.items()}))
+        for side, seconds in times.items():
+            case.seconds[side].append(seconds)
+
+
+def paused(run: Callable[[], float]) -> float:
+    time.sleep(PAUSE_S)
+    return run()
+
+
+def trained_case(clips: int) -> Case:
+    model = import_model(TRAINED, inputs=["rgb=1x3x32x32:image", "flow=1x20x32x32:stacked_flow"])
+    rgb, flow, labels = SyntheticActions().batch(clips, seed=0)
+    return Case("two_stream_small (rgb 3x32x32 + flow 20x32x32)", TRAINED, model,
+                ["rgb/conv3", "flow/conv3", "conv_fusion", "logits"], {"rgb": rgb, "flow": flow}, labels, 32)
+
+
+def c3d_case(clips: int, folder: Path) -> Case:
+    path = export_model("c3d", folder / "c3d.onnx", width=0.25, frames=16, size=64)
+    model = import_model(path)
+    spec = model.inputs[0]
+    rng = np.random.default_rng(0)
+    video = rng.normal(0, 40, (clips, *spec.shape[1:])).astype(np.float32)
+    return Case("c3d width 0.25 (video 3x16x64x64)", path, model, ["relu3b", "relu5b", "relu7", "logits"],
+                {spec.name: video}, rng.integers(0, 487, clips), 8)
+
+
+def table(cases: list[Case]) -> list[str]:
+    rows = ["| model | clips | batch | bare ORT clips/s | backend | set-up s | record clips/s | ratio | target ≥ 0.9 |",
+            "|---|---:|---:|---:|---|---:|---:|---:|---|"]
+    for case in cases:
+        for backend in BACKENDS:
+            ratio = case.ratio(backend)
+            rows.append(
+                f"| {case.name} | {case.count} | {case.effective_batch[backend]} (bare {case.effective_batch['bare']}) | "
+                f"{case.rate('bare'):.0f} | {backend} | {case.setup[backend]:.2f} | {case.rate(backend):.0f} | "
+                f"{ratio:.3f} | {'met' if ratio >= TARGET else 'NOT met'} |"
+            )
+    return rows
+
+
+def verdicts(cases: list[Case]) -> list[str]:
+    auto = choose_backend("auto", "cpu")
+    lines = []
+    for case in cases:
+        faster, slower = sorted(BACKENDS, key=case.rate, reverse=True)
+        margin = case.rate(faster) / case.rate(slower) - 1
+        which = f"{faster} faster by {margin:.0%}" if margin >= 0.05 else f"a tie ({faster} ahead by {margin:.0%}, within noise)"
+        lines.append(f"- {case.name}: {which}; `auto` on the CPU takes {auto} "
+                     f"(ratio {case.ratio(auto):.3f}, {'met' if case.ratio(auto) >= TARGET else 'NOT met'}).")
+    if not torch.cuda.is_available():
+        lines.append("- On CUDA `auto` takes torch (onnxruntime runs CPU-only here); not measured: this machine has no GPU.")
+    return lines
+
+
+def machine_line() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU"
+    return (f"{cpu}, {os.cpu_count()} cores{gpu}; Python {platform.python_version()}, torch {torch.__version__} "
+            f"({THREADS} threads), onnxruntime {onnxruntime.__version__}; {datetime.date.today().isoformat()}")
+
+
+def section(cases: list[Case], repeats: int, command: str, load: ForeignLoad) -> str:
+    body = [
+        SECTION,
+        "",
+        f"`{command}` — {machine_line()}; median of {repeats} interleaved repetitions "
+        f"({load.retried} repeated because other processes used more than {QUIET_CORES} cores; the worst kept one "
+        f"saw {load.worst:.2f}).",
+        "",
+        "Bare ORT: the model's own file in onnxruntime, fully optimized, graph outputs only, batch axis made",
+        "dynamic. Record: `Recorder.add` + `finish` over the same clips with the layers listed below exposed",
+        "(per-clip max over positions, then â, mean, top-5, 64-bin histogram and per-class max); the set-up",
+        "(session or truncated graph, batch probe) is paid once per Record call and shown apart; each record",
+        "repetition uses a fresh recorder, as a Record call does. Ratio: bare time over record time (a",
+        f"throughput ratio). Sides are {PAUSE_S} s apart so that onnxruntime's spinning pool threads of one side",
+        "do not compete with the next.",
+        "",
+        *table(cases),
+        "",
+        *[f"- layers of {case.name}: {', '.join(case.layers)}" for case in cases],
+        *verdicts(cases),
+    ]
+    return "\n".join(body).rstrip() + "\n"
+
+
+def write_results(path: Path, text: str) -> None:
+    """Replace (or add) the Recording section, keeping every other section of the file."""
+    current = path.read_text() if path.exists() else f"# Benchmarks\n\nMachine: {machine_line()}.\n"
+    pattern = re.compile(rf"^{re.escape(SECTION)}\s*$.*?(?=^## |\Z)", re.M | re.S)
+    if pattern.search(current):
+        updated = pattern.sub(lambda _: text + "\n", current, count=1)
+    else:
+        updated = current.rstrip() + "\n\n" + text
+    path.write_text(updated.rstrip() + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run; writes nothing")
+    parser.add_argument("--repeats", type=int, default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(THREADS)
+    repeats = args.repeats or (2 if args.quick else 9)
+    load = ForeignLoad()
+    with tempfile.TemporaryDirectory(prefix="kinetoscope-bench-") as folder:
+        cases = [trained_case(64 if args.quick else 1024), c3d_case(8 if args.quick else 96, Path(folder))]
+        for case in cases:
+            measure(case, repeats, load)
+    command = "bench/recording.py" + (" --quick" if args.quick else "")
+    text = section(cases, repeats, command, load)
+    print(text)
+    if not args.quick:
+        write_results(RESULTS, text)
+        print(f"updated {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
