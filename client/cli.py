@@ -81,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     render = commands.add_parser("render", help="write PNG/GIF/MP4 and an index.html gallery for a result.npz")
     render.add_argument("result", type=Path, help="DIR/result.npz from `kinetoscope maximize`")
     render.add_argument("--out", type=Path, default=None, help="gallery folder (default: beside the result)")
+    render.add_argument("--recording", default="", help="add each unit's per-class maxima (and top clips, with --clips) from this recording")
+    render.add_argument("--clips", type=Path, default=None, help="the FILE.npz the recording was made from, for top-clip thumbnails")
     render.add_argument("--json", action="store_true")
 
     zoo = commands.add_parser("zoo", help="the paper's architectures: list them or export one to ONNX")

@@ -234,12 +234,29 @@ def cmd_render(args) -> int:
 
     if not args.result.is_file():
         raise UserError(f"{args.result} is not a file; run `kinetoscope maximize ... --out DIR` first")
+    recording = _gallery_recording(args) if args.recording else None
     try:
-        index = render_result(args.result, args.out)
+        index = render_result(args.result, args.out, recording=recording)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     _emit(args, {"index": str(index)}, f"gallery: {index}")
     return 0
+
+
+def _gallery_recording(args) -> dict:
+    """The recording's per-unit column for the gallery: per-class maxima, and top clips when --clips is given."""
+    from .render.recorded import gallery_recording  # noqa: PLC0415
+
+    with np.load(args.result, allow_pickle=False) as result:
+        units = [str(u) for u in result["units"]]
+        class_names = [str(c) for c in result["class_names"]] if "class_names" in result.files else None
+    with connect(args) as client:
+        recording = client.get_recording(args.recording)
+    clips = None
+    if args.clips is not None:
+        found = read_npz(args.clips)
+        clips = {name: array for name, array in found.items() if name not in ("labels", "ids")}
+    return gallery_recording(recording, units, clips, class_names)
 
 
 def cmd_zoo(args) -> int:

@@ -113,3 +113,20 @@ def test_record_from_a_folder_of_videos_labels_clips_by_class_folder(store, tmp_
     assert sorted(i for row in logits.top_ids for i in row) == sorted(["blue_disc_left/a.mp4#0", "red_disc_right/a.mp4#0"] * 10)
     seen = ~np.isnan(logits.per_class_max).all(axis=0)
     assert np.flatnonzero(seen).tolist() == [0, 3]
+
+
+def test_render_shows_per_class_maxima_and_top_clips_from_a_recording(store, clips, capsys, tmp_path) -> None:
+    path, arrays = clips
+    recorded = _run_json(capsys, "--store", store, "record", "small", "--clips", str(path), "--layers", "conv_fusion",
+                         "--top", "3", "--json")
+    result = _run_json(capsys, "--store", store, "maximize", "small", "--layer", "conv_fusion", "--units", "0,5",
+                       "--iters", "4", "--recording", recorded["recording"], "--out", str(tmp_path / "out"), "--json")
+    gallery = _run_json(capsys, "--store", store, "render", result["result"], "--recording", recorded["recording"],
+                        "--clips", str(path), "--json")
+    page = Path(gallery["index"]).read_text()
+    assert page.count("<svg") >= 2, "one per-class bar chart per unit"
+    top = recorded["layers"]["conv_fusion"]["top"]
+    for channel in (0, 5):
+        assert f"clip{top[channel][0]} (" in page, "the top clip is named by its id, with its value"
+    media = list((Path(gallery["index"]).parent / "media").iterdir())
+    assert any("top" in p.name for p in media), "top clips are rendered as thumbnails"
