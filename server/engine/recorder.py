@@ -20,10 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
-import re
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -33,8 +30,8 @@ import torch
 from onnx import ModelProto
 
 from kinetoscope.server.importer import ImportedModel, InputSpec, Layer
-from kinetoscope.server.importer.graph import INTERNAL_PREFIX, weight_bytes
-from kinetoscope.server.importer.ort import lower_ir_version
+from kinetoscope.server.importer.graph import INTERNAL_PREFIX
+from kinetoscope.server.importer.ort import open_session
 
 from .statistics import ChannelStatistics, LayerStatistics
 from .truncate import truncate
@@ -43,7 +40,6 @@ _LOGGER = logging.getLogger(__name__)
 
 MiB = 1 << 20
 BACKENDS = ("auto", "onnxruntime", "torch")
-_PROTO_LIMIT = (2 << 30) - (64 << 20)
 _PROBE_RTOL = 1e-4
 
 
@@ -404,20 +400,4 @@ def ort_session(model: ModelProto) -> ort.InferenceSession:
     """A fully optimized CPU session (the importer's verification sessions are unoptimized on purpose)."""
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
-    try:
-        return _load_session(model, options)
-    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own untyped errors
-        if not re.search("ir.version", str(exc), re.IGNORECASE):
-            raise
-        return _load_session(lower_ir_version(model, str(exc)), options)
-
-
-def _load_session(model: ModelProto, options: ort.SessionOptions) -> ort.InferenceSession:
-    providers = ["CPUExecutionProvider"]
-    if weight_bytes(model) < _PROTO_LIMIT:
-        return ort.InferenceSession(model.SerializeToString(), options, providers=providers)
-    with tempfile.TemporaryDirectory(prefix="kinetoscope-record-") as folder:
-        path = Path(folder) / "model.onnx"
-        onnx.save_model(model, path, save_as_external_data=True, location="weights.bin")
-        return ort.InferenceSession(str(path), options, providers=providers)
+    return open_session(model, options)

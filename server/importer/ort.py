@@ -25,18 +25,29 @@ _PROTO_LIMIT = (2 << 30) - (64 << 20)
 
 
 def make_session(model: ModelProto, extra_outputs: Iterable[str] = ()) -> ort.InferenceSession:
-    """A CPU session computing the graph outputs and `extra_outputs` (intermediate tensors)."""
-    model = with_outputs(model, extra_outputs)
+    """A CPU session computing the graph outputs and `extra_outputs` (intermediate tensors).
+
+    Unoptimized, so every intermediate tensor keeps its name and its exact value.
+    """
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    try:
+        return open_session(with_outputs(model, extra_outputs), options)
+    except InvalidModel:
+        raise
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own untyped errors
+        raise InvalidModel(f"onnxruntime cannot load the model: {exc}", stage="verify") from None
+
+
+def open_session(model: ModelProto, options: ort.SessionOptions) -> ort.InferenceSession:
+    """A CPU session with `options`, lowering an IR version newer than onnxruntime reads, for any model size."""
     options.log_severity_level = 3
     try:
         return _session(model, options)
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own untyped errors
         if "IR version" not in str(exc) and "ir_version" not in str(exc).lower():
-            raise InvalidModel(f"onnxruntime cannot load the model: {exc}", stage="verify") from None
-        lowered = lower_ir_version(model, str(exc))
-        return _session(lowered, options)
+            raise
+        return _session(lower_ir_version(model, str(exc)), options)
 
 
 def _session(model: ModelProto, options: ort.SessionOptions) -> ort.InferenceSession:
