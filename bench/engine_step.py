@@ -15,10 +15,7 @@ interleaved repetitions, so that a slower or busier machine moves both sides.
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
-import platform
-import re
 import statistics
 import sys
 import tempfile
@@ -28,6 +25,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
+from benchlib import busy_cpu_seconds, machine_line, write_section
 
 import kinetoscope.model_zoo as zoo
 from kinetoscope.model_zoo.export import export_model
@@ -66,9 +64,7 @@ class ForeignLoad:
         self.hz = os.sysconf("SC_CLK_TCK") if self.available else 100
 
     def _busy_seconds(self) -> float:
-        fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-        return (sum(fields[:8]) - idle) / self.hz
+        return busy_cpu_seconds(self.hz)
 
     def start(self) -> tuple[float, float, float] | None:
         if not self.available:
@@ -388,34 +384,11 @@ def ratio_lines(rows: list[Row]) -> list[str]:
     return lines
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def machine_line() -> str:
-    try:
-        import onnxruntime
-
-        ort = onnxruntime.__version__
-    except ImportError:
-        ort = "not installed"
-    gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU"
-    return (f"{cpu_model()}, {os.cpu_count()} cores{gpu}; Python {platform.python_version()}, "
-            f"torch {torch.__version__} ({THREADS} threads), onnxruntime {ort}; "
-            f"{datetime.date.today().isoformat()}")
-
-
 def section(rows: list[Row], notes: list[str], command: str) -> str:
     body = [
         SECTION,
         "",
-        f"`{command}` — {machine_line()}.",
+        f"`{command}` — {machine_line(THREADS)}.",
         "",
         "Engine step: the interval between two consecutive `on_step` calls of `maximize` (jitter, forward,",
         "objective, regularizers, backward, Adam, projection, bookkeeping), median over all steps after",
@@ -442,20 +415,6 @@ def section(rows: list[Row], notes: list[str], command: str) -> str:
         *notes,
     ]
     return "\n".join(body).rstrip() + "\n"
-
-
-def write_results(path: Path, text: str) -> None:
-    """Replace (or add) the Engine section, keeping every other section of the file."""
-    if path.exists():
-        current = path.read_text()
-    else:
-        current = f"# Benchmarks\n\nMachine: {machine_line()}.\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\s*$.*?(?=^## |\Z)", re.M | re.S)
-    if pattern.search(current):
-        updated = pattern.sub(lambda _: text + "\n", current, count=1)
-    else:
-        updated = current.rstrip() + "\n\n" + text
-    path.write_text(updated.rstrip() + "\n")
 
 
 # --------------------------------------------------------------------------- cases
@@ -505,7 +464,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     repeats = args.repeats or (2 if args.quick else 5)
     wait = args.wait if args.wait is not None else (0.0 if args.quick else 60.0)
     guard = Guard(ForeignLoad(), wait=wait, retries=0 if args.quick else 3)
-    print(machine_line(), flush=True)
+    print(machine_line(THREADS), flush=True)
 
     rows: list[Row] = []
     small = import_model(SMALL_MODEL)
@@ -542,7 +501,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(note)
     if not args.quick and not args.no_write:
         command = " ".join(["python bench/engine_step.py", *(sys.argv[1:] if argv is None else argv)])
-        write_results(args.results, section(rows, notes, command))
+        write_section(args.results, SECTION, section(rows, notes, command), THREADS)
         print(f"wrote {args.results}")
     return 0
 

@@ -15,10 +15,7 @@ ratios are medians of per-repetition ratios, so a busier machine moves both.
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
-import platform
-import re
 import statistics
 import tempfile
 import time
@@ -28,8 +25,8 @@ from typing import Callable
 
 import numpy as np
 import onnx
-import onnxruntime
 import torch
+from benchlib import busy_cpu_seconds, machine_line, write_section
 
 import kinetoscope.model_zoo as zoo
 from kinetoscope.model_zoo.export import export_model
@@ -111,8 +108,7 @@ class ForeignLoad:
         self.retried = 0
 
     def _busy(self) -> float:
-        fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-        return (sum(fields[:8]) - fields[3] - fields[4]) / self.hz
+        return busy_cpu_seconds(self.hz)
 
     def quiet(self, run: Callable[[], object]) -> None:
         """Runs `run` until other processes stay under QUIET_CORES during it (at most RETRIES extra times)."""
@@ -212,23 +208,11 @@ def verdicts(cases: list[Case]) -> list[str]:
     return lines
 
 
-def machine_line() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU"
-    return (f"{cpu}, {os.cpu_count()} cores{gpu}; Python {platform.python_version()}, torch {torch.__version__} "
-            f"({THREADS} threads), onnxruntime {onnxruntime.__version__}; {datetime.date.today().isoformat()}")
-
-
 def section(cases: list[Case], repeats: int, command: str, load: ForeignLoad) -> str:
     body = [
         SECTION,
         "",
-        f"`{command}` — {machine_line()}; median of {repeats} interleaved repetitions "
+        f"`{command}` — {machine_line(THREADS)}; median of {repeats} interleaved repetitions "
         f"({load.retried} repeated because other processes used more than {QUIET_CORES} cores; the worst kept one "
         f"saw {load.worst:.2f}).",
         "",
@@ -248,17 +232,6 @@ def section(cases: list[Case], repeats: int, command: str, load: ForeignLoad) ->
     return "\n".join(body).rstrip() + "\n"
 
 
-def write_results(path: Path, text: str) -> None:
-    """Replace (or add) the Recording section, keeping every other section of the file."""
-    current = path.read_text() if path.exists() else f"# Benchmarks\n\nMachine: {machine_line()}.\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\s*$.*?(?=^## |\Z)", re.M | re.S)
-    if pattern.search(current):
-        updated = pattern.sub(lambda _: text + "\n", current, count=1)
-    else:
-        updated = current.rstrip() + "\n\n" + text
-    path.write_text(updated.rstrip() + "\n")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run; writes nothing")
@@ -275,7 +248,7 @@ def main() -> None:
     text = section(cases, repeats, command, load)
     print(text)
     if not args.quick:
-        write_results(RESULTS, text)
+        write_section(RESULTS, SECTION, text, THREADS)
         print(f"updated {RESULTS}")
 
 

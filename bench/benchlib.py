@@ -1,0 +1,47 @@
+"""What every benchmark script shares: the machine line, other processes' CPU use, and RESULTS.md sections."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import re
+from pathlib import Path
+
+import onnxruntime
+import torch
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_line(threads: int) -> str:
+    gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU"
+    return (f"{cpu_model()}, {os.cpu_count()} cores{gpu}; Python {platform.python_version()}, "
+            f"torch {torch.__version__} ({threads} threads), onnxruntime {onnxruntime.__version__}; "
+            f"{datetime.date.today().isoformat()}")
+
+
+def busy_cpu_seconds(hz: int) -> float:
+    """CPU seconds all processes have used since boot (Linux /proc/stat), idle and iowait left out."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / hz
+
+
+def write_section(path: Path, title: str, text: str, threads: int) -> None:
+    """Replace (or add) the `title` section of RESULTS.md, keeping every other section."""
+    current = path.read_text() if path.exists() else f"# Benchmarks\n\nMachine: {machine_line(threads)}.\n"
+    pattern = re.compile(rf"^{re.escape(title)}\s*$.*?(?=^## |\Z)", re.M | re.S)
+    if pattern.search(current):
+        updated = pattern.sub(lambda _: text + "\n", current, count=1)
+    else:
+        updated = current.rstrip() + "\n\n" + text
+    path.write_text(updated.rstrip() + "\n")
