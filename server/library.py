@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -11,6 +12,8 @@ from typing import Callable, Mapping, Sequence
 
 from .importer import ImportedModel, ImportOptions, InputSpec, import_model
 from .importer.inputs import as_specs
+from .model_meta import describe
+from .sandbox import ImportCrashed, SandboxLimits, import_isolated
 from .store import ModelStore, StoredModel
 
 _LOGGER = logging.getLogger(__name__)
@@ -18,10 +21,19 @@ _LOGGER = logging.getLogger(__name__)
 
 @dataclass
 class ModelLibrary:
+    """The store plus the imports that fill it and a small cache of converted models.
+
+    With `sandbox` set (the server's default), import_bytes runs the import in a child
+    process under those limits and stores the model only when the child accepted it;
+    `load` then converts the stored, already accepted bytes in this process (see
+    kinetoscope.server.sandbox for why). With `sandbox=None` everything runs here.
+    """
+
     store: ModelStore
     options: ImportOptions = field(default_factory=ImportOptions)
     cache_size: int = 2
     """Imported (converted, verified) models kept in memory, most recently used first."""
+    sandbox: SandboxLimits | None = field(default_factory=SandboxLimits)
     _cache: OrderedDict = field(default_factory=OrderedDict, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _loading: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
@@ -34,22 +46,34 @@ class ModelLibrary:
         inputs: Sequence[InputSpec | str] | None = None,
         external_data: Mapping[str, bytes] | None = None,
         progress: Callable[[str], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> StoredModel:
+        """Imports, then stores: nothing reaches the store unless the whole import succeeded.
+
+        `should_stop` (checked while a sandboxed import runs) stops the child when it turns true.
+        """
         declared = list(as_specs(inputs).values())
-        imported = import_model(data, inputs=declared, external_data=external_data, options=self.options, progress=progress)
-        summary = imported.summary()
+        model_id = hashlib.sha256(data).hexdigest()[:16]
+        imported = None
+        if self.sandbox is not None:
+            described = import_isolated(data, inputs=declared, external_data=external_data, options=self.options,
+                                        limits=self.sandbox, progress=progress, should_stop=should_stop)
+            if described.get("id") != model_id:
+                raise ImportCrashed(f"the import child described model {described.get('id')!r}, not {model_id}")
+        else:
+            imported = import_model(data, inputs=declared, external_data=external_data, options=self.options,
+                                    progress=progress)
+            described = describe(imported)
         meta = {
-            **summary,
-            "name": name or imported.id,
+            **described,
+            "name": name or model_id,
             "imported_at": time.time(),
-            "outputs": imported.output_names,
-            "catalog": [layer.to_json() for layer in imported.catalog],
-            "parity_outputs": imported.parity.outputs,
-            "metadata": {p.key: p.value for p in imported.graph.metadata_props},
             "declared_inputs": [spec_to_json(spec) for spec in declared],
         }
-        stored = self.store.put(imported.id, data, meta, external_data)
-        self._remember(imported)
+        stored = self.store.put(model_id, data, meta, external_data)
+        self._forget(model_id)  # the same bytes may come with other external data or declarations
+        if imported is not None:
+            self._remember(imported)
         return stored
 
     def load(self, id_or_name: str) -> tuple[StoredModel, ImportedModel]:
@@ -77,9 +101,12 @@ class ModelLibrary:
     def delete(self, id_or_name: str) -> StoredModel:
         stored = self.store.get(id_or_name)
         self.store.delete(stored.id)
-        with self._lock:
-            self._cache.pop(stored.id, None)
+        self._forget(stored.id)
         return stored
+
+    def _forget(self, model_id: str) -> None:
+        with self._lock:
+            self._cache.pop(model_id, None)
 
     def _cached(self, model_id: str) -> ImportedModel | None:
         with self._lock:

@@ -84,7 +84,7 @@ def build_server(
     jobs: JobQueue | None = None,
 ) -> Server:
     device = resolve_device(device)
-    library = ModelLibrary(ModelStore(store_dir or default_store()))
+    library = ModelLibrary(ModelStore(store_dir or default_store()), sandbox=limits.sandbox())
     recordings = RecordingStore(library.store.root)
     jobs = jobs or JobQueue(limits.jobs_per_device, limits.job_queue_size)
     # A thread per call that may block: running + queued jobs, imports, recordings, and a few for quick calls.
@@ -175,6 +175,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tls-key", type=Path, help="PEM private key (with --tls-cert)")
     parser.add_argument("--jobs-per-device", type=int, default=ServiceLimits.jobs_per_device)
     parser.add_argument("--queue", type=int, default=ServiceLimits.job_queue_size, help="maximizations that may wait for a slot")
+    parser.add_argument("--max-upload-mib", type=int, default=ServiceLimits.max_upload_bytes >> 20,
+                        help="largest model upload (model and external data together), refused before it is read whole")
+    parser.add_argument("--import-memory-mib", type=int, default=ServiceLimits.import_memory_bytes >> 20,
+                        help="memory one import's child process may use before the import is refused")
+    parser.add_argument("--import-timeout", type=int, default=ServiceLimits.import_timeout_s,
+                        help="seconds one import may take before it is stopped and refused")
+    parser.add_argument("--no-import-isolation", dest="isolate_imports", action="store_false",
+                        help="import in the server process, without the child process and its limits")
     parser.add_argument("--log-level", default="INFO")
     return parser
 
@@ -188,7 +196,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--tls-cert and --tls-key go together")
     try:
         tls = (args.tls_cert.read_bytes(), args.tls_key.read_bytes()) if args.tls_cert else None
-        limits = ServiceLimits(jobs_per_device=args.jobs_per_device, job_queue_size=args.queue)
+        limits = ServiceLimits(
+            jobs_per_device=args.jobs_per_device, job_queue_size=args.queue, max_upload_bytes=args.max_upload_mib << 20,
+            import_memory_bytes=args.import_memory_mib << 20, import_timeout_s=args.import_timeout,
+            isolate_imports=args.isolate_imports,
+        )
         serve(args.address, args.store, token=args.token or None, tls=tls, limits=limits, device=args.device)
     except (OSError, ValueError, RuntimeError) as exc:
         print(f"kinetoscope serve: {exc}", file=sys.stderr, flush=True)

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import secrets
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +19,7 @@ from typing import Mapping
 
 import numpy as np
 
+from . import staging
 from .engine.statistics import LayerStatistics
 
 _LOGGER = logging.getLogger(__name__)
@@ -73,6 +72,7 @@ class RecordingStore:
         self.root = Path(root)
         self.recordings = self.root / "recordings"
         self.recordings.mkdir(parents=True, exist_ok=True)
+        staging.sweep(self.recordings)
 
     def put(self, meta: Mapping, statistics: Mapping[str, LayerStatistics]) -> StoredRecording:
         """Stores statistics (layer → LayerStatistics) with `meta` (model, name, ...); adds id, layers, clips, created_at."""
@@ -87,15 +87,15 @@ class RecordingStore:
         arrays = {f"{i}.{name}": value for i, stats in enumerate(statistics.values())
                   for name, value in stats.to_arrays().items()}
         final = self.recordings / recording_id
-        staging = Path(tempfile.mkdtemp(prefix=f".{recording_id}-", dir=self.recordings))
+        folder = staging.new_folder(self.recordings, staging.PARTIAL, recording_id)
         try:
-            with open(staging / "stats.npz", "wb") as handle:
+            with open(folder / "stats.npz", "wb") as handle:
                 np.savez(handle, **arrays)
-            (staging / "meta.json").write_text(json.dumps(meta, indent=1))
-            os.replace(staging, final)
+            (folder / "meta.json").write_text(json.dumps(meta, indent=1))
+            staging.install(folder, final)
         finally:
-            if staging.exists():
-                shutil.rmtree(staging, ignore_errors=True)
+            if folder.exists():
+                shutil.rmtree(folder, ignore_errors=True)
         _LOGGER.info("stored recording %s of model %s: %d clips, layers %s", recording_id, meta.get("model"),
                      meta["clips"], ", ".join(statistics))
         return StoredRecording(recording_id, final, meta)
@@ -129,6 +129,4 @@ class RecordingStore:
 
     def delete(self, id_or_name: str) -> None:
         stored = self.get(id_or_name)
-        trash = Path(tempfile.mkdtemp(prefix=".deleting-", dir=self.recordings))
-        os.replace(stored.folder, trash / stored.id)
-        shutil.rmtree(trash, ignore_errors=True)
+        staging.discard(stored.folder, stored.id)

@@ -1,19 +1,23 @@
 """A content-addressed model store on local disk: <root>/models/<id>/{model.onnx, meta.json, ...}.
 
-Every file is written to a temporary name and renamed into place, and a model's folder
-appears in one rename, so a crash never leaves a half-written model behind.
+Every file is written into a hidden folder that is renamed into place in one step, so a
+crash never leaves a half-written model behind; opening the store clears what a killed
+writer left (kinetoscope.server.staging).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
-import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
+
+from kinetoscope.model_files import is_plain_name
+
+from . import staging
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -48,23 +52,29 @@ class ModelStore:
         self.root = Path(root)
         self.models = self.root / "models"
         self.models.mkdir(parents=True, exist_ok=True)
+        self._installing = threading.Lock()
+        staging.sweep(self.models)
 
     def put(self, model_id: str, data: bytes, meta: dict, external: Mapping[str, bytes] | None = None) -> StoredModel:
+        if not is_plain_name(model_id) or model_id.startswith("."):
+            raise ValueError(f"a model id is a plain folder name, not {model_id!r}")
+        for name in external or {}:
+            if not is_plain_name(name):
+                raise ValueError(f"external file {name!r} is not a plain file name")
         final = self.models / model_id
-        staging = Path(tempfile.mkdtemp(prefix=f".{model_id}-", dir=self.models))
+        folder = staging.new_folder(self.models, staging.PARTIAL, model_id)
         try:
-            (staging / "model.onnx").write_bytes(data)
+            (folder / "model.onnx").write_bytes(data)
             if external:
-                (staging / "external").mkdir()
+                (folder / "external").mkdir()
                 for name, blob in external.items():
-                    (staging / "external" / name).write_bytes(blob)
-            (staging / "meta.json").write_text(json.dumps(meta, indent=1))
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(staging, final)
+                    (folder / "external" / name).write_bytes(blob)
+            (folder / "meta.json").write_text(json.dumps(meta, indent=1))
+            with self._installing:
+                staging.install(folder, final)
         finally:
-            if staging.exists():
-                shutil.rmtree(staging, ignore_errors=True)
+            if folder.exists():
+                shutil.rmtree(folder, ignore_errors=True)
         return StoredModel(model_id, final, meta)
 
     def list(self) -> list[StoredModel]:
@@ -92,6 +102,5 @@ class ModelStore:
 
     def delete(self, id_or_name: str) -> None:
         stored = self.get(id_or_name)
-        trash = Path(tempfile.mkdtemp(prefix=".deleting-", dir=self.models))
-        os.replace(stored.folder, trash / stored.id)
-        shutil.rmtree(trash, ignore_errors=True)
+        with self._installing:
+            staging.discard(stored.folder, stored.id)

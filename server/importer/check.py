@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 import onnx
-from onnx import ModelProto, defs
+from onnx import ModelProto, TensorProto, defs, numpy_helper
 
 from .errors import InvalidModel, ModelTooLarge, UnsupportedModel
 from .graph import skeleton
 from .limits import ImportLimits
+from .load import all_tensors
 
 _STAGE = "check"
 _STANDARD_DOMAINS = ("", "ai.onnx")
@@ -21,6 +23,8 @@ def check_model(model: ModelProto, limits: ImportLimits = ImportLimits()) -> Non
     _check_opset(model)
     _check_known_ops(model)
     _check_declared_inputs(model, limits)
+    _check_no_nan_weights(model)
+    _check_outputs_are_computed(model)
     try:
         onnx.checker.check_model(skeleton(model), full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
@@ -70,6 +74,35 @@ def _check_declared_inputs(model: ModelProto, limits: ImportLimits) -> None:
                     f"input {value.name!r} declares a dimension of {dim.dim_value:,}; at most {limits.max_dim:,}",
                     stage=_STAGE,
                 )
+
+
+_FLOAT_DTYPES = {TensorProto.FLOAT: np.float32, TensorProto.DOUBLE: np.float64, TensorProto.FLOAT16: np.float16}
+
+
+def _check_no_nan_weights(model: ModelProto) -> None:
+    """A NaN weight makes every activation downstream NaN: refuse it here, not as a parity failure later."""
+    for tensor in all_tensors(model):
+        dtype = _FLOAT_DTYPES.get(tensor.data_type)
+        if dtype is None or tensor.data_location == TensorProto.EXTERNAL:
+            continue
+        if tensor.HasField("raw_data"):
+            values = np.frombuffer(tensor.raw_data, dtype=dtype)
+        else:
+            values = numpy_helper.to_array(tensor)
+        bad = int(np.count_nonzero(np.isnan(values)))
+        if bad:
+            raise InvalidModel(
+                f"weight tensor {tensor.name!r} holds {bad:,} NaN value(s) of {values.size:,}; re-export the model "
+                "from a checkpoint with finite weights", stage=_STAGE)
+
+
+def _check_outputs_are_computed(model: ModelProto) -> None:
+    """A graph output must come out of a node: one that is an input or a weight has no layer to convert."""
+    given = {value.name for value in model.graph.input} | {tensor.name for tensor in model.graph.initializer}
+    passed = [value.name for value in model.graph.output if value.name in given]
+    if passed:
+        raise InvalidModel(f"graph output(s) {', '.join(map(repr, passed))} are inputs or weights, not computed by any node",
+                           stage=_STAGE)
 
 
 def _first_lines(text: str, count: int = 3) -> str:

@@ -8,11 +8,12 @@ file name in the mapping the caller uploaded, so a model cannot make the server 
 from __future__ import annotations
 
 import logging
+import re
 from typing import Iterator, Mapping
 
 import numpy as np
 import onnx
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 from onnx import ModelProto, TensorProto
 
 from kinetoscope.model_files import is_plain_name
@@ -60,7 +61,31 @@ def _parse(data: bytes) -> ModelProto:
         raise InvalidModel("not an ONNX model: it has no graph, or the graph has no nodes", stage=_STAGE)
     if not model.opset_import:
         raise InvalidModel("not an ONNX model: it declares no opset", stage=_STAGE)
+    _check_text(model)
     return model
+
+
+_NAME_FIELDS = frozenset({"name", "input", "output", "op_type", "domain"})
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _check_text(message) -> None:
+    """Every string field must be text (protobuf hands an ONNX string with invalid UTF-8 back as bytes),
+    and names hold no control characters (they end up in the generated torch code)."""
+    stack = [message]
+    while stack:
+        current = stack.pop()
+        for field, value in current.ListFields():
+            if field.type == field.TYPE_MESSAGE:
+                stack.extend([value] if isinstance(value, Message) else value)
+            elif field.type == field.TYPE_STRING:
+                values = [value] if isinstance(value, (str, bytes)) else value
+                if any(not isinstance(v, str) for v in values):
+                    raise InvalidModel(f"not an ONNX model: a {current.DESCRIPTOR.name}.{field.name} is not valid UTF-8 text",
+                                       stage=_STAGE)
+                if field.name in _NAME_FIELDS and any(_CONTROL.search(v) for v in values):
+                    raise InvalidModel(f"a {current.DESCRIPTOR.name}.{field.name} holds control characters: "
+                                       f"{next(v for v in values if _CONTROL.search(v))!r}", stage=_STAGE)
 
 
 def all_tensors(model: ModelProto) -> Iterator[TensorProto]:

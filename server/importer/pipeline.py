@@ -17,6 +17,7 @@ from .catalog import Layer, build_catalog
 from .check import check_model
 from .constants import drop_unused_initializers, fold_constants
 from .convert import convert
+from .errors import ImportFailed, InvalidModel, UnsupportedModel
 from .fold_bn import fold_batchnorm
 from .graph import infer_shapes
 from kinetoscope.model_files import read_model_files
@@ -121,10 +122,10 @@ def import_model(
     infer_shapes(graph)
 
     say("convert")
-    module = convert(graph)
+    module = _convert(graph)
     ordered = [specs[name] for name in _input_order(graph)]
     say("verify")
-    parity = verify(original, graph, module, ordered, tolerance=options.tolerance, seed=options.seed)
+    parity = _verify(original, graph, module, ordered, options)
     say("catalog")
     catalog = build_catalog(graph, ordered)
     return ImportedModel(
@@ -138,6 +139,39 @@ def import_model(
         bn_remaining=report.remaining if report else 0,
         output_names=[out.name for out in graph.graph.output],
     )
+
+
+def _convert(graph: ModelProto) -> torch.nn.Module:
+    """convert(), with a failure inside onnx2torch on a graph that passed every check reported as unsupported."""
+    try:
+        return convert(graph)
+    except ImportFailed:
+        raise
+    except (KeyError, IndexError, ValueError, TypeError, AttributeError, SyntaxError, RuntimeError) as exc:
+        _LOGGER.warning("the converter failed on a checked graph", exc_info=exc)
+        raise UnsupportedModel(f"the converter could not build a torch graph from this model "
+                               f"({type(exc).__name__}: {_first_line(str(exc))})", stage="convert") from None
+
+
+def _verify(original: ModelProto, graph: ModelProto, module: torch.nn.Module, ordered: list[InputSpec],
+            options: ImportOptions) -> Parity:
+    """verify(), with onnxruntime refusing to run the original graph reported as what it is: an inconsistent model.
+
+    onnx's checker and shape inference let some contradictions through (a Conv whose
+    weight has other channels than its input); onnxruntime finds them when it runs.
+    """
+    try:
+        return verify(original, graph, module, ordered, tolerance=options.tolerance, seed=options.seed)
+    except ImportFailed:
+        raise
+    except Exception as exc:  # noqa: BLE001 - onnxruntime's errors have no common public base
+        if not type(exc).__module__.startswith("onnxruntime"):
+            raise
+        raise InvalidModel(f"onnxruntime cannot run the model: {_first_line(str(exc))}", stage="verify") from None
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), text)[:1000]
 
 
 def _input_order(graph: ModelProto) -> list[str]:

@@ -6,6 +6,9 @@
 | importer InvalidModel, UnsafeExternalData     | INVALID_ARGUMENT    |
 | importer UnsupportedModel                     | INVALID_ARGUMENT    |
 | importer ModelTooLarge                        | RESOURCE_EXHAUSTED  |
+| sandbox ImportLimitExceeded (memory, time)    | RESOURCE_EXHAUSTED  |
+| sandbox ImportCrashed (child died, no answer) | INVALID_ARGUMENT    |
+| sandbox ImportCancelled (caller went away)    | CANCELLED           |
 | importer ParityError                          | FAILED_PRECONDITION |
 | LimitExceeded, jobs QueueFull, MemoryError    | RESOURCE_EXHAUSTED  |
 | NotFound, store ModelNotFound                 | NOT_FOUND           |
@@ -37,6 +40,7 @@ from kinetoscope.server.importer import (
     ParityError,
     UnsupportedModel,
 )
+from kinetoscope.server.sandbox import ImportCancelled
 from kinetoscope.server.store import ModelNotFound
 
 from .jobs import QueueFull, WaitCancelled
@@ -81,6 +85,8 @@ def status_for(exc: BaseException, context: grpc.ServicerContext | None = None) 
         return exc.code, str(exc)
     if isinstance(exc, ModelNotFound):
         return Code.NOT_FOUND, f"{exc} (import it first, or check ListModels)"
+    if isinstance(exc, ImportCancelled):
+        return Code.CANCELLED, f"cancelled ({exc})"
     if isinstance(exc, ModelTooLarge):
         return Code.RESOURCE_EXHAUSTED, f"model refused: {exc}"
     if isinstance(exc, UnsupportedModel):

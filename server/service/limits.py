@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, fields
 
+from kinetoscope.server.sandbox import SandboxLimits
+
 _LOGGER = logging.getLogger(__name__)
 
 GiB = 1 << 30
@@ -12,7 +14,7 @@ GiB = 1 << 30
 
 @dataclass(frozen=True)
 class ServiceLimits:
-    """Bounds checked before any work starts; every one is a positive integer (the queue may be 0)."""
+    """Bounds checked before any work starts; every number is a positive integer (the queue may be 0)."""
 
     max_upload_bytes: int = 8 * GiB
     """A model file plus its external-data files, as uploaded to ImportModel."""
@@ -45,10 +47,26 @@ class ServiceLimits:
     """A recording's statistics as one GetRecording reply (the server sends at most 8 MiB per message)."""
     max_concurrent_recordings: int = 2
     """Record calls streaming at once (each holds a batch of clips and a forward session)."""
+    import_memory_bytes: int = 8 * GiB
+    """Address space one import's child process may add to what it starts with; past it the import is refused."""
+    import_timeout_s: int = 600
+    """Wall-clock seconds one import may take in its child process before it is stopped and refused."""
+    isolate_imports: bool = True
+    """Run each import in a child process under the two limits above (False: in the server process, unlimited)."""
+
+    def sandbox(self) -> SandboxLimits | None:
+        """What ModelLibrary runs imports under (None: in the server process)."""
+        if not self.isolate_imports:
+            return None
+        return SandboxLimits(memory_bytes=self.import_memory_bytes, timeout_s=float(self.import_timeout_s))
 
     def __post_init__(self) -> None:
         for item in fields(self):
             value = getattr(self, item.name)
+            if item.name == "isolate_imports":
+                if not isinstance(value, bool):
+                    raise ValueError(f"ServiceLimits.isolate_imports must be True or False, got {value!r}")
+                continue
             least = 0 if item.name == "job_queue_size" else 1
             if not isinstance(value, int) or value < least:
                 raise ValueError(f"ServiceLimits.{item.name} must be an integer >= {least}, got {value!r}")

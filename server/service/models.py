@@ -38,7 +38,8 @@ class ModelServicer(pb_grpc.ModelServiceServicer):
             upload.finish()
             _LOGGER.info("importing %r: %s bytes, %d external files", header.name, f"{upload.received:,}", len(upload.external))
             model, external = upload.take()
-            stored = self.library.import_bytes(model, name=header.name or None, inputs=upload.inputs, external_data=external)
+            stored = self.library.import_bytes(model, name=header.name or None, inputs=upload.inputs, external_data=external,
+                                               should_stop=lambda: not context.is_active())
         finally:
             self._imports.release()
         return wire.model_info(stored)
