@@ -17,7 +17,11 @@ MOTION_KINDS = ("stacked_flow", "stacked_flow_planar", "flow_video")
 
 def canonical(x: torch.Tensor, spec: InputSpec) -> torch.Tensor:
     """[B, *input shape] → [B, K, D, H, W] (a view or permutation, differentiable)."""
-    layout, kind = spec.layout, spec.kind
+    return canonical_view(x, spec.layout, spec.kind, spec.name)
+
+
+def canonical_view(x: torch.Tensor, layout: str, kind: str | None, name: str = "") -> torch.Tensor:
+    """`canonical` from the input's layout and kind alone (plain values a compiler can specialize on)."""
     if layout in ("NHWC", "NTHWC"):
         x = x.movedim(-1, 1)
         layout = "NCHW" if layout == "NHWC" else "NCTHW"
@@ -30,7 +34,7 @@ def canonical(x: torch.Tensor, spec: InputSpec) -> torch.Tensor:
         return x.reshape(b, 1, c, h, w)
     if layout == "NCTHW":
         return x.transpose(1, 2)
-    raise ValueError(f"input {spec.name!r}: layout {spec.layout!r} is not an image or video layout")
+    raise ValueError(f"input {name!r}: layout {layout!r} is not an image or video layout")
 
 
 def is_motion(spec: InputSpec) -> bool:

@@ -14,10 +14,11 @@ import torch
 from kinetoscope.server.importer import ImportedModel, InputSpec, Layer
 
 from .config import MaximizeConfig, Setting
-from .geometry import spatial_size
+from .geometry import canonical, spatial_size
 from .objectives import BatchObjective, Objective
-from .regularizers import LocalEnergy, RegularizerWeights, TotalVariation, penalty
+from .regularizers import RegularizerWeights
 from .results import MaximizeResult, UnitResult
+from .step import Kernels
 from .transforms import Jitter
 from .truncate import truncate
 
@@ -127,49 +128,42 @@ class _Run:
 
     def optimize(self, on_step, should_stop, done: int, total: int) -> list[UnitResult]:
         config, size = self.config, len(self.objectives)
-        params = [i.x for i in self.inputs]
-        optimizer = torch.optim.Adam([{"params": [i.x], "lr": config.learning_rate * i.weights.bound} for i in self.inputs])
+        kernels = Kernels(config.compiles_on(self.device.type))
         decay = (config.final_learning_rate / config.learning_rate) ** (1.0 / max(config.iterations - 1, 1))
+        beta1, beta2 = config.betas
         alive = torch.ones(size, dtype=torch.bool, device=self.device)
         stopped: list[str | None] = [None] * size
         losses = np.zeros((config.iterations, size), dtype=np.float32)
         values = np.zeros((config.iterations, size), dtype=np.float32)
+        schedules = [i.jitter.schedule(self.generators, config.iterations) if i.jitter.moves else None for i in self.inputs]
         for step in range(config.iterations):
             if should_stop is not None and should_stop():
                 raise Cancelled(f"stopped at step {step} of {config.iterations}")
-            optimizer.zero_grad(set_to_none=True)  # backward then hands over its gradient instead of adding it to zeros
-            acts = dict(zip(self.layers, self.graph(*[i.jittered(self.generators) for i in self.inputs])))
-            raw = self.raw_objective(acts)
-            loss = -self.objective(acts) + sum(i.penalty(self.kappa, self.gamma) for i in self.inputs)
-            bad = alive & ~torch.isfinite(loss)
+            shifts = [None if s is None else s[step].to(self.device) for s in schedules]
+            feeds = [i.feed(kernels, shift) for i, shift in zip(self.inputs, shifts)]
+            acts = dict(zip(self.layers, self.graph(*feeds)))
+            objective = self.objective(acts)
+            raw = self.raw_objective(acts).detach()
+            bad = alive & ~torch.isfinite(objective)
             for sample in torch.nonzero(bad).flatten().tolist():
                 stopped[sample] = f"non-finite objective at step {step}; kept the last finite input"
             alive &= ~bad
-            (torch.where(alive, loss, torch.zeros_like(loss))).sum().backward()
-            snapshot = [p.detach()[~alive].clone() for p in params] if not alive.all() else None
-            for p in params:
-                if p.grad is None:  # an input no sample of this chunk reads
-                    continue
-                if snapshot is not None:
-                    p.grad[~alive] = 0
-                p.grad.nan_to_num_(0.0, 0.0, 0.0)
-            optimizer.step()
-            with torch.no_grad():
-                for item, p, frozen in zip(self.inputs, params, snapshot or [None] * len(params)):
-                    if frozen is not None:
-                        p[~alive] = frozen
-                    item.project()
-            for group in optimizer.param_groups:
-                group["lr"] *= decay
-            losses[step] = loss.detach().cpu().numpy()
-            values[step] = raw.detach().cpu().numpy()
+            torch.where(alive, objective, torch.zeros_like(objective)).sum().neg().backward()
+            t = step + 1
+            lr_scale = config.learning_rate * decay**step / (1 - beta1**t)
+            bias2_sqrt = torch.tensor(math.sqrt(1 - beta2**t), device=self.device)
+            penalty = torch.zeros(size, device=self.device)
+            for item, feed, shift in zip(self.inputs, feeds, shifts):
+                penalty += item.update(kernels, feed.grad, shift, self.kappa, self.gamma, alive, lr_scale, bias2_sqrt, config)
+            losses[step] = (penalty - objective.detach()).cpu().numpy()
+            values[step] = raw.cpu().numpy()
             if on_step is not None:
                 on_step(StepReport(step, config.iterations, done, total, values[step], losses[step]))
         return self._results(losses, values, stopped)
 
     @torch.no_grad()
     def _results(self, losses, values, stopped) -> list[UnitResult]:
-        acts = dict(zip(self.layers, self.graph(*[i.masked() for i in self.inputs])))
+        acts = dict(zip(self.layers, self.graph(*[i.x for i in self.inputs])))
         final = self.raw_objective(acts).cpu().numpy()
         out = []
         for sample, obj in enumerate(self.objectives):
@@ -195,42 +189,46 @@ def _best(values: np.ndarray) -> float:
 
 
 class _Input:
-    """One graph input's batch of optimized values, its regularizers and jitter."""
+    """One graph input's batch of optimized values, its Adam moments, regularizer weights and jitter."""
 
     def __init__(self, spec: InputSpec, active: list[bool], limits, config: MaximizeConfig, generators, device) -> None:
         self.spec = spec
         self.active = torch.tensor(active, device=device)
         self.weights = RegularizerWeights.for_input(spec, alpha=config.alpha, bound=config.bound,
                                                     v_ratio=config.v_ratio, motion_tv_factor=config.motion_tv_factor)
-        self.energy = LocalEnergy(spec, self.weights)
-        self.tv = TotalVariation(spec, self.weights)
         self.jitter = Jitter(spec, limits)
         shape = tuple(spec.shape[1:])
         start = [torch.randn(shape, generator=g) * (config.init_scale * self.weights.bound) for g in generators]
-        self.x = (torch.stack(start).to(device) * self.active.reshape(-1, *[1] * len(shape))).requires_grad_(True)
-        self.mask = self.active.reshape(-1, *[1] * len(shape)).float()
-        self.complete = bool(self.active.all())
-        """Every sample reads this input: masking would only multiply by ones, in every step."""
+        self.x = torch.stack(start).to(device) * self.active.reshape(-1, *[1] * len(shape)).float()
+        moments = canonical(self.x, spec).shape
+        self.exp_avg = torch.zeros(moments, device=device)
+        self.exp_avg_sq = torch.zeros(moments, device=device)
+        self.used = bool(self.active.any())
+        """Some sample of the chunk reads this input (otherwise it is fed zeros and never stepped)."""
 
-    def jittered(self, generators) -> torch.Tensor:
-        x = self.x if self.complete else self.x * self.mask
-        return self.jitter(x, self.jitter.draw(generators).to(self.x.device))
+    def feed(self, kernels: Kernels, shifts: torch.Tensor | None) -> torch.Tensor:
+        """This step's (jittered) input, a leaf whose gradient the update reads."""
+        if not self.used:
+            return self.x
+        moved = self.x if shifts is None else kernels.jitter(self.x, shifts, self.jitter.axes[0])
+        return moved.detach().requires_grad_(True)
 
-    def masked(self) -> torch.Tensor:
-        return self.x.detach() * self.mask
-
-    def penalty(self, kappa: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
-        if not self.active.any():
+    def update(self, kernels: Kernels, grad, shifts, kappa, gamma, alive, lr_scale: float, bias2_sqrt, config) -> torch.Tensor:
+        """Adam step with the regularizers' gradients added; returns this input's [B] penalty."""
+        if not self.used or grad is None:
             return torch.zeros(len(self.active), device=self.x.device)
-        return penalty(self.x, [self.energy, self.tv.term(kappa, gamma)]) * self.active
-
-    def project(self) -> None:
-        self.energy.project(self.x.data)
-        if not self.complete:
-            self.x.data.mul_(self.mask)
+        beta1, beta2 = config.betas
+        w = self.weights
+        step_size = torch.tensor(lr_scale * w.bound, device=self.x.device)
+        penalty = kernels.update(
+            self.x, grad, self.exp_avg, self.exp_avg_sq, shifts, kappa, gamma, alive & self.active, step_size, bias2_sqrt,
+            self.spec.layout, self.spec.kind, self.jitter.axes[0],
+            w.alpha, w.bound, w.lambda_b, w.lambda_tv, beta1, beta2, config.eps,
+        )
+        return penalty * self.active
 
     def result(self, sample: int) -> np.ndarray | None:
-        return self.x.detach()[sample].cpu().numpy().copy() if self.active[sample] else None
+        return self.x[sample].cpu().numpy().copy() if self.active[sample] else None
 
 
 def sample_seed(seed: int, objective: Objective, setting: Setting) -> int:

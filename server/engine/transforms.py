@@ -2,6 +2,8 @@
 
 Shifts are circular (torch.roll semantics) and drawn per sample from that sample's own
 generator, so a unit's result does not depend on which other units share its batch.
+A roll is a permutation: its gradient is the inverse roll, which the fused optimizer
+step applies to the network's gradient (`step.py`).
 """
 
 from __future__ import annotations
@@ -22,42 +24,28 @@ class Jitter:
         if self.axes[1] != self.axes[0] + 1:
             raise ValueError(f"input {spec.name!r}: layout {layout!r} does not keep W right after H")
 
-    def draw(self, generators: list[torch.Generator]) -> torch.Tensor:
-        """[B, 2] shifts (dy, dx), each in [0, limit)."""
-        rows = []
+    def schedule(self, generators: list[torch.Generator], steps: int) -> torch.Tensor:
+        """[steps, B, 2] shifts for a whole run, drawn per sample from its own generator in one call each."""
+        columns = []
         for generator, (limit_h, limit_w) in zip(generators, self.limits):
-            dy = int(torch.randint(0, limit_h, (1,), generator=generator)) if limit_h > 1 else 0
-            dx = int(torch.randint(0, limit_w, (1,), generator=generator)) if limit_w > 1 else 0
-            rows.append((dy, dx))
-        return torch.tensor(rows, dtype=torch.long)
+            dy = torch.randint(0, limit_h, (steps,), generator=generator) if limit_h > 1 else torch.zeros(steps, dtype=torch.long)
+            dx = torch.randint(0, limit_w, (steps,), generator=generator) if limit_w > 1 else torch.zeros(steps, dtype=torch.long)
+            columns.append(torch.stack([dy, dx], dim=1))
+        return torch.stack(columns, dim=1) if columns else torch.zeros(steps, 0, 2, dtype=torch.long)
+
+    @property
+    def moves(self) -> bool:
+        """Whether any sample is ever shifted."""
+        return any(h > 1 or w > 1 for h, w in self.limits)
 
     def __call__(self, x: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
-        if not shifts.any():
-            return x
-        return _PerSampleRoll.apply(x, shifts, self.axes[0])
+        return roll_plane(x, shifts, self.axes[0])
 
     def __repr__(self) -> str:
         return f"Jitter({self.spec.name}, below {sorted(set(self.limits))})"
 
 
-class _PerSampleRoll(torch.autograd.Function):
-    """Rolls sample b by shifts[b] = (dy, dx) along the adjacent axes (h, h + 1).
-
-    One gather over the flattened H×W plane; the gradient of a permutation is the inverse
-    permutation, so backward is one more gather rather than a zero fill and a scatter-add.
-    """
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, shifts: torch.Tensor, axis: int) -> torch.Tensor:
-        ctx.shifts, ctx.axis = shifts, axis
-        return _roll_plane(x, shifts, axis)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
-        return _roll_plane(grad, -ctx.shifts, ctx.axis), None, None
-
-
-def _roll_plane(x: torch.Tensor, shifts: torch.Tensor, axis: int) -> torch.Tensor:
+def roll_plane(x: torch.Tensor, shifts: torch.Tensor, axis: int) -> torch.Tensor:
     """out[b, …, i, j, …] = x[b, …, (i − dy_b) mod H, (j − dx_b) mod W, …]."""
     h, w = x.shape[axis], x.shape[axis + 1]
     rows = (torch.arange(h, device=x.device).unsqueeze(0) - shifts[:, :1]) % h  # [B, H]

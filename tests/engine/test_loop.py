@@ -127,8 +127,9 @@ def test_jitter_stays_below_the_layer_stride(model) -> None:
 
     spec = model.inputs[0]
     generators = [torch.Generator().manual_seed(i) for i in range(64)]
-    shifts = Jitter(spec, [(4, 2)] * 64).draw(generators)
-    assert shifts[:, 0].max() == 3 and shifts[:, 1].max() == 1 and shifts.min() == 0
+    shifts = Jitter(spec, [(4, 2)] * 64).schedule(generators, 5)
+    assert shifts.shape == (5, 64, 2)
+    assert shifts[..., 0].max() == 3 and shifts[..., 1].max() == 1 and shifts.min() == 0
     x = torch.arange(16.0).reshape(1, 1, 1, 16).expand(2, 3, 16, 16)
     rolled = Jitter(spec, [(4, 4)] * 2)(x, torch.tensor([[0, 1], [0, 3]]))
     assert rolled[0, 0, 0, :3].tolist() == [15.0, 0.0, 1.0] and rolled[1, 0, 0, :4].tolist() == [13.0, 14.0, 15.0, 0.0]

@@ -54,14 +54,16 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def test_optimized_flow_moves_the_class_direction(runs) -> None:
-    hits = []
+    hits = {0: [], 1: []}
     for result in runs.values():
         for c, spec in enumerate(CLASSES):
             if spec.motion == "oscillate":
                 continue  # no net direction
             for s in (0, 1):
-                hits.append(_cosine(_dominant_direction(_fields(result.results[c][s])), np.array(spec.direction)) >= 0.7)
-    assert np.mean(hits) >= 0.8, f"direction recovered for {np.mean(hits):.0%} of classes × seeds × γ"
+                hits[s].append(_cosine(_dominant_direction(_fields(result.results[c][s])), np.array(spec.direction)) >= 0.7)
+    both = hits[0] + hits[1]
+    assert np.mean(both) >= 0.85, f"direction recovered for {np.mean(both):.0%} of classes × seeds × γ"
+    assert np.mean(hits[1]) >= 0.95, f"at γ = 1, direction recovered for {np.mean(hits[1]):.0%}"
 
 
 def test_optimized_appearance_has_the_class_colour(runs) -> None:

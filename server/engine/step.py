@@ -1,0 +1,114 @@
+"""One optimizer update of one input, fused: the network's gradient, the regularizers', Adam, the projection.
+
+Around the network's forward and backward, every step passes over each input a dozen
+times: undo the jitter on the gradient, the R_B and R_TV gradients, Adam's moments, the
+projection onto the B-ball, freezing samples that stopped. Op by op these passes cost
+more than a small network's own forward and backward; compiled with torch.compile
+(inductor's C++ backend on the CPU) they become a couple of loops over memory. The same
+function runs eagerly where compiling is not wanted or does not work, so both paths do
+the same arithmetic up to rounding.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Callable
+
+import torch
+
+from .geometry import canonical_view
+from .regularizers import local_energy, project, total_variation
+from .transforms import roll_plane
+
+_LOGGER = logging.getLogger(__name__)
+RECOMPILE_LIMIT = 64
+"""Compiled variants kept per kernel: one per input layout and size (batch sizes share one after
+the second). Past dynamo's default of 8, a server that saw many models would quietly run eagerly."""
+
+
+def update_input(
+    x: torch.Tensor, grad: torch.Tensor, exp_avg: torch.Tensor, exp_avg_sq: torch.Tensor,
+    shifts: torch.Tensor | None, kappa: torch.Tensor, gamma: torch.Tensor, keep: torch.Tensor,
+    step_size: torch.Tensor, bias2_sqrt: torch.Tensor,
+    layout: str, kind: str | None, h_axis: int,
+    alpha: float, bound: float, lambda_b: float, lambda_tv: float, beta1: float, beta2: float, eps: float,
+) -> torch.Tensor:
+    """Step x (model layout) and Adam's moments (canonical [B, K, D, H, W]) in place.
+
+    `grad` is the network's gradient w.r.t. the jittered input; the shifts are undone
+    here. Returns the [B] penalty λ_B R_B + λ_TV R_TV at x before the step. Samples
+    whose `keep` is False are left as they are. The Adam update is torch.optim.Adam's
+    (no weight decay, no amsgrad); `step_size` = lr / (1 − β1^t), `bias2_sqrt` = √(1 − β2^t),
+    passed as tensors so that a new step does not mean a new compiled graph.
+    """
+    if shifts is not None:
+        grad = roll_plane(grad, -shifts, h_axis)
+    view = canonical_view(x, layout, kind)
+    energy, energy_grad = local_energy(view, alpha)
+    variation, variation_grad = total_variation(view, kappa, gamma)
+    total = canonical_view(grad, layout, kind).nan_to_num(0.0, 0.0, 0.0)
+    total = total + lambda_b * energy_grad + lambda_tv * variation_grad
+    avg = exp_avg * beta1 + total * (1 - beta1)
+    avg_sq = exp_avg_sq * beta2 + total.square() * (1 - beta2)
+    stepped = view - step_size * avg / (avg_sq.sqrt() / bias2_sqrt + eps)
+    stepped = project(stepped, bound)
+    keep5 = keep.reshape(-1, 1, 1, 1, 1)
+    view.copy_(torch.where(keep5, stepped, view))
+    exp_avg.copy_(torch.where(keep5, avg, exp_avg))
+    exp_avg_sq.copy_(torch.where(keep5, avg_sq, exp_avg_sq))
+    return lambda_b * energy + lambda_tv * variation
+
+
+def jitter_input(x: torch.Tensor, shifts: torch.Tensor, h_axis: int) -> torch.Tensor:
+    """The input the network sees this step: each sample rolled by its shift."""
+    return roll_plane(x, shifts, h_axis)
+
+
+class Kernels:
+    """`update_input` and `jitter_input`, compiled once per process when asked, eager otherwise.
+
+    The first failure to compile (no C++ compiler, an unsupported device) is logged once
+    and every later call runs eagerly. Compiled calls are serialized: a compiled
+    function is safe to call from several threads, compiling it for a new shape is not.
+    """
+
+    _lock = threading.Lock()
+    _compiled: dict[str, Callable] = {}
+    _broken: str | None = None
+
+    def __init__(self, compiled: bool) -> None:
+        self.compiled = compiled
+
+    def update(self, *args, **kwargs) -> torch.Tensor:
+        return self._call(update_input, *args, **kwargs)
+
+    def jitter(self, *args, **kwargs) -> torch.Tensor:
+        return self._call(jitter_input, *args, **kwargs)
+
+    @classmethod
+    def available(cls) -> bool:
+        return cls._broken is None
+
+    def _call(self, function: Callable, *args, **kwargs):
+        if not self.compiled or Kernels._broken is not None:
+            return function(*args, **kwargs)
+        with Kernels._lock:
+            compiled = Kernels._compiled.get(function.__name__)
+            if compiled is None:
+                _allow_recompiles(RECOMPILE_LIMIT)
+                compiled = Kernels._compiled[function.__name__] = torch.compile(function, fullgraph=True)
+            try:
+                return compiled(*args, **kwargs)
+            except Exception as exc:  # a compiler missing or failing: the eager path does the same work
+                Kernels._broken = f"{type(exc).__name__}: {exc}".splitlines()[0]
+                _LOGGER.warning("compiling the optimizer step failed (%s); running it eagerly from now on", Kernels._broken)
+        return function(*args, **kwargs)
+
+
+def _allow_recompiles(limit: int) -> None:
+    import torch._dynamo.config as dynamo_config
+
+    for name in ("recompile_limit", "cache_size_limit"):
+        if hasattr(dynamo_config, name):
+            setattr(dynamo_config, name, max(getattr(dynamo_config, name), limit))

@@ -1,0 +1,116 @@
+"""The fused optimizer step: regularizer gradients against autograd, Adam against torch.optim.Adam,
+the compiled kernel against the eager one, and the jitter undone on the gradient."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from kinetoscope.server.engine.geometry import canonical
+from kinetoscope.server.engine.regularizers import RegularizerWeights, local_energy, total_variation
+from kinetoscope.server.engine.step import Kernels, jitter_input, update_input
+from kinetoscope.server.importer import InputSpec
+
+FLOW = InputSpec("flow", (1, 8, 6, 5), "stacked_flow", (-128.0, 127.0), "NCHW")
+VIDEO_LAST = InputSpec("video", (1, 4, 6, 5, 3), "video", (0.0, 255.0), "NTHWC")
+
+
+def _autograd(fn, view: torch.Tensor, *args) -> torch.Tensor:
+    leaf = view.detach().clone().requires_grad_(True)
+    value, _ = fn(leaf, *args)
+    return torch.autograd.grad(value.sum(), leaf)[0]
+
+
+def test_local_energy_gradient_is_autograds() -> None:
+    view = torch.randn(3, 4, 2, 6, 5, dtype=torch.float64) * 50
+    view[0, 0, :, 0, 0] = 0.0  # a zero pixel: no gradient, no NaN
+    value, grad = local_energy(view, 3.0)
+    torch.testing.assert_close(value, view.square().sum(2).pow(1.5).flatten(1).sum(1))
+    torch.testing.assert_close(grad, _autograd(local_energy, view, 3.0))
+    assert torch.isfinite(grad).all() and grad[0, 0, :, 0, 0].abs().sum() == 0
+
+
+@pytest.mark.parametrize("frames", [1, 4])
+def test_total_variation_gradient_is_autograds(frames: int) -> None:
+    view = torch.randn(3, frames, 2, 6, 5, dtype=torch.float64)
+    kappa, gamma = torch.tensor([1.0, 0.0, 2.0], dtype=torch.float64), torch.tensor([0.0, 5.0, 1.0], dtype=torch.float64)
+    value, grad = total_variation(view, kappa, gamma)
+    dx, dy = view.diff(dim=4), view.diff(dim=3)
+    expected = kappa * (dx.square().flatten(1).sum(1) + dy.square().flatten(1).sum(1))
+    if frames > 1:
+        expected = expected + gamma * view.diff(dim=1).square().flatten(1).sum(1)
+    torch.testing.assert_close(value, expected)
+    torch.testing.assert_close(grad, _autograd(total_variation, view, kappa, gamma))
+
+
+def _arguments(spec: InputSpec, batch: int, seed: int, *, regularize: bool = True, shifts=None, keep=None) -> dict:
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn((batch, *spec.shape[1:]), generator=generator) * 40
+    moments = canonical(x, spec).shape
+    weights = RegularizerWeights.for_input(spec)
+    return dict(
+        x=x, grad=torch.randn(x.shape, generator=generator), exp_avg=torch.rand(moments, generator=generator),
+        exp_avg_sq=torch.rand(moments, generator=generator), shifts=shifts,
+        kappa=torch.rand(batch, generator=generator), gamma=torch.rand(batch, generator=generator) * 10,
+        keep=torch.ones(batch, dtype=torch.bool) if keep is None else keep,
+        step_size=torch.tensor(2.0), bias2_sqrt=torch.tensor(0.3),
+        layout=spec.layout, kind=spec.kind, h_axis=spec.layout.index("H"),
+        alpha=3.0, bound=weights.bound if regularize else 1e9,
+        lambda_b=weights.lambda_b if regularize else 0.0, lambda_tv=weights.lambda_tv if regularize else 0.0,
+        beta1=0.9, beta2=0.999, eps=1e-8,
+    )
+
+
+def test_the_adam_part_is_torch_adams_step() -> None:
+    args = _arguments(FLOW, 2, 0, regularize=False)
+    reference = args["x"].clone().requires_grad_(True)
+    optimizer = torch.optim.Adam([reference], lr=0.5)
+    for _ in range(3):  # three steps from zero moments, as Adam starts
+        reference.grad = args["grad"].clone()
+        optimizer.step()
+    args["exp_avg"].zero_(), args["exp_avg_sq"].zero_()
+    for t in (1, 2, 3):
+        args["step_size"] = torch.tensor(0.5 / (1 - 0.9**t))
+        args["bias2_sqrt"] = torch.tensor((1 - 0.999**t) ** 0.5)
+        update_input(**args)
+    torch.testing.assert_close(args["x"], reference.detach(), rtol=1e-5, atol=1e-4)
+
+
+def test_stopped_samples_are_left_as_they_were() -> None:
+    args = _arguments(VIDEO_LAST, 3, 1, keep=torch.tensor([True, False, True]))
+    before = {k: args[k].clone() for k in ("x", "exp_avg", "exp_avg_sq")}
+    update_input(**args)
+    for name, old in before.items():
+        assert torch.equal(args[name][1], old[1]), name
+        assert not torch.equal(args[name][0], old[0]), name
+
+
+def test_the_step_keeps_pixels_inside_the_bound() -> None:
+    args = _arguments(FLOW, 2, 2)
+    args["step_size"] = torch.tensor(1e4)
+    update_input(**args)
+    assert canonical(args["x"], FLOW).square().sum(2).sqrt().max() <= args["bound"] * (1 + 1e-5)
+
+
+def test_the_jitter_is_undone_on_the_gradient() -> None:
+    """Shifting the input and the network's gradient the same way must give the unshifted step."""
+    shifts = torch.tensor([[1, 2], [3, 0]])
+    plain = _arguments(FLOW, 2, 3)
+    moved = _arguments(FLOW, 2, 3, shifts=shifts)
+    moved["grad"] = jitter_input(plain["grad"], shifts, 2)
+    update_input(**plain)
+    update_input(**moved)
+    torch.testing.assert_close(moved["x"], plain["x"])
+
+
+@pytest.mark.parametrize("spec", [FLOW, VIDEO_LAST], ids=["stacked_flow", "video_channel_last"])
+def test_compiled_step_matches_the_eager_one(spec: InputSpec) -> None:
+    eager, compiled = _arguments(spec, 3, 4, shifts=torch.tensor([[0, 1], [2, 2], [1, 0]])), None
+    compiled = {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in eager.items()}
+    penalty = update_input(**eager)
+    kernels = Kernels(compiled=True)
+    got = kernels.update(**compiled)
+    assert Kernels.available(), "compiling the step needs a working C++ compiler"
+    torch.testing.assert_close(got, penalty, rtol=1e-5, atol=1e-6)
+    for name in ("x", "exp_avg", "exp_avg_sq"):
+        torch.testing.assert_close(compiled[name], eager[name], rtol=1e-5, atol=1e-4)
