@@ -46,9 +46,13 @@ def local_energy(view: torch.Tensor, alpha: float) -> tuple[torch.Tensor, torch.
     """R_B = Σ_{i,j,k} (Σ_d x²)^{α/2} per sample, and its gradient α (Σ_d x²)^{α/2−1} x."""
     energy = view.square().sum(dim=2, keepdim=True)
     clamped = energy.clamp_min(ENERGY_FLOOR)
-    value = clamped.pow(alpha / 2).flatten(1).sum(1)
-    slope = torch.where(energy >= ENERGY_FLOOR, clamped.pow(alpha / 2 - 1) * alpha, 0.0)
-    return value, slope * view
+    if alpha == 3.0:  # the paper's α: a square root instead of two fractional powers (exp and log each)
+        root = clamped.sqrt()
+        power, slope = clamped * root, root * 3.0
+    else:
+        power, slope = clamped.pow(alpha / 2), clamped.pow(alpha / 2 - 1) * alpha
+    slope = torch.where(energy >= ENERGY_FLOOR, slope, 0.0)
+    return power.flatten(1).sum(1), slope * view
 
 
 def total_variation(view: torch.Tensor, kappa: torch.Tensor, gamma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

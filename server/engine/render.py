@@ -135,7 +135,7 @@ class _Run:
         stopped: list[str | None] = [None] * size
         losses = np.zeros((config.iterations, size), dtype=np.float32)
         values = np.zeros((config.iterations, size), dtype=np.float32)
-        schedules = [i.jitter.schedule(self.generators, config.iterations) if i.jitter.moves else None for i in self.inputs]
+        schedules = [i.jitter.schedule(config.seed, config.iterations) if i.jitter.moves else None for i in self.inputs]
         for step in range(config.iterations):
             if should_stop is not None and should_stop():
                 raise Cancelled(f"stopped at step {step} of {config.iterations}")
@@ -210,7 +210,12 @@ class _Input:
         """This step's (jittered) input, a leaf whose gradient the update reads."""
         if not self.used:
             return self.x
-        moved = self.x if shifts is None else kernels.jitter(self.x, shifts, self.jitter.axes[0])
+        if shifts is None:
+            moved = self.x
+        elif (shift := self.jitter.uniform(shifts)) is not None:
+            moved = self.jitter.roll(self.x, shift)
+        else:
+            moved = kernels.jitter(self.x, shifts, self.jitter.axes[0])
         return moved.detach().requires_grad_(True)
 
     def update(self, kernels: Kernels, grad, shifts, kappa, gamma, alive, lr_scale: float, bias2_sqrt, config) -> torch.Tensor:
@@ -219,6 +224,8 @@ class _Input:
             return torch.zeros(len(self.active), device=self.x.device)
         beta1, beta2 = config.betas
         w = self.weights
+        if shifts is not None and (shift := self.jitter.uniform(shifts)) is not None:
+            grad, shifts = self.jitter.roll(grad, shift, inverse=True), None  # undone here: a roll, not a gather
         step_size = torch.tensor(lr_scale * w.bound, device=self.x.device)
         penalty = kernels.update(
             self.x, grad, self.exp_avg, self.exp_avg_sq, shifts, kappa, gamma, alive & self.active, step_size, bias2_sqrt,

@@ -1,7 +1,7 @@
 """Jitter: shift each sample's input by a random offset below the layer's stride, every step.
 
-Shifts are circular (torch.roll semantics) and drawn per sample from that sample's own
-generator, so a unit's result does not depend on which other units share its batch.
+Shifts are circular (torch.roll semantics) and follow from the run's seed and each
+sample's limit, so a unit's result does not depend on which other units share its batch.
 A roll is a permutation: its gradient is the inverse roll, which the fused optimizer
 step applies to the network's gradient (`step.py`).
 """
@@ -24,14 +24,17 @@ class Jitter:
         if self.axes[1] != self.axes[0] + 1:
             raise ValueError(f"input {spec.name!r}: layout {layout!r} does not keep W right after H")
 
-    def schedule(self, generators: list[torch.Generator], steps: int) -> torch.Tensor:
-        """[steps, B, 2] shifts for a whole run, drawn per sample from its own generator in one call each."""
-        columns = []
-        for generator, (limit_h, limit_w) in zip(generators, self.limits):
-            dy = torch.randint(0, limit_h, (steps,), generator=generator) if limit_h > 1 else torch.zeros(steps, dtype=torch.long)
-            dx = torch.randint(0, limit_w, (steps,), generator=generator) if limit_w > 1 else torch.zeros(steps, dtype=torch.long)
-            columns.append(torch.stack([dy, dx], dim=1))
-        return torch.stack(columns, dim=1) if columns else torch.zeros(steps, 0, 2, dtype=torch.long)
+    def schedule(self, seed: int, steps: int) -> torch.Tensor:
+        """[steps, B, 2] shifts (dy, dx) for a whole run, each in [0, limit).
+
+        One uniform draw per step and axis, from `seed` alone, scaled by each sample's
+        limit: a sample's shifts depend on its limits and the seed, never on its batch,
+        and samples with the same limits (all units of one layer) share a shift, which
+        `uniform` then applies as one roll of the whole batch.
+        """
+        draws = torch.rand(steps, 1, 2, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+        limits = torch.tensor(self.limits, dtype=torch.float64).reshape(1, -1, 2)
+        return (draws * limits).floor().long().clamp_max(limits.long() - 1)
 
     @property
     def moves(self) -> bool:
@@ -40,6 +43,16 @@ class Jitter:
 
     def __call__(self, x: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
         return roll_plane(x, shifts, self.axes[0])
+
+    def uniform(self, shifts: torch.Tensor) -> tuple[int, int] | None:
+        """The one (dy, dx) every sample of this step shares, or None where they differ."""
+        first = shifts[0]
+        return (int(first[0]), int(first[1])) if bool((shifts == first).all()) else None
+
+    def roll(self, x: torch.Tensor, shift: tuple[int, int], inverse: bool = False) -> torch.Tensor:
+        """The whole batch rolled by one shift (one copy, no index arithmetic)."""
+        sign = -1 if inverse else 1
+        return torch.roll(x, (sign * shift[0], sign * shift[1]), self.axes)
 
     def __repr__(self) -> str:
         return f"Jitter({self.spec.name}, below {sorted(set(self.limits))})"

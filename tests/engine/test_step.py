@@ -114,3 +114,14 @@ def test_compiled_step_matches_the_eager_one(spec: InputSpec) -> None:
     torch.testing.assert_close(got, penalty, rtol=1e-5, atol=1e-6)
     for name in ("x", "exp_avg", "exp_avg_sq"):
         torch.testing.assert_close(compiled[name], eager[name], rtol=1e-5, atol=1e-4)
+
+
+def test_a_shared_shift_rolls_the_batch_as_the_per_sample_gather_does() -> None:
+    from kinetoscope.server.engine.transforms import Jitter
+
+    x = torch.randn(3, 4, 5, 6, 3)
+    jitter = Jitter(VIDEO_LAST, [(4, 4)] * 3)
+    shifts = torch.tensor([[2, 3]] * 3)
+    assert jitter.uniform(shifts) == (2, 3) and jitter.uniform(torch.tensor([[2, 3], [2, 3], [0, 3]])) is None
+    torch.testing.assert_close(jitter.roll(x, (2, 3)), jitter(x, shifts), rtol=0, atol=0)
+    torch.testing.assert_close(jitter.roll(jitter.roll(x, (2, 3)), (2, 3), inverse=True), x, rtol=0, atol=0)
