@@ -1,4 +1,4 @@
-# Two entry points for a fresh machine: `make demo` and `make test`.
+# Two entry points for a fresh machine: `make demo` and `make test`; `make bench` rewrites bench/RESULTS.md.
 # Both create .venv and install kinetoscope (editable) with what the tests need.
 PYTHON ?= python3
 VENV := .venv
@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OUT ?= out
 
-.PHONY: demo test test-all setup clean proto
+.PHONY: demo test test-all bench bench-smoke setup clean proto
 
 setup: $(STAMP)
 
@@ -23,6 +23,14 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ''
+
+# Every benchmark in one process run (about 12 minutes on 2 cores); installs the Lucent peer into .venv first.
+bench: $(STAMP)
+	bash bench/peers/install_lucent.sh
+	$(BIN)/python bench/run_all.py
+
+bench-smoke: $(STAMP)
+	$(BIN)/python bench/run_all.py --smoke
 
 clean:
 	rm -rf $(VENV) $(OUT)

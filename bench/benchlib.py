@@ -25,7 +25,7 @@ def cpu_model() -> str:
 def machine_line(threads: int) -> str:
     gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU"
     return (f"{cpu_model()}, {os.cpu_count()} cores{gpu}; Python {platform.python_version()}, "
-            f"torch {torch.__version__} ({threads} threads), onnxruntime {onnxruntime.__version__}; "
+            f"torch {torch.__version__} ({threads} thread{'' if threads == 1 else 's'}), onnxruntime {onnxruntime.__version__}; "
             f"{datetime.date.today().isoformat()}")
 
 

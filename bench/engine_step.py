@@ -3,19 +3,19 @@
 Every optimizer step of `maximize` runs the truncated graph forward and backward, and
 around it jitter, the regularizers R_B and R_TV, Adam, the projection onto the B-ball
 and some bookkeeping. This script measures what those add, as the ratio of one engine
-step to a bare forward+backward of the same truncated graph at the same batch size,
-and whether batching units into one call pays off as much for the engine as it does
-for the bare network. Ratios are formed within one process run, from medians of
-interleaved repetitions, so that a slower or busier machine moves both sides.
+step to a bare forward+backward of the same truncated graph at the same batch size
+(1, 16 and 64), and whether batching 16 or 64 units into one call pays off as much for
+the engine as it does for the bare network. Ratios are formed within one process run,
+from medians of interleaved repetitions, so that a slower or busier machine moves both
+sides.
 
-    .venv/bin/python bench/engine_step.py            # full run; rewrites "## Engine" in bench/RESULTS.md
-    .venv/bin/python bench/engine_step.py --quick    # seconds-long smoke run; writes nothing
+    .venv/bin/python bench/engine_step.py            # this benchmark alone; rewrites "## Engine" in bench/RESULTS.md
+    .venv/bin/python bench/engine_step.py --smoke    # seconds-long smoke run; writes nothing
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -25,12 +25,18 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
-from benchlib import busy_cpu_seconds, machine_line, write_section
+from benchlib import machine_line, write_section
+from engine_tables import PARTS, SINGLE, Row, section, verdicts
+from profiling import describe_extra
+from quiet import Guard, guard_for
+from suite import Options, Report
 
 import kinetoscope.model_zoo as zoo
 from kinetoscope.model_zoo.export import export_model
 from kinetoscope.server.engine import Channel, Logit, MaximizeConfig, Objective, Setting, StepReport, maximize
-from kinetoscope.server.engine.regularizers import LocalEnergy, RegularizerWeights, TotalVariation, penalty
+from kinetoscope.server.engine.geometry import canonical
+from kinetoscope.server.engine.regularizers import RegularizerWeights
+from kinetoscope.server.engine.step import Kernels
 from kinetoscope.server.engine.transforms import Jitter
 from kinetoscope.server.engine.truncate import truncate
 from kinetoscope.server.importer import ImportedModel, import_model
@@ -38,110 +44,38 @@ from kinetoscope.server.importer import ImportedModel, import_model
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SECTION = "## Engine"
 SMALL_MODEL = Path(zoo.__file__).parent / "trained" / "two_stream_small.onnx"
-THREADS = 2
-STEP_TARGET = 1.15
-"""An engine step may cost at most this many bare forward+backward passes."""
-GAIN_TARGET = 0.9
-"""Batching must give the engine at least this share of the bare network's own gain."""
-BATCH = 16
-QUIET_CORES = 0.25
-"""CPU (in cores) other processes may use while a repetition runs before it is repeated."""
-
-
-# --------------------------------------------------------------------------- machine load
-
-
-class ForeignLoad:
-    """CPU used by other processes during a span, in cores (Linux /proc/stat; None elsewhere).
-
-    Two busy cores elsewhere make a 2-thread OpenMP team wait a scheduler slice at every
-    barrier, which can slow a small network by 10–100×; timings taken then say nothing
-    about the engine, so they are detected and repeated.
-    """
-
-    def __init__(self) -> None:
-        self.available = Path("/proc/stat").exists()
-        self.hz = os.sysconf("SC_CLK_TCK") if self.available else 100
-
-    def _busy_seconds(self) -> float:
-        return busy_cpu_seconds(self.hz)
-
-    def start(self) -> tuple[float, float, float] | None:
-        if not self.available:
-            return None
-        return time.perf_counter(), time.process_time(), self._busy_seconds()
-
-    def stop(self, mark: tuple[float, float, float] | None) -> float | None:
-        if mark is None:
-            return None
-        wall = time.perf_counter() - mark[0]
-        own = time.process_time() - mark[1]
-        busy = self._busy_seconds() - mark[2]
-        return max(0.0, (busy - own) / max(wall, 1e-9))
-
-    def wait_quiet(self, limit: float) -> float | None:
-        """Wait (at most `limit` seconds) until other processes leave the CPU; return their last load."""
-        if not self.available:
-            return None
-        deadline = time.perf_counter() + limit
-        while True:
-            mark = self.start()
-            time.sleep(0.5)
-            load = self.stop(mark)
-            if load is None or load < QUIET_CORES or time.perf_counter() >= deadline:
-                return load
-
-
-@dataclass
-class Guard:
-    """Runs one repetition of a measurement again while other processes loaded the CPU."""
-
-    monitor: ForeignLoad
-    wait: float
-    retries: int
-    repeated: int = 0
-    loads: list[float] = field(default_factory=list)
-
-    def run(self, measure: Callable[[], object]) -> object:
-        attempt = 0
-        while True:
-            if self.wait > 0:
-                self.monitor.wait_quiet(self.wait)
-            mark = self.monitor.start()
-            value = measure()
-            load = self.monitor.stop(mark)
-            if load is None:
-                return value
-            if load < QUIET_CORES or attempt == self.retries:
-                self.loads.append(load)
-                return value
-            self.repeated += 1
-            attempt += 1
-
-
-# --------------------------------------------------------------------------- measurements
 
 
 @dataclass(frozen=True)
 class Case:
     model: str
     label: str
-    objectives: list[Objective]
-    settings: list[Setting]
+    objective: Callable[[int], Objective]
+    units: int
+    """Distinct objectives available; a batch larger than this repeats them under more settings (γ = 0, 1, …)."""
+    batches: tuple[int, ...]
     iterations: int
     skip: int
     """Steps left out at the start of every call (allocator and kernel warm-up)."""
     raw_reps: int
+    repeats: int = 5
+    """Interleaved repetitions in a full run."""
+
+    def samples(self, batch: int) -> tuple[list[Objective], list[Setting]]:
+        """`batch` samples as (objectives × settings), as a sweep over units and regularizer settings lays them out."""
+        count = min(batch, self.units)
+        settings = [Setting(1.0, float(g)) for g in range(batch // count)] if count < batch else [Setting()]
+        return [self.objective(c) for c in range(count)], settings
 
 
 @dataclass
 class Timings:
-    engine_steps: dict[int, list[float]] = field(default_factory=lambda: {1: [], BATCH: []})
-    raw: dict[int, list[float]] = field(default_factory=lambda: {1: [], BATCH: []})
-    step_ratios: dict[int, list[float]] = field(default_factory=lambda: {1: [], BATCH: []})
-    calls_single: list[float] = field(default_factory=list)
-    calls_batched: list[float] = field(default_factory=list)
-    parts: dict[int, dict[str, list[float]]] = field(default_factory=lambda: {1: {}, BATCH: {}})
+    engine_steps: dict[int, list[float]] = field(default_factory=dict)
+    raw: dict[int, list[float]] = field(default_factory=dict)
+    step_ratios: dict[int, list[float]] = field(default_factory=dict)
+    calls: dict[int, list[float]] = field(default_factory=dict)
+    """Whole-call wall times: key 1 is SINGLE one-unit calls together, key n one n-unit call."""
+    parts: dict[int, dict[str, list[float]]] = field(default_factory=dict)
 
 
 def _sync(device: torch.device) -> None:
@@ -155,24 +89,29 @@ def engine_call(model: ImportedModel, objectives: Sequence[Objective], settings:
     marks: list[tuple[int, int, float]] = []
 
     def on_step(report: StepReport) -> None:
+        _sync(device)
         marks.append((report.done, report.step, time.perf_counter()))
 
-    config = MaximizeConfig(iterations=iterations, max_batch=max_batch)
+    # compiled as in a real run (64+ iterations on the CPU), though the benchmark's calls are shorter
+    config = MaximizeConfig(iterations=iterations, max_batch=max_batch, compile=None if device.type != "cpu" else True)
     start = time.perf_counter()
     maximize(model, objectives, settings, config, on_step=on_step, device=device)
+    _sync(device)
     wall = time.perf_counter() - start
     steps = [b[2] - a[2] for a, b in zip(marks, marks[1:]) if a[0] == b[0] and b[1] > skip]
     return wall, steps
 
 
+def bare_inputs(model: ImportedModel, batch: int, device: torch.device) -> list[torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    return [(torch.randn(batch, *spec.shape[1:], generator=generator) * 30.0).to(device).requires_grad_(True)
+            for spec in model.inputs]
+
+
 def raw_forward_backward(graph: torch.nn.Module, model: ImportedModel, batch: int, reps: int,
                          device: torch.device) -> list[float]:
     """Durations of a bare forward+backward of `graph` w.r.t. its inputs (channel sum as the loss)."""
-    generator = torch.Generator().manual_seed(0)
-    inputs = [
-        (torch.randn(batch, *spec.shape[1:], generator=generator) * 30.0).to(device).requires_grad_(True)
-        for spec in model.inputs
-    ]
+    inputs = bare_inputs(model, batch, device)
     times = []
     for _ in range(reps):
         for x in inputs:
@@ -186,19 +125,18 @@ def raw_forward_backward(graph: torch.nn.Module, model: ImportedModel, batch: in
     return times
 
 
-PARTS = ("jitter", "regularizers", "Adam", "projection")
 
 
 def part_costs(model: ImportedModel, layer: str, batch: int, reps: int, device: torch.device) -> dict[str, list[float]]:
-    """The engine's own pieces, each alone at this batch on every input the layer reads: jitter
-    forward and backward (shifts up to the layer's stride), R_B + R_TV forward and backward,
-    one Adam step, the projections. Built as `maximize` builds them (one backward and one
-    optimizer for all inputs), so their sum says how much of an engine step is arithmetic on
-    the inputs and how much is the rest of the loop."""
+    """The engine's own pieces, each alone at this batch on every input the layer reads, as a
+    run calls them: the jitter (the rolled input the network sees) and the fused update (the
+    jitter undone on the gradient, R_B and R_TV gradients, Adam, projection). Their sum says
+    how much of an engine step is arithmetic on the inputs and how much is the rest of the loop."""
     config = MaximizeConfig()
-    generators = [torch.Generator().manual_seed(i) for i in range(batch)]
+    kernels = Kernels(compiled=device.type == "cpu")
     kappa = torch.ones(batch, device=device)
     gamma = torch.ones(batch, device=device)
+    keep = torch.ones(batch, dtype=torch.bool, device=device)
     inputs = []
     for spec in model.inputs:
         stride = model.layer(layer).stride.get(spec.name)
@@ -206,32 +144,35 @@ def part_costs(model: ImportedModel, layer: str, batch: int, reps: int, device: 
             continue
         weights = RegularizerWeights.for_input(spec, alpha=config.alpha, bound=config.bound)
         jitter = Jitter(spec, [(int(stride.get("H", 1)), int(stride.get("W", 1)))] * batch)
-        x = (torch.randn(batch, *spec.shape[1:]) * (0.3 * weights.bound)).to(device).requires_grad_(True)
-        inputs.append((x, weights, jitter, LocalEnergy(spec, weights), TotalVariation(spec, weights)))
-    optimizer = torch.optim.Adam([{"params": [x], "lr": config.learning_rate * w.bound} for x, w, *_ in inputs])
-    upstream = [torch.ones_like(x) for x, *_ in inputs]
+        x = (torch.randn(batch, *spec.shape[1:]) * (0.3 * weights.bound)).to(device)
+        moments = canonical(x, spec).shape
+        state = (torch.zeros(moments, device=device), torch.zeros(moments, device=device))
+        inputs.append((spec, x, weights, jitter, state, torch.randn_like(x)))
+    step_size, bias2_sqrt = torch.tensor(1.0, device=device), torch.tensor(0.1, device=device)
+
+    shifts = [jitter.schedule(0, 1)[0].to(device) for _, _, _, jitter, _, _ in inputs]
 
     def jittered() -> None:
-        torch.autograd.backward([j(x, j.draw(generators).to(device)) for x, _, j, _, _ in inputs], upstream)
+        for (spec, x, _, jitter, _, _), shift in zip(inputs, shifts):
+            if (uniform := jitter.uniform(shift)) is not None:
+                jitter.roll(x, uniform)
+            else:
+                kernels.jitter(x, shift, jitter.axes[0])
 
-    def regularized() -> None:
-        sum(penalty(x, [energy, tv.term(kappa, gamma)]) for x, _, _, energy, tv in inputs).sum().backward()
+    def updated() -> None:
+        for (spec, x, w, jitter, (avg, avg_sq), grad), shift in zip(inputs, shifts):
+            if (uniform := jitter.uniform(shift)) is not None:  # as the loop does: one roll, then no gather
+                grad, shift = jitter.roll(grad, uniform, inverse=True), None
+            kernels.update(x, grad, avg, avg_sq, shift, kappa, gamma, keep,
+                           step_size, bias2_sqrt, spec.layout, spec.kind, jitter.axes[0],
+                           w.alpha, w.bound, w.lambda_b, w.lambda_tv, *config.betas, config.eps)
 
-    def stepped() -> None:
-        for x, *_ in inputs:
-            x.grad = torch.ones_like(x)
-        optimizer.step()
-
-    def projected() -> None:
-        for x, _, _, energy, _ in inputs:
-            energy.project(x.data)
-
-    pieces = dict(zip(PARTS, (jittered, regularized, stepped, projected)))
+    pieces = dict(zip(PARTS, (jittered, updated)))
+    for piece in pieces.values():
+        piece()  # compiles for this batch outside the timing
     costs: dict[str, list[float]] = {name: [] for name in PARTS}
     for _ in range(reps):
         for name, piece in pieces.items():
-            for x, *_ in inputs:
-                x.grad = None  # as after the loop's zero_grad: backward hands its gradient over
             _sync(device)
             start = time.perf_counter()
             piece()
@@ -241,11 +182,12 @@ def part_costs(model: ImportedModel, layer: str, batch: int, reps: int, device: 
 
 
 def measure(model: ImportedModel, case: Case, repeats: int, guard: Guard, device: torch.device) -> Timings:
-    """Interleaved repetitions: 16 one-unit calls, one 16-unit call, bare passes at batch 1 and 16."""
-    layers = list(dict.fromkeys(layer for obj in case.objectives for layer in obj.layers()))
+    """Interleaved repetitions: SINGLE one-unit calls, then per batch one call and bare passes at that batch."""
+    layers = list(dict.fromkeys(layer for obj in case.samples(max(case.batches))[0] for layer in obj.layers()))
     graph = truncate(model.module, [model.layer(name).name for name in layers]).to(device)
-    jobs = [(o, s) for o in case.objectives for s in case.settings]
-    assert len(jobs) == BATCH, f"{case.label}: {len(jobs)} samples, expected {BATCH}"
+    batches = [b for b in case.batches if b > 1]
+    objectives, settings = case.samples(SINGLE)
+    jobs = [(o, s) for o in objectives for s in settings]
 
     def single_calls() -> tuple[float, list[float]]:
         wall, steps = 0.0, []
@@ -254,188 +196,59 @@ def measure(model: ImportedModel, case: Case, repeats: int, guard: Guard, device
             wall, steps = wall + w, steps + s
         return wall, steps
 
-    def batched_call() -> tuple[float, list[float]]:
-        return engine_call(model, case.objectives, case.settings, case.iterations, BATCH, case.skip, device)
+    def batched_call(batch: int) -> tuple[float, list[float]]:
+        objectives, settings = case.samples(batch)
+        return engine_call(model, objectives, settings, case.iterations, batch, case.skip, device)
 
-    # warm-up: kernels, allocator and oneDNN primitives for both batch sizes
-    engine_call(model, case.objectives[:1], case.settings[:1], case.skip + 2, 1, 0, device)
-    batched_call()
-    for batch in (1, BATCH):
-        raw_forward_backward(graph, model, batch, 3, device)
+    # warm-up: kernels, allocator and oneDNN primitives for every batch size
+    engine_call(model, objectives[:1], settings[:1], case.skip + 2, 1, 0, device)
+    for batch in batches:
+        batched_call(batch)
+    for batch in case.batches:
+        raw_forward_backward(graph, model, batch, 2, device)
 
     timings = Timings()
     for _ in range(repeats):
-        wall, steps = guard.run(single_calls)
-        timings.calls_single.append(wall)
-        timings.engine_steps[1].extend(steps)
-        raw_one = guard.run(lambda: raw_forward_backward(graph, model, 1, case.raw_reps, device))
-        timings.raw[1].extend(raw_one)
-        timings.step_ratios[1].append(statistics.median(steps) / statistics.median(raw_one))
-
-        wall, steps = guard.run(batched_call)
-        timings.calls_batched.append(wall)
-        timings.engine_steps[BATCH].extend(steps)
-        raw_many = guard.run(lambda: raw_forward_backward(graph, model, BATCH, case.raw_reps, device))
-        timings.raw[BATCH].extend(raw_many)
-        timings.step_ratios[BATCH].append(statistics.median(steps) / statistics.median(raw_many))
-
-        for batch in (1, BATCH):
+        for batch in case.batches:
+            wall, steps = guard.run(single_calls if batch == 1 else lambda: batched_call(batch))
+            timings.calls.setdefault(batch, []).append(wall)
+            timings.engine_steps.setdefault(batch, []).extend(steps)
+            raw = guard.run(lambda: raw_forward_backward(graph, model, batch, case.raw_reps, device))
+            timings.raw.setdefault(batch, []).extend(raw)
+            timings.step_ratios.setdefault(batch, []).append(statistics.median(steps) / statistics.median(raw))
             parts = guard.run(lambda: part_costs(model, layers[0], batch, max(3, case.raw_reps // 2), device))
             for name, times in parts.items():
-                timings.parts[batch].setdefault(name, []).extend(times)
+                timings.parts.setdefault(batch, {}).setdefault(name, []).extend(times)
     return timings
 
 
-# --------------------------------------------------------------------------- report
-
-
-@dataclass(frozen=True)
-class Row:
-    device: str
-    case: Case
-    timings: Timings
-
-    def step_ms(self, batch: int) -> float:
-        return statistics.median(self.timings.engine_steps[batch]) * 1e3
-
-    def raw_ms(self, batch: int) -> float:
-        return statistics.median(self.timings.raw[batch]) * 1e3
-
-    def step_ratio(self, batch: int) -> float:
-        return statistics.median(self.timings.step_ratios[batch])
-
-    def engine_gain(self) -> float:
-        return statistics.median(self.timings.calls_single) / statistics.median(self.timings.calls_batched)
-
-    def raw_gain(self) -> float:
-        return BATCH * self.raw_ms(1) / self.raw_ms(BATCH)
-
-    def unit_steps_per_second(self, calls: list[float]) -> float:
-        return BATCH * self.case.iterations / statistics.median(calls)
-
-    def part_ms(self, batch: int, name: str) -> float:
-        return statistics.median(self.timings.parts[batch][name]) * 1e3
-
-
-def _verdict(met: bool) -> str:
-    return "met" if met else "MISSED"
-
-
-def step_table(rows: list[Row]) -> list[str]:
-    lines = [
-        "| device | model | objective | batch | engine step (ms) | bare fwd+bwd (ms) | ratio | target |",
-        "|---|---|---|---:|---:|---:|---:|---|",
-    ]
-    for row in rows:
-        for batch in (1, BATCH):
-            ratio = row.step_ratio(batch)
-            lines.append(
-                f"| {row.device} | {row.case.model} | {row.case.label} | {batch} | {row.step_ms(batch):.2f} | "
-                f"{row.raw_ms(batch):.2f} | {ratio:.2f} | ≤ {STEP_TARGET:.2f} {_verdict(ratio <= STEP_TARGET)} |"
-            )
-    return lines
-
-
-def gain_table(rows: list[Row]) -> list[str]:
-    lines = [
-        f"| device | model | objective | engine, 1 unit/call (unit-steps/s) | engine, {BATCH} units/call (unit-steps/s) "
-        "| engine gain | bare gain | engine/bare | target |",
-        "|---|---|---|---:|---:|---:|---:|---:|---|",
-    ]
-    for row in rows:
-        share = row.engine_gain() / row.raw_gain()
-        lines.append(
-            f"| {row.device} | {row.case.model} | {row.case.label} | "
-            f"{row.unit_steps_per_second(row.timings.calls_single):.0f} | "
-            f"{row.unit_steps_per_second(row.timings.calls_batched):.0f} | {row.engine_gain():.2f}× | "
-            f"{row.raw_gain():.2f}× | {share:.2f} | ≥ {GAIN_TARGET:.2f} {_verdict(share >= GAIN_TARGET)} |"
-        )
-    return lines
-
-
-def parts_table(rows: list[Row]) -> list[str]:
-    lines = [
-        "| device | model | objective | batch | engine − bare (ms) | "
-        + " | ".join(f"{name} (ms)" for name in PARTS) + " | rest of the loop (ms) |",
-        "|---|---|---|---:|---:|" + "---:|" * len(PARTS) + "---:|",
-    ]
-    for row in rows:
-        for batch in (1, BATCH):
-            extra = row.step_ms(batch) - row.raw_ms(batch)
-            parts = [row.part_ms(batch, name) for name in PARTS]
-            lines.append(
-                f"| {row.device} | {row.case.model} | {row.case.label} | {batch} | {extra:.2f} | "
-                + " | ".join(f"{value:.2f}" for value in parts) + f" | {extra - sum(parts):.2f} |"
-            )
-    return lines
-
-
-def ratio_lines(rows: list[Row]) -> list[str]:
-    lines = []
-    for row in rows:
-        name = f"{row.device} {row.case.model} {row.case.label}"
-        for batch in (1, BATCH):
-            ratio = row.step_ratio(batch)
-            lines.append(f"ratio step {name} batch {batch}: {ratio:.3f} "
-                         f"(target <= {STEP_TARGET:.2f}: {_verdict(ratio <= STEP_TARGET)})")
-        share = row.engine_gain() / row.raw_gain()
-        lines.append(f"ratio batching {name}: {share:.3f} (engine gain {row.engine_gain():.2f}x, "
-                     f"bare gain {row.raw_gain():.2f}x; target >= {GAIN_TARGET:.2f}: {_verdict(share >= GAIN_TARGET)})")
-    return lines
-
-
-def section(rows: list[Row], notes: list[str], command: str) -> str:
-    body = [
-        SECTION,
-        "",
-        f"`{command}` — {machine_line(THREADS)}.",
-        "",
-        "Engine step: the interval between two consecutive `on_step` calls of `maximize` (jitter, forward,",
-        "objective, regularizers, backward, Adam, projection, bookkeeping), median over all steps after",
-        "the first few of each call. Bare fwd+bwd: the same truncated graph (`truncate(model.module, [layer])`)",
-        "at the same batch, inputs with `requires_grad`, `out.sum().backward()`. Ratios are medians of",
-        "per-repetition ratios; repetitions interleave the two sides.",
-        "",
-        *step_table(rows),
-        "",
-        f"Batching: {BATCH} one-unit `maximize` calls against one call holding all {BATCH} units, whole",
-        "calls (set-up and the final forward included); the bare gain is 16 batch-1 passes against one",
-        "batch-16 pass.",
-        "",
-        *gain_table(rows),
-        "",
-        "Where the extra time of a step goes: the engine's pieces timed alone on all inputs at",
-        "that batch (jitter and regularizers forward and backward, one Adam step, one",
-        "projection); the rest is the loop itself (objective, gradient clean-up, bookkeeping,",
-        "the sum of the gradients of the network and the regularizers) and what the pieces",
-        "cost together beyond their sum.",
-        "",
-        *parts_table(rows),
-        "",
-        *notes,
-    ]
-    return "\n".join(body).rstrip() + "\n"
+def profile_evidence(model: ImportedModel, case: Case, batch: int, device: torch.device) -> str:
+    """torch.profiler per step: the operators an engine call at `batch` spends more time in than bare passes."""
+    objectives, settings = case.samples(batch)
+    layers = list(dict.fromkeys(layer for obj in objectives for layer in obj.layers()))
+    graph = truncate(model.module, [model.layer(name).name for name in layers]).to(device)
+    steps = min(case.iterations, 10)
+    return describe_extra(lambda: engine_call(model, objectives, settings, steps, batch, 0, device), steps,
+                          lambda: raw_forward_backward(graph, model, batch, steps, device), steps,
+                          f"{steps}-step engine call against {steps} bare passes at batch {batch}, per step")
 
 
 # --------------------------------------------------------------------------- cases
 
 
-def small_cases(quick: bool) -> list[Case]:
-    iterations, skip, reps = (8, 2, 5) if quick else (40, 5, 20)
-    cases = [
-        Case("two_stream_small", "Channel('conv_fusion', c)", [Channel("conv_fusion", c) for c in range(BATCH)],
-             [Setting()], iterations, skip, reps),
-    ]
-    if not quick:
-        cases.insert(0, Case("two_stream_small", "Logit('logits', c)", [Logit("logits", c) for c in range(BATCH // 2)],
-                             [Setting(1.0, 0.0), Setting(1.0, 1.0)], iterations, skip, reps))
+def small_cases(smoke: bool) -> list[Case]:
+    iterations, skip, reps = (4, 1, 2) if smoke else (40, 5, 20)
+    cases = [Case("two_stream_small", "Channel('conv_fusion', c)", lambda c: Channel("conv_fusion", c), 64,
+                  (1, 16) if smoke else (1, 16, 64), iterations, skip, reps)]
+    if not smoke:
+        cases.insert(0, Case("two_stream_small", "Logit('logits', c)", lambda c: Logit("logits", c), 8,
+                             (1, 16, 64), iterations, skip, reps))
     return cases
 
 
 def large_cases(width: float, size: int) -> list[Case]:
     name = f"vgg16_two_stream w{width:g} {size}px"
-    return [Case(name, "Channel('conv5_fusion', c)", [Channel("conv5_fusion", c) for c in range(BATCH)],
-                 [Setting()], 10, 3, 6)]
+    return [Case(name, "Channel('conv5_fusion', c)", lambda c: Channel("conv5_fusion", c), 128, (1, 16, 64), 8, 3, 4, 3)]
 
 
 def load_large(width: float, size: int, folder: Path) -> ImportedModel:
@@ -443,65 +256,59 @@ def load_large(width: float, size: int, folder: Path) -> ImportedModel:
     return import_model(path)
 
 
-def devices() -> list[torch.device]:
-    return [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+@dataclass(frozen=True)
+class Sizes:
+    """The large model: a zoo VGG-16 two-stream network at reduced width and input size."""
+
+    width: float = 0.25
+    size: int = 112
+    large: bool = True
+
+
+def run(options: Options, sizes: Sizes = Sizes(), command: str = "bench/run_all.py") -> Report:
+    """Both models on every device; a missed target's reason is profiled only once it is known to be missed."""
+    torch.set_num_threads(options.threads)
+    guard = guard_for(options.smoke, options.wait)
+    rows: list[Row] = []
+    evidence: dict[tuple[str, str, str], Callable[[int], str]] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        models: list[tuple[ImportedModel, list[Case]]] = [(import_model(SMALL_MODEL), small_cases(options.smoke))]
+        if sizes.large and not options.smoke:
+            models.append((load_large(sizes.width, sizes.size, Path(folder)),
+                           large_cases(sizes.width, sizes.size)))
+        for device in options.devices():
+            for model, cases in models:
+                for case in cases:
+                    start = time.perf_counter()
+                    rows.append(Row(device.type, case, measure(model, case, options.reps(case.repeats, smoke=1), guard, device)))
+                    evidence[(device.type, case.model, case.label)] = (
+                        lambda batch, m=model, c=case, d=device: profile_evidence(m, c, batch, d))
+                    print(f"measured {device.type} {case.model} {case.label} in {time.perf_counter() - start:.1f} s",
+                          flush=True)
+        found = verdicts(rows, evidence)
+    notes = guard.notes()
+    return Report(SECTION, section(rows, notes, command, options.threads), found, notes)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="seconds-long smoke run: small model, few steps, no RESULTS.md")
-    parser.add_argument("--repeats", type=int, default=None, help="interleaved repetitions per case (default 5, quick 2)")
+    parser.add_argument("--smoke", "--quick", action="store_true", help="seconds-long smoke run; no RESULTS.md")
+    parser.add_argument("--repeats", type=int, default=None, help="interleaved repetitions per case")
     parser.add_argument("--width", type=float, default=0.25, help="channel width of the large model")
     parser.add_argument("--size", type=int, default=112, help="input size of the large model")
-    parser.add_argument("--wait", type=float, default=None,
-                        help="seconds to wait for other processes to leave the CPU before each repetition "
-                             "(default 60, quick 0)")
+    parser.add_argument("--wait", type=float, default=60.0,
+                        help="seconds to wait for other processes to leave the CPU before each repetition")
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-
-    torch.set_num_threads(THREADS)
-    repeats = args.repeats or (2 if args.quick else 5)
-    wait = args.wait if args.wait is not None else (0.0 if args.quick else 60.0)
-    guard = Guard(ForeignLoad(), wait=wait, retries=0 if args.quick else 3)
-    print(machine_line(THREADS), flush=True)
-
-    rows: list[Row] = []
-    small = import_model(SMALL_MODEL)
-    with tempfile.TemporaryDirectory() as folder:
-        models: list[tuple[ImportedModel, list[Case]]] = [(small, small_cases(args.quick))]
-        if not args.quick:
-            models.append((load_large(args.width, args.size, Path(folder)), large_cases(args.width, args.size)))
-        for device in devices():
-            for model, cases in models:
-                for case in cases:
-                    start = time.perf_counter()
-                    timings = measure(model, case, repeats, guard, device)
-                    rows.append(Row(device.type, case, timings))
-                    print(f"measured {device.type} {case.model} {case.label} in {time.perf_counter() - start:.1f} s",
-                          flush=True)
-
-    notes = []
-    if guard.loads:
-        notes.append(f"Other processes used at most {max(guard.loads):.2f} cores (median {statistics.median(guard.loads):.2f})"
-                     f" during the kept repetitions; {guard.repeated} repetition(s) were run again because they"
-                     f" used more than {QUIET_CORES} cores.")
-    if guard.loads and max(guard.loads) >= QUIET_CORES:
-        notes.append("At least one kept repetition still ran beside busy processes after three tries; "
-                     "its figures may be slower than the engine alone.")
-    print()
-    print("\n".join(step_table(rows)))
-    print()
-    print("\n".join(gain_table(rows)))
-    print()
-    print("\n".join(parts_table(rows)))
-    print()
-    print("\n".join(ratio_lines(rows)))
-    for note in notes:
-        print(note)
-    if not args.quick and not args.no_write:
-        command = " ".join(["python bench/engine_step.py", *(sys.argv[1:] if argv is None else argv)])
-        write_section(args.results, SECTION, section(rows, notes, command), THREADS)
+    options = Options(smoke=args.smoke, repeats=args.repeats, wait=args.wait, threads=1 if args.smoke else 2)
+    print(machine_line(options.threads), flush=True)
+    command = " ".join(["python bench/engine_step.py", *(sys.argv[1:] if argv is None else argv)])
+    report = run(options, Sizes(args.width, args.size), command)
+    print(report.text)
+    print("\n".join(v.line() for v in report.verdicts))
+    if not args.smoke and not args.no_write:
+        write_section(args.results, SECTION, report.text, options.threads)
         print(f"wrote {args.results}")
     return 0
 
