@@ -34,10 +34,8 @@ from suite import Options, Report
 import kinetoscope.model_zoo as zoo
 from kinetoscope.model_zoo.export import export_model
 from kinetoscope.server.engine import Channel, Logit, MaximizeConfig, Objective, Setting, StepReport, maximize
-from kinetoscope.server.engine.geometry import canonical
-from kinetoscope.server.engine.regularizers import RegularizerWeights
+from kinetoscope.server.engine.render import OptimizedInput
 from kinetoscope.server.engine.step import Kernels
-from kinetoscope.server.engine.transforms import Jitter
 from kinetoscope.server.engine.truncate import truncate
 from kinetoscope.server.importer import ImportedModel, import_model
 
@@ -134,38 +132,25 @@ def part_costs(model: ImportedModel, layer: str, batch: int, reps: int, device: 
     how much of an engine step is arithmetic on the inputs and how much is the rest of the loop."""
     config = MaximizeConfig()
     kernels = Kernels(compiled=device.type == "cpu")
-    kappa = torch.ones(batch, device=device)
-    gamma = torch.ones(batch, device=device)
-    keep = torch.ones(batch, dtype=torch.bool, device=device)
+    settings = torch.ones(batch, device=device)  # κ = γ = 1
+    alive = torch.ones(batch, dtype=torch.bool, device=device)
+    generators = [torch.Generator().manual_seed(i) for i in range(batch)]
     inputs = []
     for spec in model.inputs:
         stride = model.layer(layer).stride.get(spec.name)
-        if not stride:
-            continue
-        weights = RegularizerWeights.for_input(spec, alpha=config.alpha, bound=config.bound)
-        jitter = Jitter(spec, [(int(stride.get("H", 1)), int(stride.get("W", 1)))] * batch)
-        x = (torch.randn(batch, *spec.shape[1:]) * (0.3 * weights.bound)).to(device)
-        moments = canonical(x, spec).shape
-        state = (torch.zeros(moments, device=device), torch.zeros(moments, device=device))
-        inputs.append((spec, x, weights, jitter, state, torch.randn_like(x)))
-    step_size, bias2_sqrt = torch.tensor(1.0, device=device), torch.tensor(0.1, device=device)
-
-    shifts = [jitter.schedule(0, 1)[0].to(device) for _, _, _, jitter, _, _ in inputs]
+        if stride:
+            limits = [(int(stride.get("H", 1)), int(stride.get("W", 1)))] * batch
+            item = OptimizedInput(spec, [True] * batch, limits, config, generators, device)
+            inputs.append((item, item.jitter.schedule(0, 1)[0], torch.randn_like(item.x)))
+    bias2_sqrt = torch.tensor(0.1, device=device)
 
     def jittered() -> None:
-        for (spec, x, _, jitter, _, _), shift in zip(inputs, shifts):
-            if (uniform := jitter.uniform(shift)) is not None:
-                jitter.roll(x, uniform)
-            else:
-                kernels.jitter(x, shift, jitter.axes[0])
+        for item, shifts, _ in inputs:
+            item.feed(kernels, shifts)
 
     def updated() -> None:
-        for (spec, x, w, jitter, (avg, avg_sq), grad), shift in zip(inputs, shifts):
-            if (uniform := jitter.uniform(shift)) is not None:  # as the loop does: one roll, then no gather
-                grad, shift = jitter.roll(grad, uniform, inverse=True), None
-            kernels.update(x, grad, avg, avg_sq, shift, kappa, gamma, keep,
-                           step_size, bias2_sqrt, spec.layout, spec.kind, jitter.axes[0],
-                           w.alpha, w.bound, w.lambda_b, w.lambda_tv, *config.betas, config.eps)
+        for item, shifts, grad in inputs:
+            item.update(kernels, grad, shifts, settings, settings, alive, 1.0, bias2_sqrt, config)
 
     pieces = dict(zip(PARTS, (jittered, updated)))
     for piece in pieces.values():

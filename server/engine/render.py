@@ -104,8 +104,8 @@ class _Run:
         self.generators = [torch.Generator().manual_seed(sample_seed(config.seed, o, s)) for o, s in zip(objectives, settings)]
         self.kappa = torch.tensor([s.kappa for s in settings], dtype=torch.float32, device=self.device)
         self.gamma = torch.tensor([s.gamma for s in settings], dtype=torch.float32, device=self.device)
-        self.inputs: list[_Input] = [
-            _Input(spec, self._feeds(spec), self._strides(spec), config, self.generators, self.device) for spec in model.inputs
+        self.inputs: list[OptimizedInput] = [
+            OptimizedInput(spec, self._feeds(spec), self._strides(spec), config, self.generators, self.device) for spec in model.inputs
         ]
         assert all(len(i.active) == size for i in self.inputs)
 
@@ -139,7 +139,7 @@ class _Run:
         for step in range(config.iterations):
             if should_stop is not None and should_stop():
                 raise Cancelled(f"stopped at step {step} of {config.iterations}")
-            shifts = [None if s is None else s[step].to(self.device) for s in schedules]
+            shifts = [None if s is None else s[step] for s in schedules]
             feeds = [i.feed(kernels, shift) for i, shift in zip(self.inputs, shifts)]
             acts = dict(zip(self.layers, self.graph(*feeds)))
             objective = self.objective(acts)
@@ -188,7 +188,7 @@ def _best(values: np.ndarray) -> float:
     return float(finite.max()) if finite.size else float("nan")
 
 
-class _Input:
+class OptimizedInput:
     """One graph input's batch of optimized values, its Adam moments, regularizer weights and jitter."""
 
     def __init__(self, spec: InputSpec, active: list[bool], limits, config: MaximizeConfig, generators, device) -> None:
@@ -212,10 +212,10 @@ class _Input:
             return self.x
         if shifts is None:
             moved = self.x
-        elif (shift := self.jitter.uniform(shifts)) is not None:
-            moved = self.jitter.roll(self.x, shift)
+        elif self.jitter.shared:
+            moved = self.jitter.roll(self.x, shifts)
         else:
-            moved = kernels.jitter(self.x, shifts, self.jitter.axes[0])
+            moved = kernels.jitter(self.x, shifts.to(self.x.device), self.jitter.axes[0])
         return moved.detach().requires_grad_(True)
 
     def update(self, kernels: Kernels, grad, shifts, kappa, gamma, alive, lr_scale: float, bias2_sqrt, config) -> torch.Tensor:
@@ -224,8 +224,10 @@ class _Input:
             return torch.zeros(len(self.active), device=self.x.device)
         beta1, beta2 = config.betas
         w = self.weights
-        if shifts is not None and (shift := self.jitter.uniform(shifts)) is not None:
-            grad, shifts = self.jitter.roll(grad, shift, inverse=True), None  # undone here: a roll, not a gather
+        if shifts is not None and self.jitter.shared:
+            grad, shifts = self.jitter.roll(grad, shifts, inverse=True), None  # undone here: a roll, not a gather
+        elif shifts is not None:
+            shifts = shifts.to(self.x.device)  # undone in the fused update, by the inverse gather
         step_size = torch.tensor(lr_scale * w.bound, device=self.x.device)
         penalty = kernels.update(
             self.x, grad, self.exp_avg, self.exp_avg_sq, shifts, kappa, gamma, alive & self.active, step_size, bias2_sqrt,

@@ -23,6 +23,8 @@ class Jitter:
         self.axes = (layout.index("H"), layout.index("W"))
         if self.axes[1] != self.axes[0] + 1:
             raise ValueError(f"input {spec.name!r}: layout {layout!r} does not keep W right after H")
+        self.shared = len(set(self.limits)) <= 1
+        """Every sample has the same limits, so `schedule` gives them the same shift at every step."""
 
     def schedule(self, seed: int, steps: int) -> torch.Tensor:
         """[steps, B, 2] shifts (dy, dx) for a whole run, each in [0, limit).
@@ -30,7 +32,7 @@ class Jitter:
         One uniform draw per step and axis, from `seed` alone, scaled by each sample's
         limit: a sample's shifts depend on its limits and the seed, never on its batch,
         and samples with the same limits (all units of one layer) share a shift, which
-        `uniform` then applies as one roll of the whole batch.
+        `roll` then applies to the whole batch at once.
         """
         draws = torch.rand(steps, 1, 2, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
         limits = torch.tensor(self.limits, dtype=torch.float64).reshape(1, -1, 2)
@@ -44,15 +46,11 @@ class Jitter:
     def __call__(self, x: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
         return roll_plane(x, shifts, self.axes[0])
 
-    def uniform(self, shifts: torch.Tensor) -> tuple[int, int] | None:
-        """The one (dy, dx) every sample of this step shares, or None where they differ."""
-        first = shifts[0]
-        return (int(first[0]), int(first[1])) if bool((shifts == first).all()) else None
-
-    def roll(self, x: torch.Tensor, shift: tuple[int, int], inverse: bool = False) -> torch.Tensor:
-        """The whole batch rolled by one shift (one copy, no index arithmetic)."""
+    def roll(self, x: torch.Tensor, shifts: torch.Tensor, inverse: bool = False) -> torch.Tensor:
+        """The whole batch rolled by the shift every sample shares (`shared`): one copy, no index arithmetic."""
+        dy, dx = shifts[0].tolist()
         sign = -1 if inverse else 1
-        return torch.roll(x, (sign * shift[0], sign * shift[1]), self.axes)
+        return torch.roll(x, (sign * dy, sign * dx), self.axes)
 
     def __repr__(self) -> str:
         return f"Jitter({self.spec.name}, below {sorted(set(self.limits))})"
