@@ -11,14 +11,13 @@ inputs get 10× the TV weight.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from kinetoscope.server.importer import InputSpec
 
-from .geometry import canonical, is_motion, spatial_size
+from .geometry import is_motion, spatial_size
 
 ENERGY_FLOOR = 1e-12
 """Pixels with Σ_d x² below this get no R_B gradient (the power has no derivative at 0 for α < 2)."""
@@ -82,94 +81,3 @@ def project(view: torch.Tensor, bound: float) -> torch.Tensor:
 
 def _sum_squares(step: torch.Tensor) -> torch.Tensor:
     return step.square().flatten(1).sum(1)
-
-
-class Term(Protocol):
-    """A per-sample penalty of a whole input, with its gradient."""
-
-    def value_and_gradient(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """[B] values and d(Σ values)/dx shaped like x."""
-
-
-class _Penalty(torch.autograd.Function):
-    """Σ of per-sample terms, differentiable in x through the terms' own gradients."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, terms: Sequence[Term]) -> torch.Tensor:
-        total, grads = None, []
-        for term in terms:
-            value, grad = term.value_and_gradient(x)
-            grads.append(grad)
-            total = value if total is None else total + value
-        ctx.save_for_backward(*grads)
-        return total
-
-    @staticmethod
-    def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor, None]:
-        scale = grad_out.reshape(-1, *[1] * (ctx.saved_tensors[0].dim() - 1))
-        return sum(ctx.saved_tensors) * scale, None
-
-
-def penalty(x: torch.Tensor, terms: Sequence[Term]) -> torch.Tensor:
-    """[B] Σ of the terms' values, differentiable in x (for callers outside the fused loop)."""
-    return _Penalty.apply(x, tuple(terms))
-
-
-def _model_layout(grad_view: torch.Tensor, x: torch.Tensor, spec: InputSpec) -> torch.Tensor:
-    """A gradient computed on the canonical view, back in x's own layout."""
-    out = torch.empty_like(x)
-    canonical(out, spec).copy_(grad_view)
-    return out
-
-
-class LocalEnergy:
-    """λ_B R_B of one input; the hard bound ‖x(i,j,k)‖ ≤ B is kept by `project`."""
-
-    def __init__(self, spec: InputSpec, weights: RegularizerWeights) -> None:
-        self.spec, self.weights = spec, weights
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return penalty(x, [self])
-
-    def value_and_gradient(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        value, grad = local_energy(canonical(x.detach(), self.spec), self.weights.alpha)
-        return value * self.weights.lambda_b, _model_layout(grad * self.weights.lambda_b, x, self.spec)
-
-    @torch.no_grad()
-    def project(self, x: torch.Tensor) -> None:
-        """Scale every pixel longer than B back onto the B-ball, in place."""
-        view = canonical(x, self.spec)
-        view.copy_(project(view, self.weights.bound))
-
-    def __repr__(self) -> str:
-        return f"LocalEnergy({self.spec.name}, B={self.weights.bound:g}, α={self.weights.alpha:g})"
-
-
-class TotalVariation:
-    """λ_TV R_TV(x; κ, γ) of one input, with κ and γ given per sample."""
-
-    def __init__(self, spec: InputSpec, weights: RegularizerWeights) -> None:
-        self.spec, self.weights = spec, weights
-
-    def __call__(self, x: torch.Tensor, kappa: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
-        return penalty(x, [self.term(kappa, gamma)])
-
-    def term(self, kappa: torch.Tensor, gamma: torch.Tensor) -> "_WeightedVariation":
-        return _WeightedVariation(self, kappa, gamma)
-
-    def __repr__(self) -> str:
-        return f"TotalVariation({self.spec.name}, λ={self.weights.lambda_tv:.3g})"
-
-
-@dataclass(frozen=True, eq=False)
-class _WeightedVariation:
-    """R_TV with one sample's (κ, γ) each."""
-
-    tv: TotalVariation
-    kappa: torch.Tensor
-    gamma: torch.Tensor
-
-    def value_and_gradient(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        weight = self.tv.weights.lambda_tv
-        value, grad = total_variation(canonical(x.detach(), self.tv.spec), self.kappa, self.gamma)
-        return value * weight, _model_layout(grad * weight, x, self.tv.spec)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from kinetoscope.server.engine.geometry import canonical
-from kinetoscope.server.engine.regularizers import LocalEnergy, RegularizerWeights, TotalVariation
+from kinetoscope.server.engine.regularizers import RegularizerWeights, local_energy, project, total_variation
 from kinetoscope.server.importer import InputSpec
 
 IMAGE = InputSpec("rgb", (1, 3, 6, 5), "image", (-128.0, 127.0), "NCHW")
@@ -41,7 +41,7 @@ def test_stacked_flow_pairs_interleaved_components() -> None:
 def test_local_energy_is_the_sum_of_pixel_norms_to_the_alpha() -> None:
     x = torch.randn(2, 8, 6, 5) * 50
     weights = RegularizerWeights.for_input(FLOW)
-    got = LocalEnergy(FLOW, weights)(x)
+    got = local_energy(canonical(x, FLOW), weights.alpha)[0] * weights.lambda_b
     pairs = x.numpy().reshape(2, 4, 2, 6, 5)
     expected = (np.sqrt((pairs**2).sum(2)) ** 3).reshape(2, -1).sum(1) * weights.lambda_b
     np.testing.assert_allclose(got.numpy(), expected, rtol=1e-5)
@@ -51,7 +51,7 @@ def test_projection_bounds_every_pixel_and_keeps_small_ones() -> None:
     weights = RegularizerWeights.for_input(IMAGE)
     x = torch.randn(3, 3, 6, 5) * 200
     x[0, :, 0, 0] = torch.tensor([1.0, 2.0, 2.0])
-    LocalEnergy(IMAGE, weights).project(x)
+    canonical(x, IMAGE).copy_(project(canonical(x, IMAGE), weights.bound))
     norms = x.pow(2).sum(1).sqrt()
     assert norms.max() <= weights.bound * (1 + 1e-6)
     assert x[0, :, 0, 0].tolist() == [1.0, 2.0, 2.0]
@@ -59,8 +59,9 @@ def test_projection_bounds_every_pixel_and_keeps_small_ones() -> None:
 
 
 def test_total_variation_special_cases() -> None:
-    weights = RegularizerWeights(bound=1.0, alpha=3.0, lambda_b=1.0, lambda_tv=1.0)
-    tv = TotalVariation(VIDEO, weights)
+    def tv(x, kappa, gamma):
+        return total_variation(canonical(x, VIDEO), kappa, gamma)[0]
+
     still = torch.ones(1, 3, 4, 6, 5) * torch.randn(1, 3, 1, 6, 5)  # constant in time
     moving = torch.randn(1, 3, 4, 6, 5)
     one, zero = torch.ones(1), torch.zeros(1)
@@ -75,6 +76,6 @@ def test_total_variation_special_cases() -> None:
 
 
 def test_image_input_has_no_time_axis() -> None:
-    tv = TotalVariation(IMAGE, RegularizerWeights(1.0, 3.0, 1.0, 1.0))
-    x = torch.randn(2, 3, 6, 5)
-    assert torch.equal(tv(x, torch.ones(2), torch.zeros(2)), tv(x, torch.ones(2), torch.full((2,), 100.0)))
+    x = canonical(torch.randn(2, 3, 6, 5), IMAGE)
+    assert torch.equal(total_variation(x, torch.ones(2), torch.zeros(2))[0],
+                       total_variation(x, torch.ones(2), torch.full((2,), 100.0))[0])
