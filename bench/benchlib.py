@@ -1,4 +1,4 @@
-"""What every benchmark script shares: the machine line, other processes' CPU use, and RESULTS.md sections."""
+"""What every benchmark script shares: the machine line, other processes' CPU use, RESULTS.md sections, zoo models."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import datetime
 import os
 import platform
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import onnxruntime
@@ -45,3 +46,22 @@ def write_section(path: Path, title: str, text: str, threads: int) -> None:
     else:
         updated = current.rstrip() + "\n\n" + text
     path.write_text(updated.rstrip() + "\n")
+
+
+@dataclass(frozen=True)
+class ZooModel:
+    """A zoo architecture at a width and input size, exported as `kinetoscope zoo export` would."""
+
+    name: str
+    width: float
+    frames: int
+    size: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} w{self.width:g} {self.frames}f {self.size}px"
+
+    def export(self, folder: Path) -> Path:
+        from kinetoscope.model_zoo.export import export_model
+
+        return export_model(self.name, folder / f"{self.name}.onnx", frames=self.frames, size=self.size, width=self.width)

@@ -19,13 +19,12 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
-from benchlib import machine_line
+from benchlib import ZooModel, machine_line
 from profiling import describe
 from quiet import Guard, guard_for
 from suite import Options, Report, Verdict, at_most
 
 from kinetoscope.model_zoo.architectures import ARCHITECTURES
-from kinetoscope.model_zoo.export import export_model
 from kinetoscope.server.importer import import_model
 
 SECTION = "## Folded graph vs native torch"
@@ -34,18 +33,14 @@ PASSES = ("forward", "forward+backward")
 
 
 @dataclass(frozen=True)
-class Model:
+class Model(ZooModel):
     """A zoo architecture at a reduced width and input size, built as `export_model` builds it (same seed)."""
 
-    name: str
-    width: float
-    frames: int
-    size: int
-    batch: int
+    batch: int = 1
 
     @property
     def label(self) -> str:
-        return f"{self.name} w{self.width:g} {self.frames}f {self.size}px, batch {self.batch}"
+        return f"{super().label}, batch {self.batch}"
 
 
 @dataclass
@@ -100,7 +95,7 @@ def timed_passes(module: torch.nn.Module, inputs: Sequence[torch.Tensor], kind: 
 
 def measure(model: Model, folder: Path, repeats: int, reps: int, guard: Guard) -> Result:
     info = ARCHITECTURES[model.name]
-    path = export_model(model.name, folder / f"{model.name}.onnx", frames=model.frames, size=model.size, width=model.width)
+    path = model.export(folder)
     torch.manual_seed(0)
     native = frozen(info.build(info.num_classes, model.frames, model.size, model.width))
     imported_model = import_model(path)

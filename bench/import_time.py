@@ -18,26 +18,13 @@ from pathlib import Path
 
 import onnxruntime
 import torch
-from benchlib import machine_line
+from benchlib import ZooModel, machine_line
 from quiet import guard_for
 from suite import Options, Report, Verdict
 
-from kinetoscope.model_zoo.export import export_model
 from kinetoscope.server.importer import import_model
 
 SECTION = "## Import time"
-
-
-@dataclass(frozen=True)
-class Model:
-    name: str
-    width: float
-    frames: int
-    size: int
-
-    @property
-    def label(self) -> str:
-        return f"{self.name} w{self.width:g} {self.frames}f {self.size}px"
 
 
 @dataclass
@@ -47,9 +34,9 @@ class Timings:
     stages: dict[str, list[float]] = field(default_factory=dict)
 
 
-def model(smoke: bool) -> Model:
+def model(smoke: bool) -> ZooModel:
     """R(2+1)D-18 at full width is ~126 MB of fp32 weights; the smoke run takes a narrow, short one."""
-    return Model("r2plus1d_18", 0.125, 4, 32) if smoke else Model("r2plus1d_18", 1.0, 16, 112)
+    return ZooModel("r2plus1d_18", 0.125, 4, 32) if smoke else ZooModel("r2plus1d_18", 1.0, 16, 112)
 
 
 def timed_import(path: Path, timings: Timings) -> None:
@@ -77,8 +64,7 @@ def run(options: Options, command: str = "bench/run_all.py") -> Report:
     chosen = model(options.smoke)
     timings = Timings()
     with tempfile.TemporaryDirectory(prefix="kinetoscope-bench-") as folder:
-        path = export_model(chosen.name, Path(folder) / f"{chosen.name}.onnx", frames=chosen.frames, size=chosen.size,
-                            width=chosen.width)
+        path = chosen.export(Path(folder))
         megabytes = os.path.getsize(path) / 1e6
         timed_session(path, Timings())  # warm-up: page cache, onnxruntime's first session
         for _ in range(repeats):
