@@ -7,13 +7,13 @@ import threading
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from kinetoscope.server.importer import InputSpec, InvalidModel
+from kinetoscope.server.importer import ImportedModel, ImportFailed, InputSpec, InvalidModel
 from kinetoscope.server.importer.load import check_plain_name
 from kinetoscope.server.library import ModelLibrary
 from kinetoscope.v1 import kinetoscope_pb2 as pb, kinetoscope_pb2_grpc as pb_grpc
 
 from . import wire
-from .errors import BadRequest, LimitExceeded, guarded
+from .errors import BadRequest, LimitExceeded, PreconditionFailed, guarded
 from .limits import ServiceLimits
 
 _LOGGER = logging.getLogger(__name__)
@@ -58,6 +58,16 @@ class ModelServicer(pb_grpc.ModelServiceServicer):
         stored = self.library.delete(_model_ref(request.model))
         _LOGGER.info("deleted model %s (%s)", stored.id, stored.name)
         return pb.DeleteModelResponse(id=stored.id)
+
+
+def load_imported(library: ModelLibrary, model_id: str) -> ImportedModel:
+    """A stored model's torch graph for a job; a stored file that no longer imports is FAILED_PRECONDITION."""
+    try:
+        return library.load(model_id)[1]
+    except ImportFailed as exc:
+        raise PreconditionFailed(
+            f"stored model {model_id} could not be imported again ({exc}); delete it and import it again"
+        ) from exc
 
 
 def _model_ref(text: str) -> str:

@@ -14,15 +14,15 @@ import numpy as np
 from kinetoscope.server.engine import Cancelled
 from kinetoscope.server.engine.recorder import RecordConfig, Recorder
 from kinetoscope.server.engine.statistics import LayerStatistics
-from kinetoscope.server.importer import ImportFailed
 from kinetoscope.server.library import ModelLibrary
 from kinetoscope.server.recordings import RecordingNotFound, RecordingStore, StoredRecording
 from kinetoscope.server.store import StoredModel
 from kinetoscope.v1 import kinetoscope_pb2 as pb, kinetoscope_pb2_grpc as pb_grpc
 
 from . import wire
-from .errors import BadRequest, LimitExceeded, NotFound, PreconditionFailed, guarded
+from .errors import BadRequest, LimitExceeded, NotFound, guarded
 from .limits import ServiceLimits
+from .models import load_imported
 from .plan import LayerCatalog
 
 _LOGGER = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ class RecordingServicer(pb_grpc.RecordingServiceServicer):
             raise LimitExceeded(f"{self.limits.max_concurrent_recordings} recordings are already under way; "
                                 "try again when one has finished")
         try:
-            recorder = Recorder(self._load(stored), plan.layers, plan.config, device=self.device)
+            recorder = Recorder(load_imported(self.library, stored.id), plan.layers, plan.config, device=self.device)
             reader = ClipReader(recorder, plan, self.limits)
             for request in request_iterator:
                 reader.add(request)
@@ -76,14 +76,6 @@ class RecordingServicer(pb_grpc.RecordingServiceServicer):
             return self.recordings.get(id_or_name)
         except RecordingNotFound as exc:
             raise NotFound(str(exc)) from None
-
-    def _load(self, stored: StoredModel):
-        try:
-            return self.library.load(stored.id)[1]
-        except ImportFailed as exc:
-            raise PreconditionFailed(
-                f"stored model {stored.id} could not be imported again ({exc}); delete it and import it again"
-            ) from exc
 
 
 @dataclass(frozen=True)

@@ -11,15 +11,15 @@ from typing import Iterator
 import grpc
 
 from kinetoscope.server.engine import Cancelled, MaximizeResult, StepReport, maximize
-from kinetoscope.server.importer import ImportFailed
 from kinetoscope.server.library import ModelLibrary
 from kinetoscope.server.recordings import RecordingStore
 from kinetoscope.v1 import kinetoscope_pb2 as pb, kinetoscope_pb2_grpc as pb_grpc
 
 from . import wire
-from .errors import BadRequest, PreconditionFailed, guarded
+from .errors import BadRequest, guarded
 from .jobs import Job, JobQueue
 from .limits import ServiceLimits
+from .models import load_imported
 from .plan import MaximizePlan, plan_maximize
 
 _LOGGER = logging.getLogger(__name__)
@@ -118,7 +118,7 @@ class EngineRun:
     def _work(self) -> None:
         state = "failed"
         try:
-            model = self._load()
+            model = load_imported(self.library, self.model_id)
             if self.stop.is_set():
                 raise Cancelled("stopped before the first step")
             self.result = maximize(
@@ -133,14 +133,6 @@ class EngineRun:
         finally:
             self.jobs.finish(self.job, state, None if self.error is None else f"{type(self.error).__name__}: {self.error}")
             self.events.put(_DONE)
-
-    def _load(self):
-        try:
-            return self.library.load(self.model_id)[1]
-        except ImportFailed as exc:
-            raise PreconditionFailed(
-                f"stored model {self.model_id} could not be imported again ({exc}); delete it and import it again"
-            ) from exc
 
     def _on_step(self, report: StepReport) -> None:
         self.job.report_step(report.step)
