@@ -78,11 +78,15 @@ class Recipe:
     seed: int = 0
     batch_size: int = 50
     lr: float = 3e-3
+    weight_decay: float = 0.0
     checkpoint_epochs: tuple[int, ...] = (1, 2, 4)
 
 
 RECIPES: dict[str, Recipe] = {
-    "two_stream_small": Recipe(epochs=6, samples_per_epoch=3000),
+    # decoupled weight decay shrinks what the data leaves unconstrained (how a red disc's class
+    # score reacts to vertical flow, which no red clip shows), so its optimized flow moves the
+    # class's way instead of exaggerating an accident of the random start
+    "two_stream_small": Recipe(epochs=6, samples_per_epoch=3000, weight_decay=0.7),
     "video3d_small": Recipe(epochs=6, samples_per_epoch=2000),
 }
 
@@ -112,10 +116,11 @@ def train(
     classes: int | None = None,
     batch_size: int = 50,
     lr: float = 3e-3,
+    weight_decay: float = 0.0,
     held_out: int = HELD_OUT_SAMPLES,
     threads: int = TRAIN_THREADS,
 ) -> TrainResult:
-    """Train `model_kind` with Adam (cosine-decayed learning rate) on fresh synthetic clips each epoch.
+    """Train `model_kind` with AdamW (cosine-decayed learning rate) on fresh synthetic clips each epoch.
 
     With `out_dir`, writes `<kind>.epoch<k>.onnx` after each epoch k in
     `checkpoint_epochs` (before the last) and `<kind>.onnx` at the end. `classes`
@@ -139,7 +144,7 @@ def train(
         torch.manual_seed(seed)
         model = kind.build(data)
         steps_per_epoch = -(-samples_per_epoch // batch_size)
-        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch)
         eval_inputs, eval_labels = kind.inputs(data, held_out, HELD_OUT_BATCH_SEED)
         result = TrainResult(model, model_kind, 0.0)

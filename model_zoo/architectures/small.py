@@ -46,6 +46,7 @@ class SmallTwoStream(nn.Module):
         super().__init__()
         self.rgb = SmallStream(3)
         self.flow = SmallStream(2 * flow_fields)
+        share_across_fields(self.flow.conv1.conv.weight, flow_fields)
         self.conv_fusion = ConvBNReLU(self.rgb.out_channels + self.flow.out_channels, fusion_channels, 3, padding=1)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(fusion_channels, num_classes)
@@ -53,6 +54,20 @@ class SmallTwoStream(nn.Module):
     def forward(self, rgb: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
         fused = torch.cat([self.rgb(rgb * INPUT_SCALE), self.flow(flow * INPUT_SCALE)], dim=1)
         return self.fc(torch.flatten(self.pool(self.conv_fusion(fused)), 1))
+
+
+@torch.no_grad()
+def share_across_fields(weight: torch.Tensor, fields: int) -> None:
+    """Start every flow field's filter taps equal, as TSN's cross-modality initialization does.
+
+    A random start gives each of the L stacked fields its own taps. Training clips move
+    at a steady velocity, so their fields are nearly alike and the differences between
+    fields' taps get almost no gradient: they stay random. Activation maximization with
+    little temporal regularization then exploits those leftovers and draws each field
+    moving its own way. Starting equal leaves only differences the data asks for.
+    """
+    per_field = weight.shape[1] // fields
+    weight.copy_(weight[:, :per_field].repeat(1, fields, *[1] * (weight.dim() - 2)))
 
 
 class Small3D(nn.Module):

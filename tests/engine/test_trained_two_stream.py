@@ -62,8 +62,7 @@ def test_optimized_flow_moves_the_class_direction(runs) -> None:
             for s in (0, 1):
                 hits[s].append(_cosine(_dominant_direction(_fields(result.results[c][s])), np.array(spec.direction)) >= 0.7)
     both = hits[0] + hits[1]
-    assert np.mean(both) >= 0.85, f"direction recovered for {np.mean(both):.0%} of classes × seeds × γ"
-    assert np.mean(hits[1]) >= 0.95, f"at γ = 1, direction recovered for {np.mean(hits[1]):.0%}"
+    assert np.mean(both) >= 0.9, f"direction recovered for {np.mean(both):.0%} of classes × seeds × γ"
 
 
 def test_optimized_appearance_has_the_class_colour(runs) -> None:
@@ -74,7 +73,7 @@ def test_optimized_appearance_has_the_class_colour(runs) -> None:
             for s in (0, 1):
                 rgb = result.results[c][s].inputs["rgb"].reshape(3, -1).mean(1)
                 hits.append(_cosine(rgb - rgb.mean(), colour) >= 0.5)
-    assert np.mean(hits) >= 0.8, f"colour recovered for {np.mean(hits):.0%}"
+    assert np.mean(hits) >= 0.9, f"colour recovered for {np.mean(hits):.0%}"
 
 
 def test_raising_gamma_lowers_temporal_variation(runs) -> None:

@@ -179,3 +179,13 @@ def test_tiny_exports_to_onnx(name: str) -> None:
     assert out.shape == (1, CLASSES) and np.isfinite(out).all()
     with torch.no_grad():
         np.testing.assert_allclose(out, net(*inputs).numpy(), rtol=1e-3, atol=1e-4)
+
+
+def test_small_two_stream_flow_filters_start_equal_across_fields() -> None:
+    from kinetoscope.model_zoo.architectures.small import SmallTwoStream
+
+    torch.manual_seed(0)
+    weight = SmallTwoStream(num_classes=CLASSES, flow_fields=5).flow.conv1.conv.weight  # [16, 2·5, 3, 3]
+    fields = weight.detach().reshape(weight.shape[0], 5, 2, *weight.shape[2:])
+    assert torch.equal(fields, fields[:, :1].expand_as(fields))
+    assert fields[:, 0, 0].std() > 0 and not torch.equal(fields[:, 0, 0], fields[:, 0, 1])  # x and y taps differ

@@ -179,6 +179,7 @@ def test_maximize_normalized_by_a_recording(shared, clips) -> None:
     assert got == grpc.StatusCode.NOT_FOUND and "no recording '0123456789abcdef'" in details
     request.recording = info.id
     request.objectives[0].terms[0].layer = "rgb/conv3"
+    request.objectives[0].terms[0].channel = 0  # a channel rgb/conv3 has (it is narrower than conv_fusion)
     got, details = code_of(shared.vis.Maximize, request, timeout=30)
     assert got == grpc.StatusCode.FAILED_PRECONDITION and "has no layer 'rgb/conv3'" in details
 
