@@ -142,15 +142,16 @@ def part_costs(model: ImportedModel, layer: str, batch: int, reps: int, device: 
             limits = [(int(stride.get("H", 1)), int(stride.get("W", 1)))] * batch
             item = OptimizedInput(spec, [True] * batch, limits, config, generators, device)
             inputs.append((item, item.jitter.schedule(0, 1)[0], torch.randn_like(item.x)))
-    bias2_sqrt = torch.tensor(0.1, device=device)
+    bias2_sqrt, step_size = torch.tensor(0.1, device=device), torch.tensor(1.0, device=device)
 
     def jittered() -> None:
         for item, shifts, _ in inputs:
             item.feed(kernels, shifts)
 
     def updated() -> None:
-        for item, shifts, grad in inputs:
-            item.update(kernels, grad, shifts, settings, settings, alive, 1.0, bias2_sqrt, config)
+        states = [item.state(grad, shifts, step_size) for item, shifts, grad in inputs]
+        kernels.update(states, [item.constants for item, _, _ in inputs], alive, settings, settings, bias2_sqrt,
+                       config.betas, config.eps)
 
     pieces = dict(zip(PARTS, (jittered, updated)))
     for piece in pieces.values():

@@ -135,7 +135,7 @@ class BatchObjective:
                 act = activations[term.layer]
                 if not 0 <= term.channel < act.shape[1]:
                     raise ValueError(f"{objective!r}: layer {term.layer!r} has {act.shape[1]} channels")
-                weight = term.weight * self.scales.get((term.layer, term.channel), 1.0)
+                scale = self.scales.get((term.layer, term.channel), 1.0)
                 kind = "sum" if term.position is None and not term.centre else "at"
                 position = tuple(d // 2 for d in act.shape[2:]) if term.centre else term.position
                 if kind == "at" and (len(position) != act.dim() - 2 or any(not 0 <= p < d for p, d in zip(position, act.shape[2:]))):
@@ -143,7 +143,7 @@ class BatchObjective:
                 bucket = rows.setdefault(f"{term.layer}\0{kind}", {"s": [], "c": [], "w": [], "p": []})
                 bucket["s"].append(sample)
                 bucket["c"].append(term.channel)
-                bucket["w"].append(weight)
+                bucket["w"].append((term.weight * scale, term.weight))
                 bucket["p"].append(position or ())
         plan = {}
         for key, bucket in rows.items():
@@ -151,21 +151,25 @@ class BatchObjective:
             device = activations[layer].device
             plan[key] = (
                 layer, kind, torch.tensor(bucket["s"], device=device), torch.tensor(bucket["c"], device=device),
-                torch.tensor(bucket["w"], dtype=torch.float32, device=device),
+                torch.tensor(bucket["w"], dtype=torch.float32, device=device).T.contiguous(),
                 torch.tensor(bucket["p"], dtype=torch.long, device=device),
             )
         return plan
 
     def __call__(self, activations: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.evaluate(activations)[0]
+
+    def evaluate(self, activations: dict[str, torch.Tensor]) -> torch.Tensor:
+        """[2, B]: row 0 the objectives with `scales` applied, row 1 without, from one gather per layer."""
         if self._plan is None:
             self._plan = self._build(activations)
         first = next(iter(activations.values()))
-        total = torch.zeros(first.shape[0], dtype=torch.float32, device=first.device)
+        total = torch.zeros(2, first.shape[0], dtype=torch.float32, device=first.device)
         for layer, kind, samples, channels, weights, positions in self._plan.values():
             act = activations[layer]
             if kind == "sum":
                 values = act.flatten(2).sum(-1)[samples, channels] if act.dim() > 2 else act[samples, channels]
             else:
                 values = act[(samples, channels, *positions.T)] if positions.numel() else act[samples, channels]
-            total = total.index_add(0, samples, values.float() * weights)
+            total = total.index_add(1, samples, values.float() * weights)
         return total

@@ -18,7 +18,7 @@ from .geometry import canonical, spatial_size
 from .objectives import BatchObjective, Objective
 from .regularizers import RegularizerWeights
 from .results import MaximizeResult, UnitResult
-from .step import Kernels
+from .step import InputState, Kernels
 from .transforms import Jitter
 from .truncate import truncate
 
@@ -99,7 +99,6 @@ class _Run:
             for obj in objectives for term in obj.terms()
         }
         self.objective = BatchObjective(objectives, self.scales)
-        self.raw_objective = BatchObjective(objectives)
         size = len(objectives)
         self.generators = [torch.Generator().manual_seed(sample_seed(config.seed, o, s)) for o, s in zip(objectives, settings)]
         self.kappa = torch.tensor([s.kappa for s in settings], dtype=torch.float32, device=self.device)
@@ -127,44 +126,56 @@ class _Run:
         return limits
 
     def optimize(self, on_step, should_stop, done: int, total: int) -> list[UnitResult]:
-        config, size = self.config, len(self.objectives)
-        kernels = Kernels(config.compiles_on(self.device.type))
-        decay = (config.final_learning_rate / config.learning_rate) ** (1.0 / max(config.iterations - 1, 1))
+        """Run the iterations. The loop is kept to few tensor operations: on a small network
+        each one costs a noticeable share of a forward and backward pass."""
+        config, size, device = self.config, len(self.objectives), self.device
+        kernels = Kernels(config.compiles_on(device.type))
         beta1, beta2 = config.betas
-        alive = torch.ones(size, dtype=torch.bool, device=self.device)
+        decay = (config.final_learning_rate / config.learning_rate) ** (1.0 / max(config.iterations - 1, 1))
+        lr = torch.tensor([config.learning_rate * decay**s / (1 - beta1 ** (s + 1)) for s in range(config.iterations)],
+                          dtype=torch.float64)
+        step_sizes = [(lr * i.weights.bound).float().to(device).unbind() for i in self.inputs]
+        bias2_sqrt = torch.tensor([math.sqrt(1 - beta2 ** (s + 1)) for s in range(config.iterations)], device=device).unbind()
+        schedules = [i.jitter.schedule(config.seed, config.iterations).unbind() if i.jitter.moves else None for i in self.inputs]
+        alive = torch.ones(size, dtype=torch.bool, device=device)
+        ascent = torch.full((size,), -1.0, device=device)
+        """d(loss)/d(objective): −1 for samples still running, 0 for stopped ones."""
         stopped: list[str | None] = [None] * size
-        losses = np.zeros((config.iterations, size), dtype=np.float32)
-        values = np.zeros((config.iterations, size), dtype=np.float32)
-        schedules = [i.jitter.schedule(config.seed, config.iterations) if i.jitter.moves else None for i in self.inputs]
+        history = np.zeros((config.iterations, 2, size), dtype=np.float32)
+        """Per step: the loss (penalty − scaled objective) and the raw objective."""
         for step in range(config.iterations):
             if should_stop is not None and should_stop():
                 raise Cancelled(f"stopped at step {step} of {config.iterations}")
             shifts = [None if s is None else s[step] for s in schedules]
             feeds = [i.feed(kernels, shift) for i, shift in zip(self.inputs, shifts)]
-            acts = dict(zip(self.layers, self.graph(*feeds)))
-            objective = self.objective(acts)
-            raw = self.raw_objective(acts).detach()
-            bad = alive & ~torch.isfinite(objective)
-            for sample in torch.nonzero(bad).flatten().tolist():
-                stopped[sample] = f"non-finite objective at step {step}; kept the last finite input"
-            alive &= ~bad
-            torch.where(alive, objective, torch.zeros_like(objective)).sum().neg().backward()
-            t = step + 1
-            lr_scale = config.learning_rate * decay**step / (1 - beta1**t)
-            bias2_sqrt = torch.tensor(math.sqrt(1 - beta2**t), device=self.device)
-            penalty = torch.zeros(size, device=self.device)
-            for item, feed, shift in zip(self.inputs, feeds, shifts):
-                penalty += item.update(kernels, feed.grad, shift, self.kappa, self.gamma, alive, lr_scale, bias2_sqrt, config)
-            losses[step] = (penalty - objective.detach()).cpu().numpy()
-            values[step] = raw.cpu().numpy()
+            values = self.objective.evaluate(dict(zip(self.layers, self.graph(*feeds))))  # [scaled, raw]
+            if not bool(torch.isfinite(values[0]).all()):
+                alive, ascent = self._stop_non_finite(values[0], alive, ascent, stopped, step)
+            values[0].backward(ascent)
+            values = values.detach()
+            states = [i.state(feed.grad, shift, sizes[step]) for i, feed, shift, sizes in zip(self.inputs, feeds, shifts, step_sizes)]
+            used = [k for k, state in enumerate(states) if state is not None]
+            if used:
+                values[0] -= kernels.update([states[k] for k in used], [self.inputs[k].constants for k in used], alive,
+                                            self.kappa, self.gamma, bias2_sqrt[step], config.betas, config.eps)
+            history[step] = values.cpu().numpy()
+            history[step, 0] *= -1
             if on_step is not None:
-                on_step(StepReport(step, config.iterations, done, total, values[step], losses[step]))
-        return self._results(losses, values, stopped)
+                on_step(StepReport(step, config.iterations, done, total, history[step, 1], history[step, 0]))
+        return self._results(history[:, 0], history[:, 1], stopped)
+
+    @staticmethod
+    def _stop_non_finite(objective, alive, ascent, stopped, step):
+        bad = alive & ~torch.isfinite(objective)
+        for sample in torch.nonzero(bad).flatten().tolist():
+            stopped[sample] = f"non-finite objective at step {step}; kept the last finite input"
+        alive = alive & ~bad
+        return alive, torch.where(alive, ascent, 0.0)
 
     @torch.no_grad()
     def _results(self, losses, values, stopped) -> list[UnitResult]:
         acts = dict(zip(self.layers, self.graph(*[i.x for i in self.inputs])))
-        final = self.raw_objective(acts).cpu().numpy()
+        final = self.objective.evaluate(acts)[1].cpu().numpy()
         out = []
         for sample, obj in enumerate(self.objectives):
             terms = obj.terms()
@@ -218,23 +229,24 @@ class OptimizedInput:
             moved = kernels.jitter(self.x, shifts.to(self.x.device), self.jitter.axes[0])
         return moved.detach().requires_grad_(True)
 
-    def update(self, kernels: Kernels, grad, shifts, kappa, gamma, alive, lr_scale: float, bias2_sqrt, config) -> torch.Tensor:
-        """Adam step with the regularizers' gradients added; returns this input's [B] penalty."""
-        if not self.used or grad is None:
-            return torch.zeros(len(self.active), device=self.x.device)
-        beta1, beta2 = config.betas
+    @property
+    def constants(self) -> tuple:
+        """What the fused update needs to know of this input besides its tensors (see `update_inputs`)."""
         w = self.weights
+        return (self.spec.layout, self.spec.kind, self.jitter.axes[0], w.alpha, w.bound, w.lambda_b, w.lambda_tv)
+
+    def state(self, grad: torch.Tensor | None, shifts: torch.Tensor | None, step_size: torch.Tensor) -> InputState | None:
+        """This step's tensors for the fused update; None when no sample reads this input.
+
+        `step_size` is Adam's lr / (1 − β1^t) in this input's units. A shift every sample
+        shares is undone here by one roll; per-sample shifts are undone in the update."""
+        if not self.used or grad is None:
+            return None
         if shifts is not None and self.jitter.shared:
-            grad, shifts = self.jitter.roll(grad, shifts, inverse=True), None  # undone here: a roll, not a gather
+            grad, shifts = self.jitter.roll(grad, shifts, inverse=True), None
         elif shifts is not None:
-            shifts = shifts.to(self.x.device)  # undone in the fused update, by the inverse gather
-        step_size = torch.tensor(lr_scale * w.bound, device=self.x.device)
-        penalty = kernels.update(
-            self.x, grad, self.exp_avg, self.exp_avg_sq, shifts, kappa, gamma, alive & self.active, step_size, bias2_sqrt,
-            self.spec.layout, self.spec.kind, self.jitter.axes[0],
-            w.alpha, w.bound, w.lambda_b, w.lambda_tv, beta1, beta2, config.eps,
-        )
-        return penalty * self.active
+            shifts = shifts.to(self.x.device)
+        return InputState(self.x, grad, self.exp_avg, self.exp_avg_sq, shifts, self.active, step_size)
 
     def result(self, sample: int) -> np.ndarray | None:
         return self.x[sample].cpu().numpy().copy() if self.active[sample] else None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -45,8 +46,13 @@ def update_input(
     if shifts is not None:
         grad = roll_plane(grad, -shifts, h_axis)
     view = canonical_view(x, layout, kind)
-    energy, energy_grad = local_energy(view, alpha)
-    variation, variation_grad = total_variation(view, kappa, gamma)
+    _, energy_grad = local_energy(view, alpha)
+    _, variation_grad = total_variation(view, kappa, gamma)
+    # R_B is homogeneous of degree α and R_TV of degree 2, so (Euler) x·∇R_B = α R_B and
+    # x·∇R_TV = 2 R_TV: the penalty is one reduction over the gradients' own shape, which
+    # the compiler fuses into the pass that needs them anyway, instead of four reductions
+    # over differently shaped differences, each its own loop.
+    penalty = (view * (lambda_b / alpha * energy_grad + lambda_tv / 2.0 * variation_grad)).flatten(1).sum(1)
     total = canonical_view(grad, layout, kind).nan_to_num(0.0, 0.0, 0.0)
     total = total + lambda_b * energy_grad + lambda_tv * variation_grad
     avg = exp_avg * beta1 + total * (1 - beta1)
@@ -57,7 +63,41 @@ def update_input(
     view.copy_(torch.where(keep5, stepped, view))
     exp_avg.copy_(torch.where(keep5, avg, exp_avg))
     exp_avg_sq.copy_(torch.where(keep5, avg_sq, exp_avg_sq))
-    return lambda_b * energy + lambda_tv * variation
+    return penalty
+
+
+@dataclass(frozen=True)
+class InputState:
+    """One input's tensors for a step: its values, the network's gradient and Adam's moments."""
+
+    x: torch.Tensor
+    grad: torch.Tensor
+    exp_avg: torch.Tensor
+    exp_avg_sq: torch.Tensor
+    shifts: torch.Tensor | None
+    """Per-sample shifts still to undo on `grad` (None: already undone, or never moved)."""
+    active: torch.Tensor
+    """[B] bool: the samples that read this input."""
+    step_size: torch.Tensor
+
+
+def update_inputs(
+    states: list[InputState], constants: list[tuple], alive: torch.Tensor, kappa: torch.Tensor, gamma: torch.Tensor,
+    bias2_sqrt: torch.Tensor, betas: tuple[float, float], eps: float,
+) -> torch.Tensor:
+    """`update_input` for every input of a step, as one call: the sum of their [B] penalties.
+
+    One call per step instead of one per input halves what the compiled path costs in
+    Python (a guard check and a wrapper per call), which on a small network is a
+    measurable share of the step. `constants[i]` = (layout, kind, h_axis, alpha, bound,
+    λ_B, λ_TV) of input i."""
+    penalty = torch.zeros_like(kappa)
+    for state, (layout, kind, h_axis, alpha, bound, lambda_b, lambda_tv) in zip(states, constants):
+        penalty = penalty + update_input(
+            state.x, state.grad, state.exp_avg, state.exp_avg_sq, state.shifts, kappa, gamma, alive & state.active,
+            state.step_size, bias2_sqrt, layout, kind, h_axis, alpha, bound, lambda_b, lambda_tv, betas[0], betas[1], eps,
+        )
+    return penalty
 
 
 def jitter_input(x: torch.Tensor, shifts: torch.Tensor, h_axis: int) -> torch.Tensor:
@@ -66,7 +106,7 @@ def jitter_input(x: torch.Tensor, shifts: torch.Tensor, h_axis: int) -> torch.Te
 
 
 class Kernels:
-    """`update_input` and `jitter_input`, compiled once per process when asked, eager otherwise.
+    """`update_inputs` and `jitter_input`, compiled once per process when asked, eager otherwise.
 
     The first failure to compile (no C++ compiler, an unsupported device) is logged once
     and every later call runs eagerly. Compiled calls are serialized: a compiled
@@ -81,7 +121,7 @@ class Kernels:
         self.compiled = compiled
 
     def update(self, *args, **kwargs) -> torch.Tensor:
-        return self._call(update_input, *args, **kwargs)
+        return self._call(update_inputs, *args, **kwargs)
 
     def jitter(self, *args, **kwargs) -> torch.Tensor:
         return self._call(jitter_input, *args, **kwargs)

@@ -8,7 +8,7 @@ import torch
 
 from kinetoscope.server.engine.geometry import canonical
 from kinetoscope.server.engine.regularizers import RegularizerWeights, local_energy, total_variation
-from kinetoscope.server.engine.step import Kernels, jitter_input, update_input
+from kinetoscope.server.engine.step import InputState, Kernels, jitter_input, update_input, update_inputs
 from kinetoscope.server.importer import InputSpec
 
 FLOW = InputSpec("flow", (1, 8, 6, 5), "stacked_flow", (-128.0, 127.0), "NCHW")
@@ -103,13 +103,36 @@ def test_the_jitter_is_undone_on_the_gradient() -> None:
     torch.testing.assert_close(moved["x"], plain["x"])
 
 
+def _fused_call(args: dict) -> tuple[list[InputState], list[tuple], dict]:
+    state = InputState(args["x"], args["grad"], args["exp_avg"], args["exp_avg_sq"], args["shifts"],
+                       torch.ones_like(args["keep"]), args["step_size"])
+    constants = (args["layout"], args["kind"], args["h_axis"], args["alpha"], args["bound"], args["lambda_b"], args["lambda_tv"])
+    rest = dict(alive=args["keep"], kappa=args["kappa"], gamma=args["gamma"], bias2_sqrt=args["bias2_sqrt"],
+                betas=(args["beta1"], args["beta2"]), eps=args["eps"])
+    return [state], [constants], rest
+
+
+def test_one_call_updates_every_input_as_separate_calls_do() -> None:
+    flow, video = _arguments(FLOW, 3, 5), _arguments(VIDEO_LAST, 3, 6, keep=torch.tensor([True, False, True]))
+    flow["kappa"], flow["gamma"] = video["kappa"], video["gamma"]
+    flow["keep"] = video["keep"]
+    copies = [{k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in a.items()} for a in (flow, video)]
+    expected = update_input(**copies[0]) + update_input(**copies[1])
+    (s1, c1, rest), (s2, c2, _) = _fused_call(flow), _fused_call(video)
+    got = update_inputs(s1 + s2, c1 + c2, **rest)
+    torch.testing.assert_close(got, expected)
+    for args, copy in zip((flow, video), copies):
+        for name in ("x", "exp_avg", "exp_avg_sq"):
+            torch.testing.assert_close(args[name], copy[name], rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("spec", [FLOW, VIDEO_LAST], ids=["stacked_flow", "video_channel_last"])
 def test_compiled_step_matches_the_eager_one(spec: InputSpec) -> None:
-    eager, compiled = _arguments(spec, 3, 4, shifts=torch.tensor([[0, 1], [2, 2], [1, 0]])), None
+    eager = _arguments(spec, 3, 4, shifts=torch.tensor([[0, 1], [2, 2], [1, 0]]))
     compiled = {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in eager.items()}
     penalty = update_input(**eager)
-    kernels = Kernels(compiled=True)
-    got = kernels.update(**compiled)
+    states, constants, rest = _fused_call(compiled)
+    got = Kernels(compiled=True).update(states, constants, **rest)
     assert Kernels.available(), "compiling the step needs a working C++ compiler"
     torch.testing.assert_close(got, penalty, rtol=1e-5, atol=1e-6)
     for name in ("x", "exp_avg", "exp_avg_sq"):
@@ -125,3 +148,13 @@ def test_a_shared_shift_rolls_the_batch_as_the_per_sample_gather_does() -> None:
     assert jitter.shared and not Jitter(VIDEO_LAST, [(4, 4), (4, 4), (1, 4)]).shared
     torch.testing.assert_close(jitter.roll(x, shifts), jitter(x, shifts), rtol=0, atol=0)
     torch.testing.assert_close(jitter.roll(jitter.roll(x, shifts), shifts, inverse=True), x, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("spec", [FLOW, VIDEO_LAST], ids=["stacked_flow", "video_channel_last"])
+def test_the_returned_penalty_is_the_regularizers_value(spec: InputSpec) -> None:
+    """The update reads the penalty off the gradients (Euler: x·∇R = degree·R); it must equal λ_B R_B + λ_TV R_TV."""
+    args = _arguments(spec, 3, 7)
+    view = canonical(args["x"], spec).clone()
+    expected = (args["lambda_b"] * local_energy(view, args["alpha"])[0]
+                + args["lambda_tv"] * total_variation(view, args["kappa"], args["gamma"])[0])
+    torch.testing.assert_close(update_input(**args), expected, rtol=1e-4, atol=0)
