@@ -70,6 +70,18 @@ def share_across_fields(weight: torch.Tensor, fields: int) -> None:
     weight.copy_(weight[:, :per_field].repeat(1, fields, *[1] * (weight.dim() - 2)))
 
 
+@torch.no_grad()
+def constant_over_time(weight: torch.Tensor) -> None:
+    """Start 3D filters equal at every time tap, as I3D inflates 2D filters.
+
+    Random temporal taps respond to arbitrary changes over time, and a class score keeps
+    whatever of that the data never contradicts: its optimized clip then flickers and
+    drifts any way. Filters that start static only become temporal where telling classes
+    apart needs it, so the motion a unit prefers is motion the data taught it.
+    """
+    weight.copy_(weight.mean(dim=2, keepdim=True).expand_as(weight))
+
+
 class Small3D(nn.Module):
     """3×3×3 conv-BN-ReLU blocks on an RGB clip: spatial pooling first, time pooled after conv2.
 
@@ -87,6 +99,8 @@ class Small3D(nn.Module):
         self.conv3 = ConvBNReLU(widths[1], widths[2], 3, padding=1, dims=3)
         self.pool = nn.AdaptiveAvgPool3d(1)
         self.fc = nn.Linear(widths[2], num_classes)
+        for block in (self.conv1, self.conv2, self.conv3):
+            constant_over_time(block.conv.weight)
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         x = self.pool1(self.conv1(video * INPUT_SCALE))

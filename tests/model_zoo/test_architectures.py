@@ -189,3 +189,14 @@ def test_small_two_stream_flow_filters_start_equal_across_fields() -> None:
     fields = weight.detach().reshape(weight.shape[0], 5, 2, *weight.shape[2:])
     assert torch.equal(fields, fields[:, :1].expand_as(fields))
     assert fields[:, 0, 0].std() > 0 and not torch.equal(fields[:, 0, 0], fields[:, 0, 1])  # x and y taps differ
+
+
+def test_small_3d_filters_start_constant_over_time() -> None:
+    from kinetoscope.model_zoo.architectures.small import Small3D
+
+    torch.manual_seed(0)
+    model = Small3D(num_classes=CLASSES)
+    for block in (model.conv1, model.conv2, model.conv3):
+        weight = block.conv.weight.detach()  # [out, in, T, H, W]
+        assert torch.equal(weight, weight[:, :, :1].expand_as(weight))
+        assert weight.std() > 0
