@@ -136,7 +136,7 @@ class _Run:
                           dtype=torch.float64)
         step_sizes = [(lr * i.weights.bound).float().to(device).unbind() for i in self.inputs]
         bias2_sqrt = torch.tensor([math.sqrt(1 - beta2 ** (s + 1)) for s in range(config.iterations)], device=device).unbind()
-        schedules = [i.jitter.schedule(config.seed, config.iterations).unbind() if i.jitter.moves else None for i in self.inputs]
+        schedules = [i.jitter.steps(config.seed, config.iterations) if i.jitter.moves else None for i in self.inputs]
         alive = torch.ones(size, dtype=torch.bool, device=device)
         ascent = torch.full((size,), -1.0, device=device)
         """d(loss)/d(objective): −1 for samples still running, 0 for stopped ones."""

@@ -38,6 +38,12 @@ class Jitter:
         limits = torch.tensor(self.limits, dtype=torch.float64).reshape(1, -1, 2)
         return (draws * limits).floor().long().clamp_max(limits.long() - 1)
 
+    def steps(self, seed: int, steps: int) -> list:
+        """`schedule` split by step: the [B, 2] shifts of each step, or, when `shared`, one
+        (dy, dx) pair of ints, which `roll` takes without reading a tensor."""
+        schedule = self.schedule(seed, steps)
+        return [tuple(pair) for pair in schedule[:, 0].tolist()] if self.shared else list(schedule.unbind())
+
     @property
     def moves(self) -> bool:
         """Whether any sample is ever shifted."""
@@ -46,9 +52,9 @@ class Jitter:
     def __call__(self, x: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
         return roll_plane(x, shifts, self.axes[0])
 
-    def roll(self, x: torch.Tensor, shifts: torch.Tensor, inverse: bool = False) -> torch.Tensor:
+    def roll(self, x: torch.Tensor, shifts: torch.Tensor | tuple[int, int], inverse: bool = False) -> torch.Tensor:
         """The whole batch rolled by the shift every sample shares (`shared`): one copy, no index arithmetic."""
-        dy, dx = shifts[0].tolist()
+        dy, dx = shifts if isinstance(shifts, tuple) else shifts[0].tolist()
         sign = -1 if inverse else 1
         return torch.roll(x, (sign * dy, sign * dx), self.axes)
 

@@ -158,3 +158,17 @@ def test_the_returned_penalty_is_the_regularizers_value(spec: InputSpec) -> None
     expected = (args["lambda_b"] * local_energy(view, args["alpha"])[0]
                 + args["lambda_tv"] * total_variation(view, args["kappa"], args["gamma"])[0])
     torch.testing.assert_close(update_input(**args), expected, rtol=1e-4, atol=0)
+
+
+def test_steps_split_the_schedule_as_roll_and_gather_take_it() -> None:
+    from kinetoscope.server.engine.transforms import Jitter
+
+    shared, mixed = Jitter(VIDEO_LAST, [(4, 4)] * 3), Jitter(VIDEO_LAST, [(4, 4), (2, 4), (1, 1)])
+    for jitter in (shared, mixed):
+        schedule, steps = jitter.schedule(5, 7), jitter.steps(5, 7)
+        assert len(steps) == 7
+        for step, shifts in enumerate(steps):
+            if jitter.shared:
+                assert shifts == tuple(schedule[step, 0].tolist())
+            else:
+                assert torch.equal(shifts, schedule[step])
