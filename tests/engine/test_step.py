@@ -172,3 +172,13 @@ def test_steps_split_the_schedule_as_roll_and_gather_take_it() -> None:
                 assert shifts == tuple(schedule[step, 0].tolist())
             else:
                 assert torch.equal(shifts, schedule[step])
+
+
+@pytest.mark.parametrize("shape, axis", [((4, 20, 32, 40), 2), ((2, 3, 5, 36, 30, 3), 3), ((1, 3, 300, 300), 2)])
+def test_block_copies_roll_as_torch_roll_does(shape: tuple[int, ...], axis: int) -> None:
+    from kinetoscope.server.engine.transforms import ROLL_COPIES_FROM, roll_by_copies
+
+    x = torch.randn(shape)
+    assert x.numel() >= ROLL_COPIES_FROM
+    for dy, dx in [(0, 0), (1, 0), (0, 3), (2, 5), (-1, -7), (shape[axis] + 1, -shape[axis + 1] - 2)]:
+        assert torch.equal(roll_by_copies(x, dy, dx, axis), torch.roll(x, (dy, dx), (axis, axis + 1))), (dy, dx)
