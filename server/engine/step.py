@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import torch
 
@@ -66,8 +65,7 @@ def update_input(
     return penalty
 
 
-@dataclass(frozen=True)
-class InputState:
+class InputState(NamedTuple):
     """One input's tensors for a step: its values, the network's gradient and Adam's moments."""
 
     x: torch.Tensor
