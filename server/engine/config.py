@@ -35,8 +35,14 @@ class MaximizeConfig:
     v_ratio: float = 6.5
     motion_tv_factor: float = 10.0
     jitter: bool = True
-    init_scale: float = 0.05
-    """Standard deviation of the seeded random start, as a fraction of B."""
+    init_scale: float = 0.15
+    """Standard deviation of the seeded random start, as a fraction of B (24 for 0..255 inputs).
+
+    A start near zero sits where the units that need a particular colour or motion are
+    switched off (ReLU below its threshold) and pass no gradient, so the optimizer never
+    finds them. On the zoo's trained models (seeds 0–2, γ ∈ {0, 1}), 0.05 gave 3D clips
+    moving their class's way in 42 of 54 runs and the cyan class never its colour; 0.15
+    gives 52 of 54, and 59 of 60 two-stream appearances with their class's colour."""
     seed: int = 0
     max_batch: int | None = None
     """Samples (units × settings) per forward pass; by default from `memory_budget`."""

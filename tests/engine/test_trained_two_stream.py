@@ -76,6 +76,21 @@ def test_optimized_appearance_has_the_class_colour(runs) -> None:
     assert np.mean(hits) >= 0.9, f"colour recovered for {np.mean(hits):.0%}"
 
 
+def test_direction_and_colour_together(runs) -> None:
+    """Both at once, for the classes that move one way: the criterion as a viewer reads a row."""
+    hits = []
+    for result in runs.values():
+        for c, spec in enumerate(CLASSES):
+            if spec.motion == "oscillate":
+                continue
+            colour = np.array(spec.colour, float) - np.mean(spec.colour)
+            for s in (0, 1):
+                rgb = result.results[c][s].inputs["rgb"].reshape(3, -1).mean(1)
+                direction = _dominant_direction(_fields(result.results[c][s]))
+                hits.append(_cosine(rgb - rgb.mean(), colour) >= 0.5 and _cosine(direction, np.array(spec.direction)) >= 0.7)
+    assert np.mean(hits) >= 0.9, f"direction and colour recovered together for {np.mean(hits):.0%}"
+
+
 def test_raising_gamma_lowers_temporal_variation(runs) -> None:
     for result in runs.values():
         for row in result.results:
