@@ -42,35 +42,49 @@ class RegularizerWeights:
 
 
 def local_energy(view: torch.Tensor, alpha: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """R_B = Σ_{i,j,k} (Σ_d x²)^{α/2} per sample, and its gradient α (Σ_d x²)^{α/2−1} x."""
+    """R_B = Σ_{i,j,k} (Σ_d x²)^{α/2} per sample, and its gradient."""
+    energy = view.square().sum(dim=2, keepdim=True).clamp_min(ENERGY_FLOOR)
+    return energy.pow(alpha / 2).flatten(1).sum(1), local_energy_gradient(view, alpha)
+
+
+def local_energy_gradient(view: torch.Tensor, alpha: float) -> torch.Tensor:
+    """∇R_B = α (Σ_d x²)^{α/2−1} x alone: all the optimizer step needs, as it reads the
+    value off the gradient (R_B is homogeneous of degree α; `step.py`)."""
     energy = view.square().sum(dim=2, keepdim=True)
     clamped = energy.clamp_min(ENERGY_FLOOR)
-    if alpha == 3.0:  # the paper's α: a square root instead of two fractional powers (exp and log each)
-        root = clamped.sqrt()
-        power, slope = clamped * root, root * 3.0
+    if alpha == 3.0:  # the paper's α: a square root instead of a fractional power (an exp and a log)
+        slope = clamped.sqrt() * 3.0
     else:
-        power, slope = clamped.pow(alpha / 2), clamped.pow(alpha / 2 - 1) * alpha
-    slope = torch.where(energy >= ENERGY_FLOOR, slope, 0.0)
-    return power.flatten(1).sum(1), slope * view
+        slope = clamped.pow(alpha / 2 - 1) * alpha
+    return torch.where(energy >= ENERGY_FLOOR, slope, 0.0) * view
 
 
 def total_variation(view: torch.Tensor, kappa: torch.Tensor, gamma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """R_TV = Σ κ((∇_x x)² + (∇_y x)²) + γ(∇_t x)² per sample (κ, γ: [B]), and its gradient.
 
+    t is K (frames, flow fields); a single frame has none.
+    """
+    value = kappa * (_sum_squares(view.diff(dim=-1)) + _sum_squares(view.diff(dim=-2)))
+    if view.shape[1] > 1:
+        value = value + gamma * _sum_squares(view.diff(dim=1))
+    return value, total_variation_gradient(view, kappa, gamma)
+
+
+def total_variation_gradient(view: torch.Tensor, kappa: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
+    """∇R_TV alone (the optimizer step reads the value off it: R_TV is homogeneous of degree 2).
+
     With forward differences d_i = x_{i+1} − x_i, ∂/∂x_i Σ d² = 2(d_{i−1} − d_i), d
     taken as 0 outside the grid: each axis's gradient is its differences padded on
-    either side and subtracted. t is K (frames, flow fields); a single frame has none.
+    either side and subtracted.
     """
     kappa5, gamma5 = kappa.reshape(-1, 1, 1, 1, 1), gamma.reshape(-1, 1, 1, 1, 1)
     dx = view[..., 1:] - view[..., :-1]
     dy = view[..., 1:, :] - view[..., :-1, :]
-    value = kappa * (_sum_squares(dx) + _sum_squares(dy))
     grad = kappa5 * (F.pad(dx, (1, 0)) - F.pad(dx, (0, 1)) + F.pad(dy, (0, 0, 1, 0)) - F.pad(dy, (0, 0, 0, 1)))
     if view.shape[1] > 1:
         dt = view[:, 1:] - view[:, :-1]
-        value = value + gamma * _sum_squares(dt)
         grad = grad + gamma5 * (F.pad(dt, (0, 0, 0, 0, 0, 0, 1, 0)) - F.pad(dt, (0, 0, 0, 0, 0, 0, 0, 1)))
-    return value, 2.0 * grad
+    return 2.0 * grad
 
 
 def project(view: torch.Tensor, bound: float) -> torch.Tensor:

@@ -18,7 +18,7 @@ from typing import Callable, NamedTuple
 import torch
 
 from .geometry import canonical_view
-from .regularizers import local_energy, project, total_variation
+from .regularizers import local_energy_gradient, project, total_variation_gradient
 from .transforms import roll_plane
 
 _LOGGER = logging.getLogger(__name__)
@@ -45,8 +45,8 @@ def update_input(
     if shifts is not None:
         grad = roll_plane(grad, -shifts, h_axis)
     view = canonical_view(x, layout, kind)
-    _, energy_grad = local_energy(view, alpha)
-    _, variation_grad = total_variation(view, kappa, gamma)
+    energy_grad = local_energy_gradient(view, alpha)
+    variation_grad = total_variation_gradient(view, kappa, gamma)
     # R_B is homogeneous of degree α and R_TV of degree 2, so (Euler) x·∇R_B = α R_B and
     # x·∇R_TV = 2 R_TV: the penalty is one reduction over the gradients' own shape, which
     # the compiler fuses into the pass that needs them anyway, instead of four reductions
