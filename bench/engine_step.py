@@ -141,7 +141,7 @@ def part_costs(model: ImportedModel, layer: str, batch: int, reps: int, device: 
         if stride:
             limits = [(int(stride.get("H", 1)), int(stride.get("W", 1)))] * batch
             item = OptimizedInput(spec, [True] * batch, limits, config, generators, device)
-            inputs.append((item, item.jitter.schedule(0, 1)[0], torch.randn_like(item.x)))
+            inputs.append((item, item.jitter.steps(0, 1)[0], torch.randn_like(item.x)))
     bias2_sqrt, step_size = torch.tensor(0.1, device=device), torch.tensor(1.0, device=device)
 
     def jittered() -> None:

@@ -217,7 +217,7 @@ class OptimizedInput:
         self.used = bool(self.active.any())
         """Some sample of the chunk reads this input (otherwise it is fed zeros and never stepped)."""
 
-    def feed(self, kernels: Kernels, shifts: torch.Tensor | None) -> torch.Tensor:
+    def feed(self, kernels: Kernels, shifts: torch.Tensor | tuple[int, int] | None) -> torch.Tensor:
         """This step's (jittered) input, a leaf whose gradient the update reads."""
         if not self.used:
             return self.x
@@ -235,7 +235,8 @@ class OptimizedInput:
         w = self.weights
         return (self.spec.layout, self.spec.kind, self.jitter.axes[0], w.alpha, w.bound, w.lambda_b, w.lambda_tv)
 
-    def state(self, grad: torch.Tensor | None, shifts: torch.Tensor | None, step_size: torch.Tensor) -> InputState | None:
+    def state(self, grad: torch.Tensor | None, shifts: torch.Tensor | tuple[int, int] | None,
+              step_size: torch.Tensor) -> InputState | None:
         """This step's tensors for the fused update; None when no sample reads this input.
 
         `step_size` is Adam's lr / (1 − β1^t) in this input's units. A shift every sample

@@ -52,9 +52,9 @@ class Jitter:
     def __call__(self, x: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
         return roll_plane(x, shifts, self.axes[0])
 
-    def roll(self, x: torch.Tensor, shifts: torch.Tensor | tuple[int, int], inverse: bool = False) -> torch.Tensor:
-        """The whole batch rolled by the shift every sample shares (`shared`): one copy, no index arithmetic."""
-        dy, dx = shifts if isinstance(shifts, tuple) else shifts[0].tolist()
+    def roll(self, x: torch.Tensor, shifts: tuple[int, int], inverse: bool = False) -> torch.Tensor:
+        """The whole batch rolled by the (dy, dx) every sample shares (`shared`; one of `steps`)."""
+        dy, dx = shifts
         sign = -1 if inverse else 1
         return roll_by_copies(x, sign * dy, sign * dx, self.axes[0])
 
