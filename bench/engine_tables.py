@@ -81,7 +81,7 @@ def step_table(rows: list[Row]) -> list[str]:
             ratio = row.step_ratio(batch)
             lines.append(
                 f"| {row.device} | {row.case.model} | {row.case.label} | {batch} | {row.step_ms(batch):.2f} | "
-                f"{row.raw_ms(batch):.2f} | {ratio:.2f} | {STEP_TARGET} {'met' if STEP_TARGET.met(ratio) else 'MISSED'} |"
+                f"{row.raw_ms(batch):.2f} | {ratio:.2f} | {STEP_TARGET} {STEP_TARGET.verdict(ratio)} |"
             )
     return lines
 
@@ -98,7 +98,7 @@ def gain_table(rows: list[Row]) -> list[str]:
             lines.append(
                 f"| {row.device} | {row.case.model} | {row.case.label} | {batch} | {row.rate(1):.0f} | {row.rate(batch):.0f} | "
                 f"{row.engine_gain(batch):.2f}× | {row.raw_gain(batch):.2f}× | {share:.2f} | "
-                f"{GAIN_TARGET} {'met' if GAIN_TARGET.met(share) else 'MISSED'} |"
+                f"{GAIN_TARGET} {GAIN_TARGET.verdict(share)} |"
             )
     return lines
 

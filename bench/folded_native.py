@@ -139,7 +139,7 @@ def table(results: list[Result]) -> list[str]:
             ratio = r.ratio(kind)
             lines.append(f"| {r.model.label} | {r.folded} ({r.remaining}) | {r.max_abs_diff:.1e} | {kind} | "
                          f"{r.ms(r.native, kind):.2f} | {r.ms(r.imported, kind):.2f} | {ratio:.3f} | "
-                         f"{TARGET} {'met' if TARGET.met(ratio) else 'MISSED'} |")
+                         f"{TARGET} {TARGET.verdict(ratio)} |")
     return lines
 
 

@@ -154,7 +154,7 @@ def run(options: Options, command: str = "bench/run_all.py") -> Report:
     for r in results:
         lines.append(f"| {r.job.label} | {statistics.median(r.local) * 1e3:.0f} | {statistics.median(r.remote) * 1e3:.0f} | "
                      f"{statistics.median(r.server) * 1e3:.0f} | {r.max_diff:.1e} | {r.ratio():.3f} | "
-                     f"{TARGET} {'met' if TARGET.met(r.ratio()) else 'MISSED'} |")
+                     f"{TARGET} {TARGET.verdict(r.ratio())} |")
     text = "\n".join([
         SECTION,
         "",

@@ -194,7 +194,7 @@ def table(cases: list[Case]) -> list[str]:
             rows.append(
                 f"| {case.name} | {case.count} | {case.effective_batch[backend]} (bare {case.effective_batch['bare']}) | "
                 f"{case.rate('bare'):.0f} | {backend} | {case.setup[backend]:.2f} | {case.rate(backend):.0f} | "
-                f"{ratio:.3f} | {'met' if TARGET.met(ratio) else 'NOT met'} |"
+                f"{ratio:.3f} | {TARGET.verdict(ratio)} |"
             )
     return rows
 
@@ -207,7 +207,7 @@ def verdicts(cases: list[Case]) -> list[str]:
         margin = case.rate(faster) / case.rate(slower) - 1
         which = f"{faster} faster by {margin:.0%}" if margin >= 0.05 else f"a tie ({faster} ahead by {margin:.0%}, within noise)"
         lines.append(f"- {case.name}: {which}; `auto` on the CPU takes {auto} "
-                     f"(ratio {case.ratio(auto):.3f}, {'met' if TARGET.met(case.ratio(auto)) else 'NOT met'}).")
+                     f"(ratio {case.ratio(auto):.3f}, {TARGET.verdict(case.ratio(auto))}).")
     if not torch.cuda.is_available():
         lines.append("- On CUDA `auto` takes torch (onnxruntime runs CPU-only here); not measured: this machine has no GPU.")
     return lines

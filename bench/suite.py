@@ -43,6 +43,10 @@ class Target:
     def met(self, figure: float) -> bool:
         return figure <= self.value if self.at_most else figure >= self.value
 
+    def verdict(self, figure: float) -> str:
+        """What a results table says of `figure`: met or MISSED."""
+        return "met" if self.met(figure) else "MISSED"
+
     def __str__(self) -> str:
         return f"{'≤' if self.at_most else '≥'} {self.value:g}"
 
@@ -71,7 +75,7 @@ class Verdict:
         return None if self.target is None else self.target.met(self.figure)
 
     def status(self) -> str:
-        return {None: "reported", True: "met", False: "MISSED"}[self.met]
+        return "reported" if self.target is None else self.target.verdict(self.figure)
 
     def line(self) -> str:
         target = f"; target {self.target}: {self.status()}" if self.target else ""
