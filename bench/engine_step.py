@@ -127,11 +127,13 @@ def raw_forward_backward(graph: torch.nn.Module, model: ImportedModel, batch: in
 
 def part_costs(model: ImportedModel, layer: str, batch: int, reps: int, device: torch.device) -> dict[str, list[float]]:
     """The engine's own pieces, each alone at this batch on every input the layer reads, as a
-    run calls them: the jitter (the rolled input the network sees) and the fused update (the
-    jitter undone on the gradient, R_B and R_TV gradients, Adam, projection). Their sum says
-    how much of an engine step is arithmetic on the inputs and how much is the rest of the loop."""
-    config = MaximizeConfig()
-    kernels = Kernels(compiled=device.type == "cpu")
+    run's second step calls them: the jitter (the input the network sees; on the native path
+    the previous update already wrote it) and the fused update (the jitter undone on the
+    gradient, R_B and R_TV gradients, Adam, projection, and on the native path the next
+    step's jittered input). Their sum says how much of an engine step is arithmetic on the
+    inputs and how much is the rest of the loop."""
+    config = MaximizeConfig(iterations=3)
+    kernels = Kernels(compiled=device.type == "cpu", native=config.native_on(device.type))
     settings = torch.ones(batch, device=device)  # κ = γ = 1
     alive = torch.ones(batch, dtype=torch.bool, device=device)
     generators = [torch.Generator().manual_seed(i) for i in range(batch)]
@@ -141,23 +143,33 @@ def part_costs(model: ImportedModel, layer: str, batch: int, reps: int, device: 
         if stride:
             limits = [(int(stride.get("H", 1)), int(stride.get("W", 1)))] * batch
             item = OptimizedInput(spec, [True] * batch, limits, config, generators, device)
-            inputs.append((item, item.jitter.steps(0, 1)[0], torch.randn_like(item.x)))
-    bias2_sqrt, step_size = torch.tensor(0.1, device=device), torch.tensor(1.0, device=device)
+            item.prepare(kernels, [0.05] * config.iterations, [0.1] * config.iterations, settings, settings)
+            inputs.append((item, torch.randn_like(item.x)))
+    bias2_sqrt = torch.tensor(0.1, device=device)
+    prepared = [item.prepared for item, _ in inputs]
 
     def jittered() -> None:
-        for item, shifts, _ in inputs:
-            item.feed(kernels, shifts)
+        for (item, _), feed in zip(inputs, prepared):
+            item.prepared = feed
+            item.feed(kernels, 1)
 
     def updated() -> None:
-        states = [item.state(grad, shifts, step_size) for item, shifts, grad in inputs]
-        kernels.update(states, [item.constants for item, _, _ in inputs], alive, settings, settings, bias2_sqrt,
-                       config.betas, config.eps)
+        states = []
+        for item, grad in inputs:
+            if item.native is not None:
+                item.step_natively(grad, 1, alive)
+            else:
+                states.append(item.state(grad, 1))
+            item.stepped = False  # keep stepping the same values
+        if states:
+            kernels.update(states, [item.constants for item, _ in inputs if item.native is None], alive, settings, settings,
+                           bias2_sqrt, config.betas, config.eps)
 
     pieces = dict(zip(PARTS, (jittered, updated)))
-    for piece in pieces.values():
-        piece()  # compiles for this batch outside the timing
+    updated()  # compiles for this batch outside the timing, and writes the native path's next input
+    prepared = [item.prepared for item, _ in inputs]
     costs: dict[str, list[float]] = {name: [] for name in PARTS}
-    for _ in range(reps):
+    for _ in range(reps + 1):
         for name, piece in pieces.items():
             _sync(device)
             start = time.perf_counter()

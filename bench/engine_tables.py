@@ -17,7 +17,8 @@ STEP_TARGET = at_most(1.15)
 GAIN_TARGET = at_least(0.9)
 """Batching must give the engine at least this share of the bare network's own gain."""
 PARTS = ("jitter", "fused update")
-"""The fused update: the jitter undone on the gradient, R_B and R_TV gradients, Adam, projection (engine/step.py)."""
+"""The fused update: the jitter undone on the gradient, R_B and R_TV gradients, Adam, projection and the next
+jittered input (engine/fused_update.c on the CPU, engine/step.py elsewhere)."""
 SINGLE = 16
 """One-unit calls per repetition: their rate is the one-at-a-time baseline of every batching gain."""
 
@@ -151,8 +152,8 @@ def section(rows: list[Row], notes: list[str], command: str, threads: int) -> st
         "",
         "Engine step: the interval between two consecutive `on_step` calls of `maximize` (jitter, forward,",
         "objective, backward, the fused update, bookkeeping), median over all steps after the first few",
-        "of each call, with the update compiled as in any CPU run of 64 or more iterations (compiled in a",
-        "warm-up call, outside the timing). Bare fwd+bwd: the same truncated graph (`truncate(model.module, [layer])`)",
+        "of each call, with the update in the native loop as in any CPU run (built in a warm-up call,",
+        "outside the timing). Bare fwd+bwd: the same truncated graph (`truncate(model.module, [layer])`)",
         "at the same batch, inputs with `requires_grad`, `out.sum().backward()`. Ratios are medians of",
         "per-repetition ratios; repetitions interleave the two sides.",
         "",
@@ -165,8 +166,9 @@ def section(rows: list[Row], notes: list[str], command: str, threads: int) -> st
         *gain_table(rows),
         "",
         "Where the extra time of a step goes: the engine's pieces timed alone on all inputs at",
-        "that batch: the jitter (the rolled input the network sees) and the fused update (the",
-        "jitter undone on the gradient, R_B and R_TV gradients, Adam, projection: `engine/step.py`);",
+        "that batch: the jitter (the input the network sees; the previous update wrote it) and the",
+        "fused update (the jitter undone on the gradient, R_B and R_TV gradients, Adam, projection,",
+        "next step's jittered input: `engine/fused_update.c`);",
         "the rest is the loop itself (the objective, its backward into the graph, bookkeeping) and",
         "what the pieces cost together beyond their sum.",
         "",

@@ -50,14 +50,20 @@ class MaximizeConfig:
     normalize: bool = True
     """Divide each unit by ρ_l²·â_{l,c} (eq. 1)."""
     compile: bool | None = None
-    """Compile the per-input update (regularizer gradients, Adam, projection) into fused
-    kernels with torch.compile. None: on the CPU for runs of at least `COMPILE_FROM`
-    iterations, where the one-off compile (seconds, cached on disk) pays for itself."""
+    """How the per-input update (regularizer gradients, Adam, projection) runs. On the CPU
+    it is one hand-fused C loop (`native.py`, built once per machine) unless this is False;
+    where that loop is unavailable, or for inputs it does not support, torch.compile fuses
+    the torch version: with True, or with None for runs of at least `COMPILE_FROM`
+    iterations, where the one-off compile (seconds per input shape) pays for itself.
+    False: the torch version, eagerly, everywhere."""
     objective_weight: float | None = None
     """Multiplies the normalized objective. λ_B and λ_TV average the regularizers over the
     H·W pixels of the input, while eq. 1 divides the unit by its ρ_l² receptive-field
     pixels; the default H·W puts both on the same per-pixel footing (None → H·W of the
     largest input)."""
+
+    def native_on(self, device: str) -> bool:
+        return device == "cpu" and self.compile is not False
 
     def compiles_on(self, device: str) -> bool:
         if self.compile is not None:

@@ -146,14 +146,23 @@ class BatchObjective:
                 bucket["w"].append((term.weight * scale, term.weight))
                 bucket["p"].append(position or ())
         plan = {}
+        batch = len(self.objectives)
         for key, bucket in rows.items():
             layer, kind = key.split("\0")
-            device = activations[layer].device
-            plan[key] = (
-                layer, kind, torch.tensor(bucket["s"], device=device), torch.tensor(bucket["c"], device=device),
-                torch.tensor(bucket["w"], dtype=torch.float32, device=device).T.contiguous(),
-                torch.tensor(bucket["p"], dtype=torch.long, device=device),
-            )
+            act = activations[layer]
+            weights = torch.tensor(bucket["w"], dtype=torch.float32).T.contiguous()  # [2, terms]: scaled, raw
+            if kind == "sum":
+                # dense [2, B, C]: a multiply and a sum, whose backward is one broadcast, cost less
+                # per step than indexing, whose backward scatters into zeros
+                dense = torch.zeros(2, batch, act.shape[1])
+                dense.index_put_((torch.arange(2).repeat_interleave(len(bucket["s"])),
+                                  torch.tensor(bucket["s"]).repeat(2), torch.tensor(bucket["c"]).repeat(2)),
+                                 weights.flatten(), accumulate=True)
+                plan[key] = (layer, kind, dense.to(act.device))
+            else:
+                device = act.device
+                plan[key] = (layer, kind, torch.tensor(bucket["s"], device=device), torch.tensor(bucket["c"], device=device),
+                             weights.to(device), torch.tensor(bucket["p"], dtype=torch.long, device=device))
         return plan
 
     def __call__(self, activations: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -163,13 +172,17 @@ class BatchObjective:
         """[2, B]: row 0 the objectives with `scales` applied, row 1 without, from one gather per layer."""
         if self._plan is None:
             self._plan = self._build(activations)
-        first = next(iter(activations.values()))
-        total = torch.zeros(2, first.shape[0], dtype=torch.float32, device=first.device)
-        for layer, kind, samples, channels, weights, positions in self._plan.values():
+        total = None
+        for layer, kind, *plan in self._plan.values():
             act = activations[layer]
             if kind == "sum":
-                values = act.flatten(2).sum(-1)[samples, channels] if act.dim() > 2 else act[samples, channels]
+                (dense,) = plan
+                sums = act if act.dim() == 2 else act.flatten(2).sum(-1)
+                values = (sums.float() * dense).sum(-1)
             else:
-                values = act[(samples, channels, *positions.T)] if positions.numel() else act[samples, channels]
-            total = total.index_add(1, samples, values.float() * weights)
+                samples, channels, weights, positions = plan
+                picked = act[(samples, channels, *positions.T)] if positions.numel() else act[samples, channels]
+                values = torch.zeros(2, act.shape[0], dtype=torch.float32, device=act.device).index_add(
+                    1, samples, picked.float() * weights)
+            total = values if total is None else total + values
         return total

@@ -18,6 +18,7 @@ from .geometry import canonical, spatial_size
 from .objectives import BatchObjective, Objective
 from .regularizers import RegularizerWeights
 from .results import MaximizeResult, UnitResult
+from . import native
 from .step import InputState, Kernels
 from .transforms import Jitter
 from .truncate import truncate
@@ -129,14 +130,14 @@ class _Run:
         """Run the iterations. The loop is kept to few tensor operations: on a small network
         each one costs a noticeable share of a forward and backward pass."""
         config, size, device = self.config, len(self.objectives), self.device
-        kernels = Kernels(config.compiles_on(device.type))
+        kernels = Kernels(config.compiles_on(device.type), native=config.native_on(device.type))
         beta1, beta2 = config.betas
         decay = (config.final_learning_rate / config.learning_rate) ** (1.0 / max(config.iterations - 1, 1))
-        lr = torch.tensor([config.learning_rate * decay**s / (1 - beta1 ** (s + 1)) for s in range(config.iterations)],
-                          dtype=torch.float64)
-        step_sizes = [(lr * i.weights.bound).float().to(device).unbind() for i in self.inputs]
-        bias2_sqrt = torch.tensor([math.sqrt(1 - beta2 ** (s + 1)) for s in range(config.iterations)], device=device).unbind()
-        schedules = [i.jitter.steps(config.seed, config.iterations) if i.jitter.moves else None for i in self.inputs]
+        lr = [config.learning_rate * decay**s / (1 - beta1 ** (s + 1)) for s in range(config.iterations)]
+        bias2_sqrt = [math.sqrt(1 - beta2 ** (s + 1)) for s in range(config.iterations)]
+        for i in self.inputs:
+            i.prepare(kernels, lr, bias2_sqrt, self.kappa, self.gamma)
+        bias2_sqrt = torch.tensor(bias2_sqrt, device=device).unbind()
         alive = torch.ones(size, dtype=torch.bool, device=device)
         ascent = torch.full((size,), -1.0, device=device)
         """d(loss)/d(objective): −1 for samples still running, 0 for stopped ones."""
@@ -146,30 +147,37 @@ class _Run:
         for step in range(config.iterations):
             if should_stop is not None and should_stop():
                 raise Cancelled(f"stopped at step {step} of {config.iterations}")
-            shifts = [None if s is None else s[step] for s in schedules]
-            feeds = [i.feed(kernels, shift) for i, shift in zip(self.inputs, shifts)]
+            feeds = [i.feed(kernels, step) for i in self.inputs]
             values = self.objective.evaluate(dict(zip(self.layers, self.graph(*feeds))))  # [scaled, raw]
-            if not bool(torch.isfinite(values[0]).all()):
-                alive, ascent = self._stop_non_finite(values[0], alive, ascent, stopped, step)
+            scores = history[step]
+            scores[:] = values.detach().cpu().numpy()
+            if not np.isfinite(scores[0]).all():
+                alive, ascent = self._stop_non_finite(scores[0], alive, ascent, stopped, step)
             values[0].backward(ascent)
-            values = values.detach()
-            states = [i.state(feed.grad, shift, sizes[step]) for i, feed, shift, sizes in zip(self.inputs, feeds, shifts, step_sizes)]
-            used = [k for k, state in enumerate(states) if state is not None]
-            if used:
-                values[0] -= kernels.update([states[k] for k in used], [self.inputs[k].constants for k in used], alive,
-                                            self.kappa, self.gamma, bias2_sqrt[step], config.betas, config.eps)
-            history[step] = values.cpu().numpy()
-            history[step, 0] *= -1
+            penalties, states, constants = [], [], []
+            for i, feed in zip(self.inputs, feeds):
+                if i.native is None:
+                    if (state := i.state(feed.grad, step)) is not None:
+                        states.append(state)
+                        constants.append(i.constants)
+                elif (penalty := i.step_natively(feed.grad, step, alive)) is not None:
+                    penalties.append(penalty.numpy())
+            if states:
+                penalties.append(kernels.update(states, constants, alive, self.kappa, self.gamma, bias2_sqrt[step],
+                                                config.betas, config.eps).cpu().numpy())
+            for i in self.inputs:
+                i.advance()
+            scores[0] = sum(penalties, np.zeros(size, dtype=np.float32)) - scores[0]
             if on_step is not None:
-                on_step(StepReport(step, config.iterations, done, total, history[step, 1], history[step, 0]))
+                on_step(StepReport(step, config.iterations, done, total, scores[1], scores[0]))
         return self._results(history[:, 0], history[:, 1], stopped)
 
     @staticmethod
-    def _stop_non_finite(objective, alive, ascent, stopped, step):
-        bad = alive & ~torch.isfinite(objective)
-        for sample in torch.nonzero(bad).flatten().tolist():
+    def _stop_non_finite(objective: np.ndarray, alive, ascent, stopped, step):
+        bad = alive.cpu().numpy() & ~np.isfinite(objective)
+        for sample in np.flatnonzero(bad).tolist():
             stopped[sample] = f"non-finite objective at step {step}; kept the last finite input"
-        alive = alive & ~bad
+        alive = alive & ~torch.from_numpy(bad).to(alive.device)
         return alive, torch.where(alive, ascent, 0.0)
 
     @torch.no_grad()
@@ -200,10 +208,15 @@ def _best(values: np.ndarray) -> float:
 
 
 class OptimizedInput:
-    """One graph input's batch of optimized values, its Adam moments, regularizer weights and jitter."""
+    """One graph input's batch of optimized values, its Adam moments, regularizer weights and jitter.
+
+    The values live in two buffers: a step reads `x` and writes the other, because the
+    native loop reads a pixel's old neighbours for R_TV while it writes; `advance` swaps them.
+    """
 
     def __init__(self, spec: InputSpec, active: list[bool], limits, config: MaximizeConfig, generators, device) -> None:
         self.spec = spec
+        self.config = config
         self.active = torch.tensor(active, device=device)
         self.weights = RegularizerWeights.for_input(spec, alpha=config.alpha, bound=config.bound,
                                                     v_ratio=config.v_ratio, motion_tv_factor=config.motion_tv_factor)
@@ -211,22 +224,54 @@ class OptimizedInput:
         shape = tuple(spec.shape[1:])
         start = [torch.randn(shape, generator=g) * (config.init_scale * self.weights.bound) for g in generators]
         self.x = torch.stack(start).to(device) * self.active.reshape(-1, *[1] * len(shape)).float()
+        self.spare = torch.empty_like(self.x)
         moments = canonical(self.x, spec).shape
         self.exp_avg = torch.zeros(moments, device=device)
         self.exp_avg_sq = torch.zeros(moments, device=device)
         self.used = bool(self.active.any())
         """Some sample of the chunk reads this input (otherwise it is fed zeros and never stepped)."""
+        self.native: native.FusedUpdate | None = None
+        """The native loop bound to this input, where it steps it (see `prepare`)."""
+        self.shifts: list | None = None
+        """Per step: a (dy, dx) pair every sample shares, or [B, 2] shifts (None: never moved)."""
+        self.schedule: torch.Tensor | None = None
+        self.prepared: torch.Tensor | None = None
+        """This step's jittered input, when the native loop wrote it in the last step."""
+        self.stepped = False
+        """The update wrote `spare` this step."""
 
-    def feed(self, kernels: Kernels, shifts: torch.Tensor | tuple[int, int] | None) -> torch.Tensor:
+    def prepare(self, kernels: Kernels, learning_rates: Sequence[float], bias2_sqrt: Sequence[float],
+                kappa: torch.Tensor, gamma: torch.Tensor) -> None:
+        """Shift schedule, step sizes and which path steps this input, for a run of len(learning_rates) steps.
+
+        Adam's step at t is lr_t / (1 − β1^t) of the input's bound B."""
+        config, steps = self.config, len(learning_rates)
+        self.native = None
+        if self.jitter.moves:
+            self.schedule = self.jitter.schedule(config.seed, steps)
+            self.shifts = self.jitter.steps(config.seed, steps)
+        sizes = torch.tensor(learning_rates, dtype=torch.float64) * self.weights.bound
+        self.step_sizes = sizes.float().to(self.x.device).unbind()
+        if self.used and kernels.native and native.supports(self.x, self.spec.layout, self.spec.kind):
+            w = self.weights
+            scalars = np.array([[w.alpha, w.bound, w.lambda_b, w.lambda_tv, *config.betas, config.eps, size, b2]
+                                for size, b2 in zip(sizes.tolist(), bias2_sqrt)], dtype=np.float32)
+            self.native = native.FusedUpdate(self.x, self.spare, self.exp_avg, self.exp_avg_sq, self.active, kappa, gamma,
+                                             self.spec.layout, self.spec.kind, scalars)
+            self.feeds = (torch.empty_like(self.x), torch.empty_like(self.x)) if self.jitter.moves else None
+
+    def feed(self, kernels: Kernels, step: int) -> torch.Tensor:
         """This step's (jittered) input, a leaf whose gradient the update reads."""
         if not self.used:
             return self.x
-        if shifts is None:
+        if self.prepared is not None:
+            moved = self.prepared
+        elif self.shifts is None:
             moved = self.x
         elif self.jitter.shared:
-            moved = self.jitter.roll(self.x, shifts)
+            moved = self.jitter.roll(self.x, self.shifts[step])
         else:
-            moved = kernels.jitter(self.x, shifts.to(self.x.device), self.jitter.axes[0])
+            moved = kernels.jitter(self.x, self.shifts[step].to(self.x.device), self.jitter.axes[0])
         return moved.detach().requires_grad_(True)
 
     @property
@@ -235,19 +280,38 @@ class OptimizedInput:
         w = self.weights
         return (self.spec.layout, self.spec.kind, self.jitter.axes[0], w.alpha, w.bound, w.lambda_b, w.lambda_tv)
 
-    def state(self, grad: torch.Tensor | None, shifts: torch.Tensor | tuple[int, int] | None,
-              step_size: torch.Tensor) -> InputState | None:
-        """This step's tensors for the fused update; None when no sample reads this input.
+    def state(self, grad: torch.Tensor | None, step: int) -> InputState | None:
+        """This step's tensors for the torch update; None when no sample reads this input.
 
-        `step_size` is Adam's lr / (1 − β1^t) in this input's units. A shift every sample
-        shares is undone here by one roll; per-sample shifts are undone in the update."""
+        A shift every sample shares is undone here by one roll; per-sample shifts are
+        undone in the update."""
         if not self.used or grad is None:
             return None
+        self.stepped = True
+        shifts = None if self.shifts is None else self.shifts[step]
         if shifts is not None and self.jitter.shared:
             grad, shifts = self.jitter.roll(grad, shifts, inverse=True), None
         elif shifts is not None:
             shifts = shifts.to(self.x.device)
-        return InputState(self.x, grad, self.exp_avg, self.exp_avg_sq, shifts, self.active, step_size)
+        return InputState(self.x, self.spare, grad, self.exp_avg, self.exp_avg_sq, shifts, self.active, self.step_sizes[step])
+
+    def step_natively(self, grad: torch.Tensor | None, step: int, alive: torch.Tensor) -> torch.Tensor | None:
+        """The whole update in the native loop, which also writes the next step's jittered
+        input; returns the [B] penalty (None: nothing stepped)."""
+        self.prepared = None
+        if grad is None:  # the objective does not read this input after all: as on the torch path, no step
+            return None
+        self.stepped = True
+        if self.feeds is not None and step + 1 < len(self.step_sizes):
+            self.prepared = self.feeds[step % 2]
+        return self.native(self.x, self.spare, grad, self.prepared, None if self.schedule is None else self.schedule[step],
+                           None if self.prepared is None else self.schedule[step + 1], alive, step)
+
+    def advance(self) -> None:
+        """After an update: the stepped values become the current ones."""
+        if self.stepped:
+            self.x, self.spare = self.spare, self.x
+            self.stepped = False
 
     def result(self, sample: int) -> np.ndarray | None:
         return self.x[sample].cpu().numpy().copy() if self.active[sample] else None

@@ -3,10 +3,10 @@
 Around the network's forward and backward, every step passes over each input a dozen
 times: undo the jitter on the gradient, the R_B and R_TV gradients, Adam's moments, the
 projection onto the B-ball, freezing samples that stopped. Op by op these passes cost
-more than a small network's own forward and backward; compiled with torch.compile
-(inductor's C++ backend on the CPU) they become a couple of loops over memory. The same
-function runs eagerly where compiling is not wanted or does not work, so both paths do
-the same arithmetic up to rounding.
+more than a small network's own forward and backward. On the CPU the native loop
+(`native.py`) does them in one pass; this torch version is the reference it is tested
+against, and the path for GPUs, channel-last inputs and machines without a C compiler,
+compiled with torch.compile where asked (inductor's C++ or Triton backend) or run eagerly.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Callable, NamedTuple
 import torch
 
 from .geometry import canonical_view
+from .native import NativeUpdate
 from .regularizers import local_energy_gradient, project, total_variation_gradient
 from .transforms import roll_plane
 
@@ -28,17 +29,19 @@ default of 8, a server that saw many models would quietly run eagerly."""
 
 
 def update_input(
-    x: torch.Tensor, grad: torch.Tensor, exp_avg: torch.Tensor, exp_avg_sq: torch.Tensor,
+    x: torch.Tensor, out: torch.Tensor, grad: torch.Tensor, exp_avg: torch.Tensor, exp_avg_sq: torch.Tensor,
     shifts: torch.Tensor | None, kappa: torch.Tensor, gamma: torch.Tensor, keep: torch.Tensor,
     step_size: torch.Tensor, bias2_sqrt: torch.Tensor,
     layout: str, kind: str | None, h_axis: int,
     alpha: float, bound: float, lambda_b: float, lambda_tv: float, beta1: float, beta2: float, eps: float,
 ) -> torch.Tensor:
-    """Step x (model layout) and Adam's moments (canonical [B, K, D, H, W]) in place.
+    """Step x (model layout) into `out`, and Adam's moments (canonical [B, K, D, H, W]) in place.
 
-    `grad` is the network's gradient w.r.t. the jittered input; the shifts are undone
-    here. Returns the [B] penalty λ_B R_B + λ_TV R_TV at x before the step. Samples
-    whose `keep` is False are left as they are. The Adam update is torch.optim.Adam's
+    `out` is another buffer shaped like x (the native loop in `native.py` needs the old
+    values for R_TV while it writes; both paths share the protocol). `grad` is the
+    network's gradient w.r.t. the jittered input; the shifts are undone here. Returns the
+    [B] penalty λ_B R_B + λ_TV R_TV at x before the step. Samples whose `keep` is False
+    are copied as they are. The Adam update is torch.optim.Adam's
     (no weight decay, no amsgrad); `step_size` = lr / (1 − β1^t), `bias2_sqrt` = √(1 − β2^t),
     passed as tensors so that a new step does not mean a new compiled graph.
     """
@@ -59,16 +62,18 @@ def update_input(
     stepped = view - step_size * avg / (avg_sq.sqrt() / bias2_sqrt + eps)
     stepped = project(stepped, bound)
     keep5 = keep.reshape(-1, 1, 1, 1, 1)
-    view.copy_(torch.where(keep5, stepped, view))
+    canonical_view(out, layout, kind).copy_(torch.where(keep5, stepped, view))
     exp_avg.copy_(torch.where(keep5, avg, exp_avg))
     exp_avg_sq.copy_(torch.where(keep5, avg_sq, exp_avg_sq))
     return penalty
 
 
 class InputState(NamedTuple):
-    """One input's tensors for a step: its values, the network's gradient and Adam's moments."""
+    """One input's tensors for a step: its values, where the stepped values go, the network's
+    gradient and Adam's moments."""
 
     x: torch.Tensor
+    out: torch.Tensor
     grad: torch.Tensor
     exp_avg: torch.Tensor
     exp_avg_sq: torch.Tensor
@@ -92,7 +97,7 @@ def update_inputs(
     penalty = torch.zeros_like(kappa)
     for state, (layout, kind, h_axis, alpha, bound, lambda_b, lambda_tv) in zip(states, constants):
         penalty = penalty + update_input(
-            state.x, state.grad, state.exp_avg, state.exp_avg_sq, state.shifts, kappa, gamma, alive & state.active,
+            state.x, state.out, state.grad, state.exp_avg, state.exp_avg_sq, state.shifts, kappa, gamma, alive & state.active,
             state.step_size, bias2_sqrt, layout, kind, h_axis, alpha, bound, lambda_b, lambda_tv, betas[0], betas[1], eps,
         )
     return penalty
@@ -104,7 +109,8 @@ def jitter_input(x: torch.Tensor, shifts: torch.Tensor, h_axis: int) -> torch.Te
 
 
 class Kernels:
-    """`update_inputs` and `jitter_input`, compiled once per process when asked, eager otherwise.
+    """How this run steps its inputs: the native loop where asked and available, otherwise
+    `update_inputs` and `jitter_input`, compiled once per process when asked, eager otherwise.
 
     The first failure to compile (no C++ compiler, an unsupported device) is logged once
     and every later call runs eagerly. Compiled calls are serialized: a compiled
@@ -115,8 +121,10 @@ class Kernels:
     _compiled: dict[str, Callable] = {}
     _broken: str | None = None
 
-    def __init__(self, compiled: bool) -> None:
+    def __init__(self, compiled: bool, native: bool = False) -> None:
         self.compiled = compiled
+        self.native = native and NativeUpdate.available()
+        """Inputs the native loop supports (`native.supports`) are stepped by it instead."""
 
     def update(self, *args, **kwargs) -> torch.Tensor:
         return self._call(update_inputs, *args, **kwargs)
