@@ -56,26 +56,21 @@ static void roll_plane(float *out, const float *in, int64_t H, int64_t W, int64_
 }
 
 /* κ (sum of the 4 spatial neighbours) + γ (sum of the 2 temporal ones), a missing neighbour
- * (outside the grid) replaced by the pixel itself: R_TV's differences are 0 there. */
+ * (outside the grid) replaced by the pixel itself: R_TV's differences are 0 there. One flat pass
+ * with the plane's neighbours in flat order, then the border pixels, where the flat ones are wrong. */
 static void neighbours(float *out, const float *x, const float *prev, const float *next, int64_t H, int64_t W,
                        float kappa, float gamma) {
     const int64_t n = H * W;
-    for (int64_t i = 0; i < n; i++) out[i] = gamma * (prev[i] + next[i]);
-    for (int64_t h = 0; h < H; h++) {
-        const float *row = x + h * W, *up = h > 0 ? row - W : row, *down = h < H - 1 ? row + W : row;
-        float *o = out + h * W;
 #pragma omp simd
-        for (int64_t w = 0; w < W; w++) o[w] += kappa * (up[w] + down[w]);
-    }
-    /* left + right: flat, then the two ends of every row, where the flat neighbours are wrong */
-#pragma omp simd
-    for (int64_t i = 1; i < n - 1; i++) out[i] += kappa * (x[i - 1] + x[i + 1]);
+    for (int64_t i = W; i < n - W; i++)
+        out[i] = kappa * (x[i - W] + x[i + W] + x[i - 1] + x[i + 1]) + gamma * (prev[i] + next[i]);
     for (int64_t h = 0; h < H; h++) {
-        for (int64_t end = 0; end < (W > 1 ? 2 : 1); end++) {
-            const int64_t w = end ? W - 1 : 0, i = h * W + w;
-            const float flat = i > 0 && i < n - 1 ? x[i - 1] + x[i + 1] : 0.0f;
+        const int border_row = h == 0 || h == H - 1;
+        for (int64_t w = 0; w < W; w += border_row || W == 1 ? 1 : W - 1) {
+            const int64_t i = h * W + w;
+            const float up = h > 0 ? x[i - W] : x[i], down = h < H - 1 ? x[i + W] : x[i];
             const float left = w > 0 ? x[i - 1] : x[i], right = w < W - 1 ? x[i + 1] : x[i];
-            out[i] += kappa * (left + right - flat);
+            out[i] = kappa * (up + down + left + right) + gamma * (prev[i] + next[i]);
         }
     }
 }
@@ -120,8 +115,6 @@ int kt_fused_update(const float *x, const float *grad, float *x_out, float *feed
                     const float *plane = x + at + d * sd;
                     if (shifts != NULL)
                         unroll_plane(unrolled + d * n, grad + at + d * sd, H, W, wrap(shifts[2 * b], H), wrap(shifts[2 * b + 1], W));
-                    else
-                        memcpy(unrolled + d * n, grad + at + d * sd, (size_t)n * sizeof(float));
                     neighbours(around + d * n, plane, plane + before, plane + after, H, W, kap, gam);
                 }
                 for (int64_t i = 0; i < n; i++) scale[i] = 0.0f;
@@ -138,9 +131,12 @@ int kt_fused_update(const float *x, const float *grad, float *x_out, float *feed
                 }
 
                 const float centre = 4.0f * kap + 2.0f * gam;
+                float *norm = scale; /* Σ_d of the stepped values squared, then the projection's scale */
+                for (int64_t i = 0; i < n; i++) norm[i] = 0.0f;
                 double sum = 0.0;
                 for (int64_t d = 0; d < D; d++) {
-                    const float *plane = x + at + d * sd, *g_in = unrolled + d * n, *nb = around + d * n;
+                    const float *plane = x + at + d * sd, *nb = around + d * n;
+                    const float *g_in = shifts != NULL ? unrolled + d * n : grad + at + d * sd;
                     const int64_t moment = ((b * K + k) * D + d) * n;
                     float *avg = exp_avg + moment, *avg_sq = exp_avg_sq + moment, *out = stepped + d * n;
                     float partial = 0.0f;
@@ -157,7 +153,9 @@ int kt_fused_update(const float *x, const float *grad, float *x_out, float *feed
                         g = g + lambda_b * energy + lambda_tv * (2.0f * variation);
                         const float m = avg[i] * beta1 + g * (1.0f - beta1);
                         const float v = avg_sq[i] * beta2 + g * g * (1.0f - beta2);
-                        out[i] = xc - step_size * m / (sqrtf(v) / bias2_sqrt + eps);
+                        const float stepped_value = xc - step_size * m / (sqrtf(v) / bias2_sqrt + eps);
+                        out[i] = stepped_value;
+                        norm[i] += stepped_value * stepped_value;
                         if (kept) {
                             avg[i] = m;
                             avg_sq[i] = v;
@@ -166,17 +164,11 @@ int kt_fused_update(const float *x, const float *grad, float *x_out, float *feed
                     sum += partial;
                 }
 
-                for (int64_t i = 0; i < n; i++) scale[i] = 0.0f;
-                for (int64_t d = 0; d < D; d++) {
-                    const float *out = stepped + d * n;
-#pragma omp simd
-                    for (int64_t i = 0; i < n; i++) scale[i] += out[i] * out[i];
-                }
 #pragma omp simd
                 for (int64_t i = 0; i < n; i++) {
-                    float norm = sqrtf(scale[i]);
-                    norm = norm < NORM_FLOOR ? NORM_FLOOR : norm;
-                    const float ratio = bound / norm;
+                    float length = sqrtf(norm[i]);
+                    length = length < NORM_FLOOR ? NORM_FLOOR : length;
+                    const float ratio = bound / length;
                     scale[i] = ratio > 1.0f ? 1.0f : ratio;
                 }
                 for (int64_t d = 0; d < D; d++) {
