@@ -104,6 +104,14 @@ class FusedUpdate:
             raise ValueError("the native update needs contiguous float32 CPU tensors with contiguous H×W planes")
         view = canonical_view(x, layout, kind)
         b, k = view.shape[:2]
+        moments = tuple(view.shape)
+        if exp_avg.shape != moments or exp_avg_sq.shape != moments:
+            raise ValueError(f"the native update takes moments shaped {moments}")
+        # the loop reads one entry per sample of each: a shorter tensor would be read past its end
+        for name, tensor, dtype in (("active", active, torch.bool), ("kappa", kappa, torch.float32),
+                                    ("gamma", gamma, torch.float32)):
+            if tensor.shape != (b,) or tensor.dtype != dtype:
+                raise ValueError(f"{name} must be a [{b}] {dtype} tensor, not {tuple(tensor.shape)} {tensor.dtype}")
         self._function = function
         self._tensors = (exp_avg, exp_avg_sq, active, kappa, gamma)  # kept alive: the loop holds their addresses
         self._dims = np.array([*view.shape, *view.stride()[:3]], dtype=np.int64)
@@ -120,6 +128,12 @@ class FusedUpdate:
         write `out` rolled by `next_shifts` into `feed`. Returns `penalty`."""
         if grad.shape != self._shape or grad.stride() != x.stride() or x.shape != self._shape:
             raise ValueError(f"expected tensors shaped {tuple(self._shape)} laid out alike")
+        if alive.shape != self.penalty.shape or alive.dtype != torch.bool:
+            raise ValueError(f"alive must be a [{len(self.penalty)}] bool tensor")
+        for shift in (shifts, next_shifts):
+            if shift is not None and (shift.shape != (len(self.penalty), 2) or shift.dtype != torch.int64
+                                      or not shift.is_contiguous()):
+                raise ValueError(f"shifts must be a contiguous [{len(self.penalty)}, 2] int64 tensor")
         avg, avg_sq, active, kappa, gamma = self._fixed
         status = self._function(
             x.data_ptr(), grad.data_ptr(), out.data_ptr(), None if feed is None else feed.data_ptr(), avg, avg_sq,

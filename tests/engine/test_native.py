@@ -146,3 +146,20 @@ def test_the_library_is_built_once_and_cached(tmp_path, monkeypatch) -> None:
     stamp = first.stat().st_mtime_ns
     assert native._build() == first and first.stat().st_mtime_ns == stamp
     assert first.parent == tmp_path / "native" and first.stat().st_size > 0
+
+
+def test_tensors_shorter_than_the_batch_are_refused() -> None:
+    """The loop reads one κ, γ, alive and shift per sample: a short tensor would be read past its end."""
+    case = Case(SPECS[0], seed=5)
+    out = torch.empty_like(case.x)
+    args = [case.x, out, case.exp_avg.clone(), case.exp_avg_sq.clone(), case.active, case.kappa, case.gamma,
+            case.layout, case.kind, case.scalars()]
+    short = list(args)
+    short[5] = case.kappa[:1]
+    with pytest.raises(ValueError, match="kappa"):
+        native.FusedUpdate(*short)
+    update = native.FusedUpdate(*args)
+    with pytest.raises(ValueError, match="alive"):
+        update(case.x, out, case.grad, None, None, None, case.alive[:2], 0)
+    with pytest.raises(ValueError, match="shifts"):
+        update(case.x, out, case.grad, None, case.shifts[:2], None, case.alive, 0)
