@@ -33,6 +33,7 @@ from suite import Options, Report
 
 import kinetoscope.model_zoo as zoo
 from kinetoscope.model_zoo.export import export_model
+from kinetoscope.server.allocator import retain_freed_memory
 from kinetoscope.server.engine import Channel, Logit, MaximizeConfig, Objective, Setting, StepReport, maximize
 from kinetoscope.server.engine.render import OptimizedInput
 from kinetoscope.server.engine.step import Kernels
@@ -299,6 +300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    retain_freed_memory()  # as `kinetoscope serve` runs the engine
     options = Options(smoke=args.smoke, repeats=args.repeats, wait=args.wait, threads=1 if args.smoke else 2)
     print(machine_line(options.threads), flush=True)
     command = " ".join(["python bench/engine_step.py", *(sys.argv[1:] if argv is None else argv)])

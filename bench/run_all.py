@@ -31,6 +31,8 @@ from benchlib import cpu_model  # noqa: E402
 from quiet import BUDGET  # noqa: E402
 from suite import Options, Report, Verdict  # noqa: E402
 
+from kinetoscope.server.allocator import retain_freed_memory  # noqa: E402
+
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 BENCHMARKS = ("engine_step", "folded_native", "recording", "grpc_loopback", "import_time", "lucent_peer")
 PACKAGES = ("torch", "onnxruntime-gpu", "onnxruntime", "onnx", "onnx2torch", "grpcio", "numpy", "torch-lucent", "kornia")
@@ -125,6 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=None,
                         help="where to write (default bench/RESULTS.md; a temporary file with --smoke)")
     args = parser.parse_args(argv)
+    retain_freed_memory()  # as `kinetoscope serve` runs the engine
     # A smoke run checks code paths only: one thread keeps it from stalling on a busy machine.
     options = Options(smoke=args.smoke, repeats=args.repeats, wait=0.0 if args.smoke else args.wait,
                       threads=1 if args.smoke else args.threads, gpu=not args.no_gpu)

@@ -20,6 +20,7 @@ from grpc_reflection.v1alpha import reflection
 from kinetoscope.home import default_store
 from kinetoscope.v1 import kinetoscope_pb2 as pb, kinetoscope_pb2_grpc as pb_grpc
 
+from .allocator import retain_freed_memory
 from .library import ModelLibrary
 from .recordings import RecordingStore
 from .service import (
@@ -192,6 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("kinetoscope").setLevel(args.log_level.upper())  # also when the CLI configured logging first
+    retain_freed_memory()  # every optimizer step frees and reallocates the same large blocks
     if (args.tls_cert is None) != (args.tls_key is None):
         parser.error("--tls-cert and --tls-key go together")
     try:
