@@ -44,6 +44,32 @@ class OnnxPool(nn.Module, OnnxToTorchModule):
         super().__init__()
         self.mode, self.kernel, self.strides, self.dilations = mode, kernel, strides, dilations
         self.pads, self.auto_pad, self.ceil_mode, self.count_include_pad = pads, auto_pad, ceil_mode, count_include_pad
+        self._plans: dict[tuple[int, ...], tuple] = {}
+        """Per input size: the geometry, and the padding when one torch pool call computes the same."""
+
+    def _plan(self, sizes: list[int]) -> tuple:
+        key = tuple(sizes)
+        plan = self._plans.get(key)
+        if plan is None:
+            geometry = self._geometry(sizes)
+            plan = self._plans[key] = (geometry, self._direct_padding(sizes, *geometry))
+        return plan
+
+    def _direct_padding(self, sizes, begins, ends, extras, outs) -> list[int] | None:
+        """The padding with which torch's own pool gives onnxruntime's result, or None.
+
+        That is so when the pads are symmetric and at most half a kernel (what torch
+        pads implicitly: -inf for max, uncounted or counted zeros for average, as
+        count_include_pad says), no ceil_mode window needs room past them, and torch's
+        floor rule gives the same output size. The general path pads a copy of the
+        input and, for average, pools a mask as well: on BN-Inception that made the
+        imported graph slower than the model it came from."""
+        if begins != ends or any(extras) or (self.mode != "max" and any(d != 1 for d in self.dilations)):
+            return None
+        for n, k, s, d, pad, out in zip(sizes, self.kernel, self.strides, self.dilations, begins, outs):
+            if not 0 <= pad <= k // 2 or (n + 2 * pad - d * (k - 1) - 1) // s + 1 != out:
+                return None
+        return begins
 
     def _geometry(self, sizes: list[int]) -> tuple[list[int], list[int], list[int], list[int]]:
         """Per spatial axis: pad before, pad after, extra zeros after (for ceil_mode), output size."""
@@ -72,7 +98,12 @@ class OnnxPool(nn.Module, OnnxToTorchModule):
     def forward(self, input_tensor: torch.Tensor) -> torch.Tensor:  # pylint: disable=missing-function-docstring
         rank = len(self.kernel)
         batch, channels, *sizes = input_tensor.shape
-        begins, ends, extras, outs = self._geometry(sizes)
+        (begins, ends, extras, outs), direct = self._plan(sizes)
+        if direct is not None and min(outs) > 0:
+            if self.mode == "max":
+                return _MAX_POOL[rank](input_tensor, self.kernel, self.strides, direct, self.dilations)
+            return _AVG_POOL[rank](input_tensor, self.kernel, self.strides, direct,
+                                   count_include_pad=self.count_include_pad)
         if min(outs) <= 0:
             return input_tensor.new_zeros((batch, channels, *(max(o, 0) for o in outs)))
         crop = (Ellipsis, *(slice(0, o) for o in outs))

@@ -18,6 +18,8 @@ _AXIS_CASES = [
     (3, 2, 0, 0, 1),  # ceil_mode: last window hangs over the input's end
     (2, 1, 1, 1, 2),  # dilations
     (3, 3, 2, 1, 2),  # dilations, strides and pads together
+    (3, 1, 1, 1, 1),  # symmetric pads within half a kernel: one torch pool call (BN-Inception's 3x3 average)
+    (3, 2, 1, 1, 2),  # the same, strided and dilated
 ]
 _SIZES = {1: [10], 2: [8, 7], 3: [6, 5, 7]}  # even sizes give ceil_mode windows past the end
 
@@ -138,3 +140,17 @@ def test_four_spatial_axes_raise(one_node) -> None:
     feeds = {"x": np.zeros((1, 1, 3, 3, 3, 3), np.float32)}
     with pytest.raises(NotImplementedError, match="MaxPool with 4 spatial axes"):
         onnx2torch.convert(one_node("MaxPool", feeds, 22, {"kernel_shape": [2, 2, 2, 2]}))
+
+
+@pytest.mark.parametrize("op", ["MaxPool", "AveragePool"])
+def test_symmetric_pads_take_one_torch_pool_call(one_node, op: str) -> None:
+    """Where torch's own padding gives onnxruntime's result, no padded copy of the input is made."""
+    from kinetoscope.server.importer.converters.pooling import OnnxPool
+
+    feeds = {"x": _input(2)}
+    direct = {"kernel_shape": [3, 3], "strides": [1, 1], "pads": [1, 1, 1, 1], "ceil_mode": 0}
+    lopsided = {**direct, "pads": [1, 1, 0, 0]}  # begins (1, 1), ends (0, 0)
+    for attrs, expected in ((direct, [1, 1]), (lopsided, None)):
+        module = onnx2torch.convert(one_node(op, feeds, 22, attrs))
+        pool = next(m for m in module.modules() if isinstance(m, OnnxPool))
+        assert pool._plan(list(_SIZES[2]))[1] == expected
