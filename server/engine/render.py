@@ -148,12 +148,13 @@ class _Run:
             if should_stop is not None and should_stop():
                 raise Cancelled(f"stopped at step {step} of {config.iterations}")
             feeds = [i.feed(kernels, step) for i in self.inputs]
-            values = self.objective.evaluate(dict(zip(self.layers, self.graph(*feeds))))  # [scaled, raw]
+            activations = dict(zip(self.layers, self.graph(*feeds)))
             scores = history[step]
-            scores[:] = values.detach().cpu().numpy()
+            with torch.no_grad():
+                scores[:] = self.objective.evaluate(activations).cpu().numpy()  # [scaled, raw]
             if not np.isfinite(scores[0]).all():
                 alive, ascent = self._stop_non_finite(scores[0], alive, ascent, stopped, step)
-            values[0].backward(ascent)
+            torch.autograd.backward(*self.objective.gradients(activations, ascent))
             penalties, states, constants = [], [], []
             for i, feed in zip(self.inputs, feeds):
                 if i.native is None:
@@ -235,6 +236,10 @@ class OptimizedInput:
         self.shifts: list | None = None
         """Per step: a (dy, dx) pair every sample shares, or [B, 2] shifts (None: never moved)."""
         self.schedule: torch.Tensor | None = None
+        """[steps, B, 2] shifts, for the native loop."""
+        self.step_sizes: Sequence[torch.Tensor] = ()
+        self.feeds: tuple[torch.Tensor, torch.Tensor] | None = None
+        """Two buffers the native loop writes the next step's jittered input into, in turn."""
         self.prepared: torch.Tensor | None = None
         """This step's jittered input, when the native loop wrote it in the last step."""
         self.stepped = False
@@ -246,7 +251,7 @@ class OptimizedInput:
 
         Adam's step at t is lr_t / (1 − β1^t) of the input's bound B."""
         config, steps = self.config, len(learning_rates)
-        self.native = None
+        self.native, self.feeds, self.prepared = None, None, None
         if self.jitter.moves:
             self.schedule = self.jitter.schedule(config.seed, steps)
             self.shifts = self.jitter.steps(config.seed, steps)
