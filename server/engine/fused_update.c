@@ -92,7 +92,9 @@ int kt_fused_update(const float *x, const float *grad, float *x_out, float *feed
     const float step_size = consts[STEP_SIZE], bias2_sqrt = consts[BIAS2_SQRT];
     const float lambda_b_over_alpha = lambda_b / alpha;
     int failed = 0;
-#pragma omp parallel num_threads(threads)
+    /* no more threads than planes: at batch 1 an image is one plane, and waking a thread costs microseconds */
+    const int team = (int64_t)threads < B * K ? threads : (int)(B * K);
+#pragma omp parallel num_threads(team)
     {
         /* per thread, planes of H×W: D unrolled gradients, D neighbour sums, D stepped values, slope, scale */
         float *scratch = malloc((size_t)(3 * D + 2) * (size_t)n * sizeof(float));

@@ -50,3 +50,24 @@ def test_wrong_channel_or_position_is_a_clear_error() -> None:
         BatchObjective([Channel("conv", 5)])(acts)
     with pytest.raises(ValueError, match="outside layer grid"):
         BatchObjective([Neuron("conv", 0, (3, 0))])(acts)
+
+
+def test_seeded_gradients_are_autograds_of_the_scaled_objective() -> None:
+    """The loop seeds the backward with `gradients` instead of differentiating `evaluate`: same result."""
+    torch.manual_seed(1)
+    conv, logits = torch.randn(4, 6, 5, 7, requires_grad=True), torch.randn(4, 3, requires_grad=True)
+    objectives = [
+        Channel("conv", 2) + Neuron("conv", 2),  # one layer read two ways: the seeds add up
+        Neuron("conv", 1, (0, 6)),
+        0.5 * Channel("conv", 0) + 2.0 * Logit("logits", 2),
+        Logit("logits", 0),
+    ]
+    batch = BatchObjective(objectives, scales={("conv", 2): 3.0, ("logits", 2): 0.25})
+    ascent = torch.tensor([-1.0, -1.0, 0.0, -1.0])  # the third sample stopped
+    acts = {"conv": conv, "logits": logits}
+    expected = torch.autograd.grad((batch.evaluate(acts)[0] * ascent).sum(), [conv, logits])
+    tensors, seeds = batch.gradients(acts, ascent)
+    torch.autograd.backward(tensors, seeds)
+    torch.testing.assert_close(conv.grad, expected[0])
+    torch.testing.assert_close(logits.grad, expected[1])
+    assert conv.grad[2].abs().sum() == 0 and logits.grad[2].abs().sum() == 0
