@@ -85,17 +85,19 @@ def supports(x: torch.Tensor, layout: str, kind: str | None) -> bool:
 
 class FusedUpdate:
     """The native loop bound to one input's buffers for a run: what stays the same from
-    step to step (shapes, strides, constants, pointers to the moments) is converted once,
-    as on a small network each call's Python costs a visible share of a step.
+    step to step (shapes, strides, constants, the addresses of the moments, the shift
+    schedule) is checked and converted once, as right after a network's forward pass each
+    Python-level operation costs tens of microseconds, a visible share of a small network's step.
 
     `x` and `out` are the input's two value buffers (a step reads one and writes the
     other); `scalars` [steps, 9] float32 holds (α, B, λ_B, λ_TV, β1, β2, ε, Adam's step
-    size, √(1 − β2^t)) per step.
+    size, √(1 − β2^t)) per step; `schedule` [steps, B, 2] int64 the jitter's shifts
+    (None: the input never moves).
     """
 
     def __init__(self, x: torch.Tensor, out: torch.Tensor, exp_avg: torch.Tensor, exp_avg_sq: torch.Tensor,
                  active: torch.Tensor, kappa: torch.Tensor, gamma: torch.Tensor, layout: str, kind: str | None,
-                 scalars: np.ndarray) -> None:
+                 scalars: np.ndarray, schedule: torch.Tensor | None = None) -> None:
         function = NativeUpdate.function()
         if function is None:
             raise RuntimeError(f"the native optimizer update is unavailable: {NativeUpdate.error()}")
@@ -112,33 +114,43 @@ class FusedUpdate:
                                     ("gamma", gamma, torch.float32)):
             if tensor.shape != (b,) or tensor.dtype != dtype:
                 raise ValueError(f"{name} must be a [{b}] {dtype} tensor, not {tuple(tensor.shape)} {tensor.dtype}")
-        self._function = function
-        self._tensors = (exp_avg, exp_avg_sq, active, kappa, gamma)  # kept alive: the loop holds their addresses
-        self._dims = np.array([*view.shape, *view.stride()[:3]], dtype=np.int64)
         self._scalars = np.ascontiguousarray(scalars, dtype=np.float32)
+        steps = len(self._scalars)
+        if self._scalars.shape != (steps, 9):
+            raise ValueError(f"scalars must be [steps, 9], not {self._scalars.shape}")
+        if schedule is not None and (schedule.shape != (steps, b, 2) or schedule.dtype != torch.int64
+                                     or not schedule.is_contiguous() or schedule.device.type != "cpu"):
+            raise ValueError(f"schedule must be a contiguous [{steps}, {b}, 2] int64 CPU tensor")
+        self._function = function
+        self._tensors = (exp_avg, exp_avg_sq, active, kappa, gamma, schedule)  # kept alive: the loop holds addresses
+        self._dims = np.array([*view.shape, *view.stride()[:3]], dtype=np.int64)
         self._planes = np.empty(b * k, dtype=np.float64)
         self.penalty = torch.empty(b)
         """The last call's [B] penalty λ_B R_B + λ_TV R_TV at x (overwritten by the next call)."""
-        self._fixed = [pointer(t) for t in self._tensors]
-        self._shape = x.shape
+        self._fixed = [pointer(t) for t in self._tensors[:5]]
+        self._steps, self._shape = steps, x.shape
+        self._shifts = None if schedule is None else (schedule.data_ptr(), b * 2 * schedule.element_size())
+        self._scalar_row = (self._scalars.ctypes.data, self._scalars.strides[0])
 
     def __call__(self, x: torch.Tensor, out: torch.Tensor, grad: torch.Tensor, feed: torch.Tensor | None,
-                 shifts: torch.Tensor | None, next_shifts: torch.Tensor | None, alive: torch.Tensor, step: int) -> torch.Tensor:
-        """Step `x` into `out` and the moments in place, undoing `shifts` [B, 2] (int64) on `grad`;
-        write `out` rolled by `next_shifts` into `feed`. Returns `penalty`."""
+                 alive: torch.Tensor, step: int) -> torch.Tensor:
+        """Step `x` into `out` and the moments in place, undoing this step's shifts on `grad`;
+        with `feed`, write `out` rolled by the next step's shifts into it. Returns `penalty`."""
         if grad.shape != self._shape or grad.stride() != x.stride() or x.shape != self._shape:
             raise ValueError(f"expected tensors shaped {tuple(self._shape)} laid out alike")
         if alive.shape != self.penalty.shape or alive.dtype != torch.bool:
             raise ValueError(f"alive must be a [{len(self.penalty)}] bool tensor")
-        for shift in (shifts, next_shifts):
-            if shift is not None and (shift.shape != (len(self.penalty), 2) or shift.dtype != torch.int64
-                                      or not shift.is_contiguous()):
-                raise ValueError(f"shifts must be a contiguous [{len(self.penalty)}, 2] int64 tensor")
+        if not 0 <= step < self._steps or (feed is not None and (self._shifts is None or step + 1 >= self._steps)):
+            raise ValueError(f"step {step} of {self._steps} has no {'next ' if feed is not None else ''}shifts")
         avg, avg_sq, active, kappa, gamma = self._fixed
+        shifts = next_shifts = None
+        if self._shifts is not None:
+            base, row = self._shifts
+            shifts = base + step * row
+            next_shifts = shifts + row if feed is not None else None
         status = self._function(
             x.data_ptr(), grad.data_ptr(), out.data_ptr(), None if feed is None else feed.data_ptr(), avg, avg_sq,
-            self._dims.ctypes.data, self._scalars[step].ctypes.data,
-            None if shifts is None else shifts.data_ptr(), None if next_shifts is None else next_shifts.data_ptr(),
+            self._dims.ctypes.data, self._scalar_row[0] + step * self._scalar_row[1], shifts, next_shifts,
             kappa, gamma, alive.data_ptr(), active, self._planes.ctypes.data, self.penalty.data_ptr(),
             torch.get_num_threads(),
         )

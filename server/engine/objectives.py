@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
+import numpy as np
 import torch
 
 
@@ -124,6 +125,8 @@ class BatchObjective:
         self.objectives = list(objectives)
         self.scales = scales or {}
         self._plan: dict[str, tuple] | None = None
+        self._seeds: tuple[torch.Tensor, dict[str, torch.Tensor]] | None = None
+        """(ascent, per-layer channel weights) of the last `gradients` call: ascent changes only when a sample stops."""
 
     def layers(self) -> list[str]:
         return list(dict.fromkeys(layer for obj in self.objectives for layer in obj.layers()))
@@ -158,7 +161,7 @@ class BatchObjective:
                 dense.index_put_((torch.arange(2).repeat_interleave(len(bucket["s"])),
                                   torch.tensor(bucket["s"]).repeat(2), torch.tensor(bucket["c"]).repeat(2)),
                                  weights.flatten(), accumulate=True)
-                plan[key] = (layer, kind, dense.to(act.device))
+                plan[key] = (layer, kind, dense.to(act.device), dense.numpy())
             else:
                 device = act.device
                 plan[key] = (layer, kind, torch.tensor(bucket["s"], device=device), torch.tensor(bucket["c"], device=device),
@@ -176,15 +179,36 @@ class BatchObjective:
         for layer, kind, *plan in self._plan.values():
             act = activations[layer]
             if kind == "sum":
-                (dense,) = plan
                 sums = act if act.dim() == 2 else act.flatten(2).sum(-1)
-                values = (sums.float() * dense).sum(-1)
+                values = (sums.float() * plan[0]).sum(-1)
             else:
-                samples, channels, weights, positions = plan
-                picked = act[(samples, channels, *positions.T)] if positions.numel() else act[samples, channels]
-                values = torch.zeros(2, act.shape[0], dtype=torch.float32, device=act.device).index_add(
-                    1, samples, picked.float() * weights)
+                values = self._picked(activations, layer, *plan)
             total = values if total is None else total + values
+        return total
+
+    @staticmethod
+    def _picked(activations, layer, samples, channels, weights, positions) -> torch.Tensor:
+        act = activations[layer]
+        picked = act[(samples, channels, *positions.T)] if positions.numel() else act[samples, channels]
+        return torch.zeros(2, act.shape[0], dtype=torch.float32, device=act.device).index_add(
+            1, samples, picked.float() * weights)
+
+    def values(self, activations: dict[str, torch.Tensor]) -> np.ndarray:
+        """`evaluate` as a [2, B] float32 numpy array, for the loop's history: one reduction
+        per layer in torch, the weighting in numpy. Right after a network's forward pass
+        every torch operation costs tens of microseconds; numpy on [2, B, C] costs one."""
+        if self._plan is None:
+            self._plan = self._build(activations)
+        total = None
+        for layer, kind, *plan in self._plan.values():
+            act = activations[layer].detach()
+            if kind == "sum":
+                sums = act if act.dim() == 2 else act.sum(dim=tuple(range(2, act.dim())))
+                part = (sums.float().cpu().numpy()[None] * plan[-1]).sum(-1)
+            else:
+                with torch.no_grad():
+                    part = self._picked({layer: act}, layer, *plan).cpu().numpy()
+            total = part if total is None else total + part
         return total
 
     def gradients(self, activations: dict[str, torch.Tensor], ascent: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -196,15 +220,21 @@ class BatchObjective:
         (measurable at batch 1 on a small network)."""
         if self._plan is None:
             self._plan = self._build(activations)
+        if self._seeds is None or self._seeds[0] is not ascent:
+            weights = {}
+            for layer, kind, *plan in self._plan.values():
+                if kind == "sum":
+                    act = activations[layer]
+                    channel = (plan[0][0] * ascent[:, None]).to(act.dtype)  # [B, C]
+                    weights[layer] = channel.reshape(*channel.shape, *[1] * (act.dim() - 2))
+            self._seeds = (ascent, weights)
         seeds: dict[str, torch.Tensor] = {}
         for layer, kind, *plan in self._plan.values():
             act = activations[layer]
             if kind == "sum":
-                (dense,) = plan
-                weights = (dense[0] * ascent[:, None]).to(act.dtype)  # [B, C]
-                seed = weights.reshape(*weights.shape, *[1] * (act.dim() - 2)).expand_as(act)
+                seed = self._seeds[1][layer].expand(act.shape)
             else:
-                samples, channels, weights, positions = plan
+                samples, channels, weights, positions = plan[:4]
                 seed = torch.zeros_like(act)
                 index = (samples, channels, *positions.T) if positions.numel() else (samples, channels)
                 seed.index_put_(index, (weights[0] * ascent[samples]).to(act.dtype), accumulate=True)

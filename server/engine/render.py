@@ -150,8 +150,7 @@ class _Run:
             feeds = [i.feed(kernels, step) for i in self.inputs]
             activations = dict(zip(self.layers, self.graph(*feeds)))
             scores = history[step]
-            with torch.no_grad():
-                scores[:] = self.objective.evaluate(activations).cpu().numpy()  # [scaled, raw]
+            scores[:] = self.objective.values(activations)  # [scaled, raw]
             if not np.isfinite(scores[0]).all():
                 alive, ascent = self._stop_non_finite(scores[0], alive, ascent, stopped, step)
             torch.autograd.backward(*self.objective.gradients(activations, ascent))
@@ -262,7 +261,7 @@ class OptimizedInput:
             scalars = np.array([[w.alpha, w.bound, w.lambda_b, w.lambda_tv, *config.betas, config.eps, size, b2]
                                 for size, b2 in zip(sizes.tolist(), bias2_sqrt)], dtype=np.float32)
             self.native = native.FusedUpdate(self.x, self.spare, self.exp_avg, self.exp_avg_sq, self.active, kappa, gamma,
-                                             self.spec.layout, self.spec.kind, scalars)
+                                             self.spec.layout, self.spec.kind, scalars, self.schedule)
             self.feeds = (torch.empty_like(self.x), torch.empty_like(self.x)) if self.jitter.moves else None
 
     def feed(self, kernels: Kernels, step: int) -> torch.Tensor:
@@ -309,8 +308,7 @@ class OptimizedInput:
         self.stepped = True
         if self.feeds is not None and step + 1 < len(self.step_sizes):
             self.prepared = self.feeds[step % 2]
-        return self.native(self.x, self.spare, grad, self.prepared, None if self.schedule is None else self.schedule[step],
-                           None if self.prepared is None else self.schedule[step + 1], alive, step)
+        return self.native(self.x, self.spare, grad, self.prepared, alive, step)
 
     def advance(self) -> None:
         """After an update: the stepped values become the current ones."""

@@ -67,9 +67,11 @@ class Case:
     def native_update(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         out, feed = torch.empty_like(self.x), torch.empty_like(self.x)
         avg, avg_sq = self.exp_avg.clone(), self.exp_avg_sq.clone()
+        scalars = np.repeat(self.scalars(), 2, axis=0)
+        schedule = torch.stack([self.shifts, self.next_shifts]).contiguous()
         update = native.FusedUpdate(self.x, out, avg, avg_sq, self.active, self.kappa, self.gamma, self.layout,
-                                    self.kind, self.scalars())
-        penalty = update(self.x, out, self.grad, feed, self.shifts, self.next_shifts, self.alive, 0).clone()
+                                    self.kind, scalars, schedule)
+        penalty = update(self.x, out, self.grad, feed, self.alive, 0).clone()
         return out, avg, avg_sq, penalty, feed
 
 
@@ -113,7 +115,9 @@ def test_no_shifts_means_no_roll_and_no_feed() -> None:
     got_out, got_avg = torch.empty_like(case.x), case.exp_avg.clone()
     update = native.FusedUpdate(case.x, got_out, got_avg, case.exp_avg_sq.clone(), case.active, case.kappa, case.gamma,
                                 case.layout, case.kind, case.scalars())
-    got_penalty = update(case.x, got_out, case.grad, None, None, None, case.alive, 0)
+    got_penalty = update(case.x, got_out, case.grad, None, case.alive, 0)
+    with pytest.raises(ValueError, match="no next shifts"):
+        update(case.x, got_out, case.grad, torch.empty_like(case.x), case.alive, 0)
     torch.testing.assert_close(got_out, out, rtol=1e-5, atol=1e-4)
     torch.testing.assert_close(got_penalty, penalty, rtol=1e-5, atol=0)
 
@@ -158,8 +162,10 @@ def test_tensors_shorter_than_the_batch_are_refused() -> None:
     short[5] = case.kappa[:1]
     with pytest.raises(ValueError, match="kappa"):
         native.FusedUpdate(*short)
+    with pytest.raises(ValueError, match="schedule"):
+        native.FusedUpdate(*args, torch.stack([case.shifts[:2]]))
     update = native.FusedUpdate(*args)
     with pytest.raises(ValueError, match="alive"):
-        update(case.x, out, case.grad, None, None, None, case.alive[:2], 0)
-    with pytest.raises(ValueError, match="shifts"):
-        update(case.x, out, case.grad, None, case.shifts[:2], None, case.alive, 0)
+        update(case.x, out, case.grad, None, case.alive[:2], 0)
+    with pytest.raises(ValueError, match="step 1 of 1"):
+        update(case.x, out, case.grad, None, case.alive, 1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -71,3 +72,11 @@ def test_seeded_gradients_are_autograds_of_the_scaled_objective() -> None:
     torch.testing.assert_close(conv.grad, expected[0])
     torch.testing.assert_close(logits.grad, expected[1])
     assert conv.grad[2].abs().sum() == 0 and logits.grad[2].abs().sum() == 0
+
+
+def test_the_loops_numpy_values_are_evaluate() -> None:
+    torch.manual_seed(2)
+    acts = {"conv": torch.randn(3, 6, 5, 7), "logits": torch.randn(3, 3)}
+    batch = BatchObjective([Channel("conv", 1) + Neuron("conv", 4, (1, 2)), 2.0 * Logit("logits", 1), Channel("conv", 5)],
+                           scales={("conv", 1): 0.5})
+    np.testing.assert_allclose(batch.values(acts), batch.evaluate(acts).numpy(), rtol=1e-6)
