@@ -13,12 +13,12 @@ import torch
 
 from kinetoscope.server.importer import ImportedModel, InputSpec, Layer
 
+from . import native
 from .config import MaximizeConfig, Setting
 from .geometry import canonical, spatial_size
 from .objectives import BatchObjective, Objective
 from .regularizers import RegularizerWeights
 from .results import MaximizeResult, UnitResult
-from . import native
 from .step import InputState, Kernels
 from .transforms import Jitter
 from .truncate import truncate
