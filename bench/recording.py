@@ -186,15 +186,18 @@ def c3d_case(clips: int, folder: Path) -> Case:
 
 
 def table(cases: list[Case]) -> list[str]:
+    """The target holds for the backend `auto` takes on the CPU; the other backend's row is reported beside it."""
+    auto = choose_backend("auto", "cpu")
     rows = ["| model | clips | batch | bare ORT clips/s | backend | set-up s | record clips/s | ratio | target ≥ 0.9 |",
             "|---|---:|---:|---:|---|---:|---:|---:|---|"]
     for case in cases:
         for backend in BACKENDS:
             ratio = case.ratio(backend)
+            status = TARGET.verdict(ratio) if backend == auto else "reported (not `auto`'s choice)"
             rows.append(
                 f"| {case.name} | {case.count} | {case.effective_batch[backend]} (bare {case.effective_batch['bare']}) | "
                 f"{case.rate('bare'):.0f} | {backend} | {case.setup[backend]:.2f} | {case.rate(backend):.0f} | "
-                f"{ratio:.3f} | {TARGET.verdict(ratio)} |"
+                f"{ratio:.3f} | {status} |"
             )
     return rows
 
