@@ -343,6 +343,12 @@ def with_clip_maxima(graph: ModelProto, layers: Sequence[Layer], *, batched: boo
             outputs.append(layer.name)
             continue
         name = f"{INTERNAL_PREFIX}clip_max/{index}/{layer.name}"
+        if list(axes) == list(range(2, len(layer.shape))):
+            # every axis after batch and channel: onnxruntime's pooling kernel does in one pass what its
+            # ReduceMax does slower ([B, C, 1, ...] out; `maxima` reshapes)
+            copy.graph.node.append(onnx.helper.make_node("GlobalMaxPool", [layer.name], [name], name=name))
+            outputs.append(name)
+            continue
         inputs = [layer.name]
         attributes = {"keepdims": 0}
         if opset >= 18:
