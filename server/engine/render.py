@@ -236,6 +236,8 @@ class OptimizedInput:
         """Per step: a (dy, dx) pair every sample shares, or [B, 2] shifts (None: never moved)."""
         self.schedule: torch.Tensor | None = None
         """[steps, B, 2] shifts, for the native loop."""
+        self.steps = 0
+        """Iterations of the run `prepare` set this input up for."""
         self.step_sizes: Sequence[torch.Tensor] = ()
         self.feeds: tuple[torch.Tensor, torch.Tensor] | None = None
         """Two buffers the native loop writes the next step's jittered input into, in turn."""
@@ -251,9 +253,10 @@ class OptimizedInput:
         Adam's step at t is lr_t / (1 − β1^t) of the input's bound B."""
         config, steps = self.config, len(learning_rates)
         self.native, self.feeds, self.prepared = None, None, None
+        self.steps = steps
         if self.jitter.moves:
             self.schedule = self.jitter.schedule(config.seed, steps)
-            self.shifts = self.jitter.steps(config.seed, steps)
+            self.shifts = self.jitter.steps(self.schedule)
         sizes = torch.tensor(learning_rates, dtype=torch.float64) * self.weights.bound
         self.step_sizes = sizes.float().to(self.x.device).unbind()
         if self.used and kernels.native and native.supports(self.x, self.spec.layout, self.spec.kind):
@@ -306,7 +309,7 @@ class OptimizedInput:
         if grad is None:  # the objective does not read this input after all: as on the torch path, no step
             return None
         self.stepped = True
-        if self.feeds is not None and step + 1 < len(self.step_sizes):
+        if self.feeds is not None and step + 1 < self.steps:
             self.prepared = self.feeds[step % 2]
         return self.native(self.x, self.spare, grad, self.prepared, alive, step)
 

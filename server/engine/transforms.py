@@ -38,10 +38,9 @@ class Jitter:
         limits = torch.tensor(self.limits, dtype=torch.float64).reshape(1, -1, 2)
         return (draws * limits).floor().long().clamp_max(limits.long() - 1)
 
-    def steps(self, seed: int, steps: int) -> list:
-        """`schedule` split by step: the [B, 2] shifts of each step, or, when `shared`, one
+    def steps(self, schedule: torch.Tensor) -> list:
+        """A `schedule` split by step: the [B, 2] shifts of each step, or, when `shared`, one
         (dy, dx) pair of ints, which `roll` takes without reading a tensor."""
-        schedule = self.schedule(seed, steps)
         return [tuple(pair) for pair in schedule[:, 0].tolist()] if self.shared else list(schedule.unbind())
 
     @property

@@ -168,7 +168,8 @@ def test_steps_split_the_schedule_as_roll_and_gather_take_it() -> None:
 
     shared, mixed = Jitter(VIDEO_LAST, [(4, 4)] * 3), Jitter(VIDEO_LAST, [(4, 4), (2, 4), (1, 1)])
     for jitter in (shared, mixed):
-        schedule, steps = jitter.schedule(5, 7), jitter.steps(5, 7)
+        schedule = jitter.schedule(5, 7)
+        steps = jitter.steps(schedule)
         assert len(steps) == 7
         for step, shifts in enumerate(steps):
             if jitter.shared:
