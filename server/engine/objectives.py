@@ -168,27 +168,32 @@ class BatchObjective:
                              weights.to(device), torch.tensor(bucket["p"], dtype=torch.long, device=device))
         return plan
 
+    def _plan_for(self, activations: dict[str, torch.Tensor]) -> dict[str, tuple]:
+        """The per-layer plan, built from the first activations seen (their channels and device)."""
+        if self._plan is None:
+            self._plan = self._build(activations)
+        return self._plan
+
     def __call__(self, activations: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.evaluate(activations)[0]
 
     def evaluate(self, activations: dict[str, torch.Tensor]) -> torch.Tensor:
         """[2, B]: row 0 the objectives with `scales` applied, row 1 without, from one gather per layer."""
-        if self._plan is None:
-            self._plan = self._build(activations)
+        layer_plans = self._plan_for(activations)
         total = None
-        for layer, kind, *plan in self._plan.values():
+        for layer, kind, *plan in layer_plans.values():
             act = activations[layer]
             if kind == "sum":
                 sums = act if act.dim() == 2 else act.flatten(2).sum(-1)
                 values = (sums.float() * plan[0]).sum(-1)
             else:
-                values = self._picked(activations, layer, *plan)
+                values = self._picked(act, *plan)
             total = values if total is None else total + values
         return total
 
     @staticmethod
-    def _picked(activations, layer, samples, channels, weights, positions) -> torch.Tensor:
-        act = activations[layer]
+    def _picked(act, samples, channels, weights, positions) -> torch.Tensor:
+        """[2, B] of the terms at single positions (Neuron)."""
         picked = act[(samples, channels, *positions.T)] if positions.numel() else act[samples, channels]
         return torch.zeros(2, act.shape[0], dtype=torch.float32, device=act.device).index_add(
             1, samples, picked.float() * weights)
@@ -197,17 +202,16 @@ class BatchObjective:
         """`evaluate` as a [2, B] float32 numpy array, for the loop's history: one reduction
         per layer in torch, the weighting in numpy. Right after a network's forward pass
         every torch operation costs tens of microseconds; numpy on [2, B, C] costs one."""
-        if self._plan is None:
-            self._plan = self._build(activations)
+        layer_plans = self._plan_for(activations)
         total = None
-        for layer, kind, *plan in self._plan.values():
+        for layer, kind, *plan in layer_plans.values():
             act = activations[layer].detach()
             if kind == "sum":
                 sums = act if act.dim() == 2 else act.sum(dim=tuple(range(2, act.dim())))
                 part = (sums.float().cpu().numpy()[None] * plan[-1]).sum(-1)
             else:
                 with torch.no_grad():
-                    part = self._picked({layer: act}, layer, *plan).cpu().numpy()
+                    part = self._picked(act, *plan).cpu().numpy()
             total = part if total is None else total + part
         return total
 
@@ -218,23 +222,22 @@ class BatchObjective:
         as `out.sum().backward()` makes: seeding the layers with it spares the backward the
         gather, multiply and sums that autograd would otherwise record and undo every step
         (measurable at batch 1 on a small network)."""
-        if self._plan is None:
-            self._plan = self._build(activations)
+        layer_plans = self._plan_for(activations)
         if self._seeds is None or self._seeds[0] is not ascent:
             weights = {}
-            for layer, kind, *plan in self._plan.values():
+            for layer, kind, *plan in layer_plans.values():
                 if kind == "sum":
                     act = activations[layer]
                     channel = (plan[0][0] * ascent[:, None]).to(act.dtype)  # [B, C]
                     weights[layer] = channel.reshape(*channel.shape, *[1] * (act.dim() - 2))
             self._seeds = (ascent, weights)
         seeds: dict[str, torch.Tensor] = {}
-        for layer, kind, *plan in self._plan.values():
+        for layer, kind, *plan in layer_plans.values():
             act = activations[layer]
             if kind == "sum":
                 seed = self._seeds[1][layer].expand(act.shape)
             else:
-                samples, channels, weights, positions = plan[:4]
+                samples, channels, weights, positions = plan
                 seed = torch.zeros_like(act)
                 index = (samples, channels, *positions.T) if positions.numel() else (samples, channels)
                 seed.index_put_(index, (weights[0] * ascent[samples]).to(act.dtype), accumulate=True)
