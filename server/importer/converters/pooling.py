@@ -67,7 +67,7 @@ class OnnxPool(nn.Module, OnnxToTorchModule):
         if begins != ends or any(extras) or (self.mode != "max" and any(d != 1 for d in self.dilations)):
             return None
         for n, k, s, d, pad, out in zip(sizes, self.kernel, self.strides, self.dilations, begins, outs):
-            if not 0 <= pad <= k // 2 or (n + 2 * pad - d * (k - 1) - 1) // s + 1 != out:
+            if out <= 0 or not 0 <= pad <= k // 2 or (n + 2 * pad - d * (k - 1) - 1) // s + 1 != out:
                 return None
         return begins
 
@@ -99,7 +99,7 @@ class OnnxPool(nn.Module, OnnxToTorchModule):
         rank = len(self.kernel)
         batch, channels, *sizes = input_tensor.shape
         (begins, ends, extras, outs), direct = self._plan(sizes)
-        if direct is not None and min(outs) > 0:
+        if direct is not None:
             if self.mode == "max":
                 return _MAX_POOL[rank](input_tensor, self.kernel, self.strides, direct, self.dilations)
             return _AVG_POOL[rank](input_tensor, self.kernel, self.strides, direct,
