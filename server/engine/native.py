@@ -15,63 +15,23 @@ contiguous (channel-last layouts), the torch path in `step.py` does the same ari
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import logging
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
-import threading
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from .geometry import canonical_view
-
-_LOGGER = logging.getLogger(__name__)
-SOURCE = Path(__file__).with_name("fused_update.c")
-FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-fPIC", "-shared", "-std=c11")
-"""-fno-math-errno lets sqrtf vectorize; no -ffast-math, which would drop the NaN and infinity checks."""
-OPENMP = "-fopenmp"
-"""Tried first; without it (a compiler lacking OpenMP) the loop runs on one thread."""
-DISABLE = "KINETOSCOPE_NATIVE"
-"""Set to 0 to use the torch path everywhere."""
+from .native_build import NativeLibrary, enabled
 
 
-class NativeUpdate:
-    """The compiled loop: built and loaded once per process, shared by every run."""
+def _bind(library: ctypes.CDLL):
+    function = library.kt_fused_update
+    function.argtypes = [ctypes.c_void_p] * 16 + [ctypes.c_int]
+    function.restype = ctypes.c_int
+    return function
 
-    _lock = threading.Lock()
-    _function = None
-    _error: str | None = None
-    _tried = False
 
-    @classmethod
-    def function(cls):
-        """The loaded `kt_fused_update`, or None (the reason is in `error`)."""
-        if cls._tried:
-            return cls._function
-        with cls._lock:
-            if not cls._tried:
-                try:
-                    cls._function = _load()
-                except Exception as exc:  # no compiler, no writable cache, a loader error: the torch path works
-                    cls._error = f"{type(exc).__name__}: {exc}".strip()
-                    _LOGGER.warning("the native optimizer update is unavailable (%s); using the torch path",
-                                    cls._error.splitlines()[0])
-                cls._tried = True
-        return cls._function
-
-    @classmethod
-    def available(cls) -> bool:
-        return cls.function() is not None
-
-    @classmethod
-    def error(cls) -> str | None:
-        cls.function()
-        return cls._error
+NativeUpdate = NativeLibrary("fused_update.c", _bind, "optimizer update")
+"""The compiled `kt_fused_update`, built on first use and shared by every run."""
 
 
 def supports(x: torch.Tensor, layout: str, kind: str | None) -> bool:
@@ -80,7 +40,7 @@ def supports(x: torch.Tensor, layout: str, kind: str | None) -> bool:
     if x.device.type != "cpu" or x.dtype != torch.float32 or not x.is_contiguous():
         return False
     view = canonical_view(x, layout, kind)
-    return view.stride()[3:] == (view.shape[4], 1) and os.environ.get(DISABLE, "1") != "0"
+    return view.stride()[3:] == (view.shape[4], 1) and enabled()
 
 
 class FusedUpdate:
@@ -98,7 +58,7 @@ class FusedUpdate:
     def __init__(self, x: torch.Tensor, out: torch.Tensor, exp_avg: torch.Tensor, exp_avg_sq: torch.Tensor,
                  active: torch.Tensor, kappa: torch.Tensor, gamma: torch.Tensor, layout: str, kind: str | None,
                  scalars: np.ndarray, schedule: torch.Tensor | None = None) -> None:
-        function = NativeUpdate.function()
+        function = NativeUpdate.get()
         if function is None:
             raise RuntimeError(f"the native optimizer update is unavailable: {NativeUpdate.error()}")
         if not (supports(x, layout, kind) and out.stride() == x.stride() and exp_avg.is_contiguous()
@@ -163,56 +123,3 @@ def pointer(tensor: torch.Tensor) -> int:
     if not tensor.is_contiguous() or tensor.device.type != "cpu":
         raise ValueError("the native update reads contiguous CPU tensors")
     return tensor.data_ptr()
-
-
-def _load():
-    library = ctypes.CDLL(str(_build()))
-    function = library.kt_fused_update
-    function.argtypes = [ctypes.c_void_p] * 16 + [ctypes.c_int]
-    function.restype = ctypes.c_int
-    return function
-
-
-def _build() -> Path:
-    """The shared library for this source, compiler and CPU, compiled unless already cached."""
-    if os.environ.get(DISABLE, "1") == "0":
-        raise RuntimeError(f"disabled by {DISABLE}=0")
-    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
-    if compiler is None:
-        raise RuntimeError("no C compiler (cc, gcc or clang) on PATH; set CC to use one")
-    source = SOURCE.read_bytes()
-    # -march=native: a library built on one CPU may not run on another sharing the cache
-    key = hashlib.sha256(b"\0".join([source, " ".join(FLAGS).encode(), compiler.encode(), _cpu_signature()])).hexdigest()[:16]
-    target = _cache_dir() / f"fused_update-{key}.so"
-    if target.exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
-        built = Path(scratch) / target.name
-        errors = ""
-        for extra in ([OPENMP], []):
-            result = subprocess.run([compiler, *FLAGS, *extra, str(SOURCE), "-o", str(built), "-lm"],
-                                    capture_output=True, text=True, timeout=300)
-            if result.returncode == 0:
-                break
-            errors = result.stderr.strip()
-        else:
-            raise RuntimeError(f"{compiler} could not build {SOURCE.name}: {errors[-2000:]}")
-        os.replace(built, target)  # atomic: a concurrent build leaves one complete library
-    return target
-
-
-def _cache_dir() -> Path:
-    root = os.environ.get("KINETOSCOPE_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache",
-                                                                "kinetoscope")
-    return Path(root) / "native"
-
-
-def _cpu_signature() -> bytes:
-    try:
-        with open("/proc/cpuinfo", "rb") as info:
-            return next((line for line in info if line.startswith(b"flags")), b"") + sys.platform.encode()
-    except OSError:
-        import platform
-
-        return f"{platform.machine()} {platform.processor()} {sys.platform}".encode()

@@ -15,6 +15,9 @@ from typing import Sequence
 
 import numpy as np
 
+from .native_build import enabled
+from .native_statistics import NativeStatistics
+
 _LOGGER = logging.getLogger(__name__)
 
 
@@ -62,10 +65,21 @@ class TopClips:
         if k < 1:
             raise ValueError(f"top_k must be >= 1, got {k}")
         self.k = k
-        self.values = np.empty((channels, 0), np.float32)
-        self.index = np.empty((channels, 0), np.int64)
+        self.buffers = (np.empty((channels, k), np.float32), np.empty((channels, k), np.int64))
+        """Room for k entries per channel, descending; the first `kept` columns are in use."""
+        self.kept = 0
         self.ids: dict[int, str] = {}
         """Ids of the clips now in some channel's top k only (the rest are dropped at every update)."""
+
+    @property
+    def values(self) -> np.ndarray:
+        """[C, kept] float32, descending per channel."""
+        return self.buffers[0][:, : self.kept]
+
+    @property
+    def index(self) -> np.ndarray:
+        """[C, kept] int64 stream positions of those values."""
+        return self.buffers[1][:, : self.kept]
 
     def update(self, values: np.ndarray, index: np.ndarray, ids: Sequence[str | None] | None = None) -> None:
         """values [B, C] for clips at stream positions index [B] (ascending, after every clip seen before).
@@ -74,7 +88,7 @@ class TopClips:
         """
         values = values.T.astype(np.float32, copy=False)
         index = np.asarray(index, np.int64)
-        kept = self.values.shape[1]
+        kept = self.kept
         rows = slice(None)
         if kept == self.k:  # full: only channels where a new clip beats the k-th (ties keep the earlier)
             rows = np.flatnonzero((values > self.values[:, -1:]).any(axis=1))
@@ -88,12 +102,11 @@ class TopClips:
             earlier = np.take_along_axis(self.index[rows], np.minimum(order, kept - 1), axis=1)
             top_index = np.where(order < kept, earlier, top_index)
         if isinstance(rows, slice):
-            self.values, self.index = top_values, top_index
-        else:
-            self.values[rows], self.index[rows] = top_values, top_index
-        self._keep_ids(index, ids)
+            self.kept = top_values.shape[1]
+        self.values[rows], self.index[rows] = top_values, top_index
+        self.keep_ids(index, ids)
 
-    def _keep_ids(self, index: np.ndarray, ids: Sequence[str | None] | None) -> None:
+    def keep_ids(self, index: np.ndarray, ids: Sequence[str | None] | None) -> None:
         """Ids of the clips now in some channel's top k: the ones known before, plus the new winners'."""
         winners = np.unique(self.index)
         found = {position: self.ids[position] for position in winners.tolist() if position in self.ids}
@@ -105,8 +118,9 @@ class TopClips:
         self.ids = found
 
     def id_table(self) -> np.ndarray:
-        table = [[self.ids.get(i, str(i)) for i in row] for row in self.index.tolist()]
-        return np.array(table, dtype=str).reshape(self.index.shape)
+        positions, where = np.unique(self.index, return_inverse=True)  # channels share many top clips
+        names = np.array([self.ids.get(p, str(p)) for p in positions.tolist()] or [""], dtype=str)
+        return names[where.reshape(-1)].reshape(self.index.shape)
 
 
 def top_order(candidates: np.ndarray, k: int) -> np.ndarray:
@@ -137,8 +151,10 @@ class DoublingHistogram:
     (bins 2j and 2j+1 merge into j); one below the bottom edge doubles it keeping the top
     edge. Edges are origin + unit × integer, so every old edge is exactly a new edge and
     re-binning moves whole bins: the counts equal a one-shot histogram over the final
-    edges (`np.histogram(values, edges)`), whatever the batch sizes. Non-finite values
-    are not counted.
+    edges (`np.histogram(values, edges)`), whatever the batch sizes. For that every value
+    stays strictly below the top edge: one on it would sit in the last bin (closed on the
+    right) and, once the width doubles, on an inner edge whose bin is the one above.
+    Non-finite values are not counted.
     """
 
     def __init__(self, channels: int, bins: int) -> None:
@@ -170,19 +186,24 @@ class DoublingHistogram:
             low, high = float(np.nanmin(values)), float(np.nanmax(values))
         else:
             return
+        edges = self.fit(low, high)
+        channels = self.counts.shape[0]
+        flat = self._bin(values, edges) + np.arange(channels) * self.bins
+        self.counts += np.bincount(flat[finite] if not everything else flat.ravel(),
+                                   minlength=channels * self.bins).reshape(channels, self.bins)
+
+    def fit(self, low: float, high: float) -> np.ndarray:
+        """Edges covering low..high (finite), doubling the bin width as often as it takes."""
         if self.origin is None:
             self._start(low, high)
         edges = self.edges
-        while high > edges[-1]:
+        while high >= edges[-1]:  # strictly below the top edge: see the class docstring
             self._double(keep_bottom=True)
             edges = self.edges
         while low < edges[0]:
             self._double(keep_bottom=False)
             edges = self.edges
-        channels = self.counts.shape[0]
-        flat = self._bin(values, edges) + np.arange(channels) * self.bins
-        self.counts += np.bincount(flat[finite] if not everything else flat.ravel(),
-                                   minlength=channels * self.bins).reshape(channels, self.bins)
+        return edges
 
     def _bin(self, values: np.ndarray, edges: np.ndarray) -> np.ndarray:
         """The bin of each value, edges[i] <= v < edges[i + 1] (the last bin also takes its top edge), as np.histogram.
@@ -208,9 +229,12 @@ class DoublingHistogram:
         span = high - low
         if not span > 0:
             span = max(abs(low), 1.0) * 1e-3
-        self.origin, self.unit = low, span / self.bins
-        if not math.isfinite(self.unit) or self.unit <= 0:
+        unit = span / self.bins
+        if not math.isfinite(unit) or unit <= 0:
             raise ValueError(f"cannot bin values spanning {low}..{high}")
+        while low + unit * self.bins <= high:  # the top edge strictly above the first batch
+            unit = math.nextafter(unit, math.inf)
+        self.origin, self.unit = low, unit
 
     def _double(self, keep_bottom: bool) -> None:
         pairs = self.counts.reshape(self.counts.shape[0], self.bins // 2, 2).sum(-1)
@@ -224,10 +248,11 @@ class DoublingHistogram:
 
 
 class PerClassMax:
-    """[C, classes] running maximum per label; the table grows as higher labels appear."""
+    """Running maximum per label and channel; the table grows as higher labels appear."""
 
     def __init__(self, channels: int, classes: int = 0) -> None:
-        self.table = np.full((channels, classes), -np.inf, np.float32)
+        self.table = np.full((classes, channels), -np.inf, np.float32)
+        """[classes, C]: a clip's row of values updates one row."""
 
     def update(self, values: np.ndarray, labels: np.ndarray) -> None:
         """values [B, C]; labels [B], -1 for a clip without a label."""
@@ -235,35 +260,43 @@ class PerClassMax:
         if not labelled.any():
             return
         labels = labels[labelled]
-        need = int(labels.max()) + 1
-        if need > self.table.shape[1]:
-            grown = np.full((self.table.shape[0], need), -np.inf, np.float32)
-            grown[:, : self.table.shape[1]] = self.table
-            self.table = grown
+        self.widen(int(labels.max()) + 1)
         order = np.argsort(labels, kind="stable")
         ordered = labels[order]
         starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
         maxima = np.maximum.reduceat(values[labelled][order].astype(np.float32, copy=False), starts, axis=0)  # [G, C]
         present = ordered[starts]
-        self.table[:, present] = np.maximum(self.table[:, present], maxima.T)
+        self.table[present] = np.maximum(self.table[present], maxima)
+
+    def widen(self, classes: int) -> None:
+        """Room for labels below `classes`."""
+        if classes > self.table.shape[0]:
+            grown = np.full((classes, self.table.shape[1]), -np.inf, np.float32)
+            grown[: self.table.shape[0]] = self.table
+            self.table = grown
 
     def result(self) -> np.ndarray:
-        return np.where(np.isneginf(self.table), np.float32(np.nan), self.table).astype(np.float32)
+        """[C, classes] float32, NaN where no clip had the label."""
+        return np.where(np.isneginf(self.table), np.float32(np.nan), self.table).T.astype(np.float32, order="C")
 
 
 class ChannelStatistics:
     """All of one layer's accumulators, fed per-clip maxima [B, C] batch by batch.
 
     Batches are gathered up to `chunk` clips before the accumulators see them: the
-    per-update costs (a sort per channel, the histogram's search) then fall on hundreds
-    of clips at once instead of on every forward batch. By default at most
-    PENDING_VALUES numbers (1 MiB) wait per layer.
+    per-update costs (a call into C, or numpy's sort per channel and histogram search)
+    then fall on hundreds of clips at once instead of on every forward batch. By default
+    at most PENDING_VALUES numbers (1 MiB) wait per layer. The numpy lines in `_drain` are
+    the reference; `_update_natively` computes the same numbers in one C pass.
     """
 
     PENDING_VALUES = 1 << 18
 
-    def __init__(self, layer: str, channels: int, *, top_k: int, bins: int, classes: int = 0, chunk: int | None = None) -> None:
+    def __init__(self, layer: str, channels: int, *, top_k: int, bins: int, classes: int = 0, chunk: int | None = None,
+                 native: bool = True) -> None:
         self.layer, self.channels = layer, channels
+        self.kernels = NativeStatistics.get() if native and enabled() else None
+        """The C pass (`native_statistics.py`) when it is built; else numpy does the same arithmetic."""
         self.chunk = chunk or max(1, min(1024, self.PENDING_VALUES // max(channels, 1)))
         self.pending: list[tuple[np.ndarray, np.ndarray, np.ndarray, Sequence[str | None] | None]] = []
         self.waiting = 0
@@ -273,6 +306,9 @@ class ChannelStatistics:
         self.top = TopClips(channels, top_k)
         self.histogram = DoublingHistogram(channels, bins)
         self.per_class = PerClassMax(channels, classes)
+        self._low_high = np.empty(2, np.float64)
+        self._chunk_sum = np.empty(channels, np.float64)
+        self._bar = np.empty(channels, np.float32)
 
     def update(self, values: np.ndarray, index: np.ndarray, labels: np.ndarray,
                ids: Sequence[str | None] | None = None) -> None:
@@ -299,11 +335,41 @@ class ChannelStatistics:
                     ids.extend(part[3] if part[3] is not None else [None] * len(part[0]))
         self.pending, self.waiting = [], 0
         self.clips += len(values)
+        if self.kernels is not None:
+            self._update_natively(values, index, labels, ids)
+            return
         np.maximum(self.max, values.max(axis=0), out=self.max)
         self.sum += values.sum(axis=0, dtype=np.float64)
         self.top.update(values, index, ids)
         self.histogram.update(values)
         self.per_class.update(values, labels)
+
+    def _update_natively(self, values: np.ndarray, index: np.ndarray, labels: np.ndarray,
+                         ids: Sequence[str | None] | None) -> None:
+        """The same updates as the numpy lines in `_drain`, in one pass over the values."""
+        values = np.ascontiguousarray(values, np.float32)
+        index, labels = np.ascontiguousarray(index, np.int64), np.ascontiguousarray(labels, np.int64)
+        count = len(values)
+        if index.shape != (count,) or labels.shape != (count,):
+            raise ValueError(f"layer {self.layer!r}: {count} clips but {index.shape} positions and {labels.shape} labels")
+        finite_range, update = self.kernels
+        if finite_range(values.ctypes.data, values.size, self._low_high.ctypes.data):
+            self.histogram.fit(float(self._low_high[0]), float(self._low_high[1]))
+        self.per_class.widen(int(labels.max()) + 1)
+        edges, counts, table = float32_edges(self.histogram.edges), self.histogram.counts, self.per_class.table
+        top_values, top_index = self.top.buffers
+        # the kernel writes through these addresses: each must be a contiguous array of the shape it assumes
+        if not (counts.flags.c_contiguous and counts.shape == (self.channels, self.histogram.bins)
+                and table.flags.c_contiguous and table.shape[1] == self.channels and table.dtype == np.float32):
+            raise RuntimeError(f"layer {self.layer!r}: an accumulator lost its layout")
+        self.top.kept = update(
+            values.ctypes.data, count, self.channels, index.ctypes.data, labels.ctypes.data,
+            self.max.ctypes.data, self.sum.ctypes.data, self._chunk_sum.ctypes.data,
+            edges.ctypes.data, self.histogram.bins, counts.ctypes.data,
+            top_values.ctypes.data, top_index.ctypes.data, self.top.k, self.top.kept, self._bar.ctypes.data,
+            table.ctypes.data, table.shape[0],
+        )
+        self.top.keep_ids(index, ids)
 
     def finish(self) -> LayerStatistics:
         self._drain()
@@ -318,3 +384,11 @@ class ChannelStatistics:
 
     def __repr__(self) -> str:
         return f"ChannelStatistics({self.layer!r}, channels={self.channels}, clips={self.clips})"
+
+
+def float32_edges(edges: np.ndarray) -> np.ndarray:
+    """For each float64 edge the smallest float32 at or above it: for a float32 v, v >= edge exactly
+    when v >= that float32, so the C pass bins in float32 and still matches np.histogram."""
+    rounded = edges.astype(np.float32)
+    below = rounded.astype(np.float64) < edges
+    return np.ascontiguousarray(np.where(below, np.nextafter(rounded, np.float32(np.inf)), rounded), dtype=np.float32)

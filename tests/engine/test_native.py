@@ -133,25 +133,6 @@ def test_layouts_without_contiguous_planes_are_left_to_torch() -> None:
                            torch.ones(2), torch.ones(2), channel_last.layout, channel_last.kind, Case(SPECS[0], 0).scalars())
 
 
-def test_a_compiler_that_fails_is_reported(tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv("KINETOSCOPE_CACHE", str(tmp_path))
-    monkeypatch.setenv("CC", "false")
-    with pytest.raises(RuntimeError, match="could not build"):
-        native._build()
-    assert not list(tmp_path.rglob("*.so"))
-    monkeypatch.setenv(native.DISABLE, "0")
-    with pytest.raises(RuntimeError, match="disabled"):
-        native._build()
-
-
-def test_the_library_is_built_once_and_cached(tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv("KINETOSCOPE_CACHE", str(tmp_path))
-    first = native._build()
-    stamp = first.stat().st_mtime_ns
-    assert native._build() == first and first.stat().st_mtime_ns == stamp
-    assert first.parent == tmp_path / "native" and first.stat().st_size > 0
-
-
 def test_tensors_shorter_than_the_batch_are_refused() -> None:
     """The loop reads one κ, γ, alive and shift per sample: a short tensor would be read past its end."""
     case = Case(SPECS[0], seed=5)
