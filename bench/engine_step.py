@@ -57,7 +57,7 @@ class Case:
     skip: int
     """Steps left out at the start of every call (allocator and kernel warm-up)."""
     raw_reps: int
-    repeats: int = 5
+    repeats: int = 7
     """Interleaved repetitions in a full run."""
 
     def samples(self, batch: int) -> tuple[list[Objective], list[Setting]]:
@@ -250,7 +250,7 @@ def small_cases(smoke: bool) -> list[Case]:
 
 def large_cases(width: float, size: int) -> list[Case]:
     name = f"vgg16_two_stream w{width:g} {size}px"
-    return [Case(name, "Channel('conv5_fusion', c)", lambda c: Channel("conv5_fusion", c), 128, (1, 16, 64), 8, 3, 4, 3)]
+    return [Case(name, "Channel('conv5_fusion', c)", lambda c: Channel("conv5_fusion", c), 128, (1, 16, 64), 8, 3, 4, 5)]
 
 
 def load_large(width: float, size: int, folder: Path) -> ImportedModel:

@@ -146,7 +146,7 @@ def table(results: list[Result]) -> list[str]:
 def run(options: Options, command: str = "bench/run_all.py") -> Report:
     torch.set_num_threads(options.threads)
     guard = guard_for(options.smoke, options.wait)
-    repeats, reps = options.reps(3, smoke=1), (2 if options.smoke else 5)
+    repeats, reps = options.reps(7, smoke=1), (2 if options.smoke else 5)
     with tempfile.TemporaryDirectory(prefix="kinetoscope-bench-") as folder:
         results = [measure(model, Path(folder), repeats, reps, guard) for model in models(options.smoke)]
     found = [Verdict(f"3 imported folded graph / native torch ({kind})", r.model.label, r.ratio(kind), TARGET,
