@@ -125,8 +125,8 @@ class BatchObjective:
         self.objectives = list(objectives)
         self.scales = scales or {}
         self._plan: dict[str, tuple] | None = None
-        self._seeds: tuple[torch.Tensor, dict[str, torch.Tensor]] | None = None
-        """(ascent, per-layer channel weights) of the last `gradients` call: ascent changes only when a sample stops."""
+        self._seeds: tuple[torch.Tensor, tuple, tuple[list[str], list[torch.Tensor]]] | None = None
+        """(ascent, layer shapes, (layers, seeds)) of the last `gradients` call: ascent changes only when a sample stops."""
 
     def layers(self) -> list[str]:
         return list(dict.fromkeys(layer for obj in self.objectives for layer in obj.layers()))
@@ -199,16 +199,21 @@ class BatchObjective:
             1, samples, picked.float() * weights)
 
     def values(self, activations: dict[str, torch.Tensor]) -> np.ndarray:
-        """`evaluate` as a [2, B] float32 numpy array, for the loop's history: one reduction
-        per layer in torch, the weighting in numpy. Right after a network's forward pass
-        every torch operation costs tens of microseconds; numpy on [2, B, C] costs one."""
+        """`evaluate` as a [2, B] float32 numpy array, for the loop's history. Right after a
+        network's forward pass every torch operation costs tens of microseconds (its code is
+        no longer in the caches); numpy costs a few, so CPU activations are read as numpy
+        arrays and reduced there."""
         layer_plans = self._plan_for(activations)
         total = None
         for layer, kind, *plan in layer_plans.values():
             act = activations[layer].detach()
             if kind == "sum":
-                sums = act if act.dim() == 2 else act.sum(dim=tuple(range(2, act.dim())))
-                part = (sums.float().cpu().numpy()[None] * plan[-1]).sum(-1)
+                if act.device.type == "cpu" and act.dtype == torch.float32:
+                    array = act.numpy()
+                    sums = array if array.ndim == 2 else array.sum(axis=tuple(range(2, array.ndim)))
+                else:
+                    sums = (act if act.dim() == 2 else act.sum(dim=tuple(range(2, act.dim())))).float().cpu().numpy()
+                part = (sums[None] * plan[-1]).sum(-1)
             else:
                 with torch.no_grad():
                     part = self._picked(act, *plan).cpu().numpy()
@@ -221,25 +226,28 @@ class BatchObjective:
         A channel's gradient is its weight broadcast over the positions, an expanded view
         as `out.sum().backward()` makes: seeding the layers with it spares the backward the
         gather, multiply and sums that autograd would otherwise record and undo every step
-        (measurable at batch 1 on a small network)."""
+        (measurable at batch 1 on a small network). The seeds depend only on `ascent` and
+        the layers' shapes, so they are built once and reused until either changes."""
         layer_plans = self._plan_for(activations)
-        if self._seeds is None or self._seeds[0] is not ascent:
-            weights = {}
-            for layer, kind, *plan in layer_plans.values():
-                if kind == "sum":
-                    act = activations[layer]
-                    channel = (plan[0][0] * ascent[:, None]).to(act.dtype)  # [B, C]
-                    weights[layer] = channel.reshape(*channel.shape, *[1] * (act.dim() - 2))
-            self._seeds = (ascent, weights)
+        shapes = tuple(activations[layer].shape for layer, *_ in layer_plans.values())
+        if self._seeds is None or self._seeds[0] is not ascent or self._seeds[1] != shapes:
+            self._seeds = (ascent, shapes, self._build_seeds(layer_plans, activations, ascent))
+        layers, seeds = self._seeds[2]
+        return [activations[layer] for layer in layers], seeds
+
+    @staticmethod
+    def _build_seeds(layer_plans: dict[str, tuple], activations: dict[str, torch.Tensor],
+                     ascent: torch.Tensor) -> tuple[list[str], list[torch.Tensor]]:
         seeds: dict[str, torch.Tensor] = {}
         for layer, kind, *plan in layer_plans.values():
             act = activations[layer]
             if kind == "sum":
-                seed = self._seeds[1][layer].expand(act.shape)
+                channel = (plan[0][0] * ascent[:, None]).to(act.dtype)  # [B, C]
+                seed = channel.reshape(*channel.shape, *[1] * (act.dim() - 2)).expand(act.shape)
             else:
                 samples, channels, weights, positions = plan
                 seed = torch.zeros_like(act)
                 index = (samples, channels, *positions.T) if positions.numel() else (samples, channels)
                 seed.index_put_(index, (weights[0] * ascent[samples]).to(act.dtype), accumulate=True)
             seeds[layer] = seed if layer not in seeds else seeds[layer] + seed
-        return [activations[layer] for layer in seeds], list(seeds.values())
+        return list(seeds), list(seeds.values())
