@@ -34,7 +34,7 @@ from suite import Options, Report
 import kinetoscope.model_zoo as zoo
 from kinetoscope.model_zoo.export import export_model
 from kinetoscope.server.allocator import retain_freed_memory
-from kinetoscope.server.engine import Channel, Logit, MaximizeConfig, Objective, Setting, StepReport, maximize
+from kinetoscope.server.engine import Channel, Logit, MaximizeConfig, Objective, Setting, StepReport, maximize, native
 from kinetoscope.server.engine.render import OptimizedInput
 from kinetoscope.server.engine.step import Kernels
 from kinetoscope.server.engine.truncate import truncate
@@ -156,14 +156,18 @@ def part_costs(model: ImportedModel, layer: str, batch: int, reps: int, device: 
             item.prepared = feed
             item.feed(kernels, 1)
 
+    group = native.UpdateGroup(batch, len(inputs)) if any(item.native is not None for item, _ in inputs) else None
+
     def updated() -> None:
-        states = []
+        states, natively = [], []
         for item, grad in inputs:
             if item.native is not None:
-                item.step_natively(grad, 1, alive)
+                natively.append((item.native, item.native_arguments(grad, 1, alive)))
             else:
                 states.append(item.state(grad, 1))
             item.stepped = False  # keep stepping the same values
+        if natively:
+            group(natively)
         if states:
             kernels.update(states, [item.constants for item, _ in inputs if item.native is None], alive, settings, settings,
                            bias2_sqrt, config.betas, config.eps)

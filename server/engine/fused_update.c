@@ -196,3 +196,23 @@ int kt_fused_update(const float *x, const float *grad, float *x_out, float *feed
     }
     return failed ? -1 : 0;
 }
+
+/* Several inputs' updates in one call, so that a step crosses from Python into C once: `args`
+ * holds, per input, kt_fused_update's first 16 arguments in order, as addresses (the constants
+ * pointed to are read as that function reads them). total[b] gets the sum of the inputs'
+ * penalties, added in input order. */
+int kt_fused_updates(int64_t count, const uintptr_t *args, float *total, int64_t batch, int threads) {
+    for (int64_t b = 0; b < batch; b++) total[b] = 0.0f;
+    for (int64_t i = 0; i < count; i++) {
+        const uintptr_t *a = args + 16 * i;
+        float *penalty = (float *)a[15];
+        const int status = kt_fused_update(
+            (const float *)a[0], (const float *)a[1], (float *)a[2], (float *)a[3], (float *)a[4], (float *)a[5],
+            (const int64_t *)a[6], (const float *)a[7], (const int64_t *)a[8], (const int64_t *)a[9],
+            (const float *)a[10], (const float *)a[11], (const uint8_t *)a[12], (const uint8_t *)a[13],
+            (double *)a[14], penalty, threads);
+        if (status != 0) return status;
+        for (int64_t b = 0; b < batch; b++) total[b] += penalty[b];
+    }
+    return 0;
+}

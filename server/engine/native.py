@@ -23,15 +23,15 @@ from .geometry import canonical_view
 from .native_build import NativeLibrary, enabled
 
 
-def _bind(library: ctypes.CDLL):
-    function = library.kt_fused_update
-    function.argtypes = [ctypes.c_void_p] * 16 + [ctypes.c_int]
-    function.restype = ctypes.c_int
-    return function
+def _bind(library: ctypes.CDLL) -> ctypes.CDLL:
+    updates = library.kt_fused_updates
+    updates.argtypes = [ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int]
+    updates.restype = ctypes.c_int
+    return library
 
 
 NativeUpdate = NativeLibrary("fused_update.c", _bind, "optimizer update")
-"""The compiled `kt_fused_update`, built on first use and shared by every run."""
+"""The compiled loop (`kt_fused_updates`), built on first use and shared by every run."""
 
 
 def supports(x: torch.Tensor, layout: str, kind: str | None) -> bool:
@@ -58,8 +58,7 @@ class FusedUpdate:
     def __init__(self, x: torch.Tensor, out: torch.Tensor, exp_avg: torch.Tensor, exp_avg_sq: torch.Tensor,
                  active: torch.Tensor, kappa: torch.Tensor, gamma: torch.Tensor, layout: str, kind: str | None,
                  scalars: np.ndarray, schedule: torch.Tensor | None = None) -> None:
-        function = NativeUpdate.get()
-        if function is None:
+        if not NativeUpdate.available():
             raise RuntimeError(f"the native optimizer update is unavailable: {NativeUpdate.error()}")
         if not (supports(x, layout, kind) and out.stride() == x.stride() and exp_avg.is_contiguous()
                 and exp_avg_sq.is_contiguous()):
@@ -81,14 +80,18 @@ class FusedUpdate:
         if schedule is not None and (schedule.shape != (steps, b, 2) or schedule.dtype != torch.int64
                                      or not schedule.is_contiguous() or schedule.device.type != "cpu"):
             raise ValueError(f"schedule must be a contiguous [{steps}, {b}, 2] int64 CPU tensor")
-        self._function = function
         self._tensors = (exp_avg, exp_avg_sq, active, kappa, gamma, schedule)  # kept alive: the loop holds addresses
         self._dims = np.array([*view.shape, *view.stride()[:3]], dtype=np.int64)
         self._planes = np.empty(b * k, dtype=np.float64)
         self.penalty = torch.empty(b)
         """The last call's [B] penalty λ_B R_B + λ_TV R_TV at x (overwritten by the next call)."""
-        self._fixed = [pointer(t) for t in self._tensors[:5]]
-        self._steps, self._shape = steps, x.shape
+        avg, avg_sq, active, kappa, gamma = (pointer(t) for t in self._tensors[:5])
+        self._fixed = (avg, avg_sq, self._dims.ctypes.data, kappa, gamma, active, self._planes.ctypes.data,
+                       self.penalty.data_ptr())
+        """Addresses that stay the same from step to step (numpy's `.ctypes` costs microseconds a call)."""
+        self._steps, self._shape, self._stride = steps, x.shape, x.stride()
+        self._known = _Identities((x, out))
+        self._alive: torch.Tensor | None = None
         self._shifts = None if schedule is None else (schedule.data_ptr(), b * 2 * schedule.element_size())
         self._scalar_row = (self._scalars.ctypes.data, self._scalars.strides[0])
 
@@ -96,27 +99,92 @@ class FusedUpdate:
                  alive: torch.Tensor, step: int) -> torch.Tensor:
         """Step `x` into `out` and the moments in place, undoing this step's shifts on `grad`;
         with `feed`, write `out` rolled by the next step's shifts into it. Returns `penalty`."""
-        if grad.shape != self._shape or grad.stride() != x.stride() or x.shape != self._shape:
-            raise ValueError(f"expected tensors shaped {tuple(self._shape)} laid out alike")
-        if alive.shape != self.penalty.shape or alive.dtype != torch.bool:
-            raise ValueError(f"alive must be a [{len(self.penalty)}] bool tensor")
+        UpdateGroup(len(self.penalty), 1)([(self, self.arguments(x, out, grad, feed, alive, step))])
+        return self.penalty
+
+    def trust(self, *buffers: torch.Tensor) -> None:
+        """Checks buffers the loop will write every step (the next inputs) once, so that `arguments`
+        passes them on an identity test."""
+        for tensor in buffers:
+            if tensor.shape != self._shape or tensor.stride() != self._stride or tensor.device.type != "cpu":
+                raise ValueError(f"expected tensors shaped {tuple(self._shape)} laid out alike")
+            self._known.add(tensor)
+
+    def arguments(self, x: torch.Tensor, out: torch.Tensor, grad: torch.Tensor, feed: torch.Tensor | None,
+                  alive: torch.Tensor, step: int) -> tuple[int, ...]:
+        """The loop's 16 addresses for one step (see `__call__`), checked; an `UpdateGroup` runs them.
+
+        The buffers given at construction and the last `alive` seen pass on an identity test
+        (each tensor check costs microseconds right after a backward pass); others are checked."""
+        known = self._known
+        for tensor in (x, out, feed):
+            if tensor is not None and tensor not in known:
+                if tensor.shape != self._shape or tensor.stride() != self._stride or tensor.device.type != "cpu":
+                    raise ValueError(f"expected tensors shaped {tuple(self._shape)} laid out alike")
+        if grad.shape != self._shape or grad.stride() != self._stride:
+            raise ValueError(f"expected a gradient shaped {tuple(self._shape)} laid out as its input")
+        if alive is not self._alive:
+            if alive.shape != self.penalty.shape or alive.dtype != torch.bool or not alive.is_contiguous():
+                raise ValueError(f"alive must be a [{len(self.penalty)}] bool tensor")
+            self._alive = alive
         if not 0 <= step < self._steps or (feed is not None and (self._shifts is None or step + 1 >= self._steps)):
             raise ValueError(f"step {step} of {self._steps} has no {'next ' if feed is not None else ''}shifts")
-        avg, avg_sq, active, kappa, gamma = self._fixed
-        shifts = next_shifts = None
+        avg, avg_sq, dims, kappa, gamma, active, planes, penalty = self._fixed
+        shifts = next_shifts = 0
         if self._shifts is not None:
             base, row = self._shifts
             shifts = base + step * row
-            next_shifts = shifts + row if feed is not None else None
-        status = self._function(
-            x.data_ptr(), grad.data_ptr(), out.data_ptr(), None if feed is None else feed.data_ptr(), avg, avg_sq,
-            self._dims.ctypes.data, self._scalar_row[0] + step * self._scalar_row[1], shifts, next_shifts,
-            kappa, gamma, alive.data_ptr(), active, self._planes.ctypes.data, self.penalty.data_ptr(),
-            torch.get_num_threads(),
-        )
-        if status != 0:
+            next_shifts = shifts + row if feed is not None else 0
+        return (x.data_ptr(), grad.data_ptr(), out.data_ptr(), 0 if feed is None else feed.data_ptr(), avg, avg_sq,
+                dims, self._scalar_row[0] + step * self._scalar_row[1], shifts, next_shifts,
+                kappa, gamma, alive.data_ptr(), active, planes, penalty)
+
+
+class UpdateGroup:
+    """Several inputs' updates, each given with its `FusedUpdate.arguments`, run in one native
+    call that also sums their penalties.
+
+    One call per step instead of one per input: right after the backward pass each crossing
+    from Python into C costs tens of microseconds, a visible share of a small network's step
+    at batch 1. The table of addresses and the total live as long as the group, so a step
+    converts nothing. The caller keeps the tensors behind the addresses alive until a call
+    returns.
+    """
+
+    def __init__(self, batch: int, inputs: int) -> None:
+        if not NativeUpdate.available():
+            raise RuntimeError(f"the native optimizer update is unavailable: {NativeUpdate.error()}")
+        self.table = np.zeros((inputs, 16), dtype=np.uintp)
+        self.total = np.zeros(batch, dtype=np.float32)
+        """The last call's [B] sum of the inputs' penalties (overwritten by the next call)."""
+        self._call = NativeUpdate.get().kt_fused_updates
+        self._addresses = (self.table.ctypes.data, self.total.ctypes.data)
+
+    def __call__(self, steps: list[tuple[FusedUpdate, tuple[int, ...]]]) -> np.ndarray:
+        batch = len(self.total)
+        if len(steps) > len(self.table) or any(len(update.penalty) != batch for update, _ in steps):
+            raise ValueError(f"a group steps at most {len(self.table)} inputs of {batch} samples each")
+        for row, (_, arguments) in enumerate(steps):
+            self.table[row] = arguments
+        table, total = self._addresses
+        if self._call(len(steps), table, total, batch, torch.get_num_threads()) != 0:
             raise MemoryError("the native optimizer update could not allocate its plane buffers")
-        return self.penalty
+        return self.total
+
+
+class _Identities:
+    """Membership by identity (`in` on a tuple of tensors would compare them elementwise)."""
+
+    def __init__(self, tensors) -> None:
+        self.ids = {id(t) for t in tensors}
+        self.tensors = tuple(tensors)  # kept alive, so that their ids stay theirs
+
+    def __contains__(self, tensor) -> bool:
+        return id(tensor) in self.ids
+
+    def add(self, tensor) -> None:
+        self.ids.add(id(tensor))
+        self.tensors += (tensor,)
 
 
 def pointer(tensor: torch.Tensor) -> int:

@@ -142,6 +142,7 @@ class _Run:
         ascent = torch.full((size,), -1.0, device=device)
         """d(loss)/d(objective): −1 for samples still running, 0 for stopped ones."""
         stopped: list[str | None] = [None] * size
+        native_group = native.UpdateGroup(size, len(self.inputs)) if any(i.native is not None for i in self.inputs) else None
         history = np.zeros((config.iterations, 2, size), dtype=np.float32)
         """Per step: the loss (penalty − scaled objective) and the raw objective."""
         for step in range(config.iterations):
@@ -154,14 +155,16 @@ class _Run:
             if not np.isfinite(scores[0]).all():
                 alive, ascent = self._stop_non_finite(scores[0], alive, ascent, stopped, step)
             torch.autograd.backward(*self.objective.gradients(activations, ascent))
-            penalties, states, constants = [], [], []
+            penalties, states, constants, natively = [], [], [], []
             for i, feed in zip(self.inputs, feeds):
                 if i.native is None:
                     if (state := i.state(feed.grad, step)) is not None:
                         states.append(state)
                         constants.append(i.constants)
-                elif (penalty := i.step_natively(feed.grad, step, alive)) is not None:
-                    penalties.append(penalty.numpy())
+                elif (arguments := i.native_arguments(feed.grad, step, alive)) is not None:
+                    natively.append((i.native, arguments))
+            if natively:
+                penalties.append(native_group(natively))
             if states:
                 penalties.append(kernels.update(states, constants, alive, self.kappa, self.gamma, bias2_sqrt[step],
                                                 config.betas, config.eps).cpu().numpy())
@@ -266,6 +269,7 @@ class OptimizedInput:
             self.native = native.FusedUpdate(self.x, self.spare, self.exp_avg, self.exp_avg_sq, self.active, kappa, gamma,
                                              self.spec.layout, self.spec.kind, scalars, self.schedule)
             self.feeds = (torch.empty_like(self.x), torch.empty_like(self.x)) if self.jitter.moves else None
+            self.native.trust(*(self.feeds or ()))
 
     def feed(self, kernels: Kernels, step: int) -> torch.Tensor:
         """This step's (jittered) input, a leaf whose gradient the update reads."""
@@ -302,16 +306,16 @@ class OptimizedInput:
             shifts = shifts.to(self.x.device)
         return InputState(self.x, self.spare, grad, self.exp_avg, self.exp_avg_sq, shifts, self.active, self.step_sizes[step])
 
-    def step_natively(self, grad: torch.Tensor | None, step: int, alive: torch.Tensor) -> torch.Tensor | None:
-        """The whole update in the native loop, which also writes the next step's jittered
-        input; returns the [B] penalty (None: nothing stepped)."""
+    def native_arguments(self, grad: torch.Tensor | None, step: int, alive: torch.Tensor) -> tuple[int, ...] | None:
+        """This step's addresses for the native loop (an `UpdateGroup` runs every input's at
+        once), which also writes the next step's jittered input; None: nothing to step."""
         self.prepared = None
         if grad is None:  # the objective does not read this input after all: as on the torch path, no step
             return None
         self.stepped = True
         if self.feeds is not None and step + 1 < self.steps:
             self.prepared = self.feeds[step % 2]
-        return self.native(self.x, self.spare, grad, self.prepared, alive, step)
+        return self.native.arguments(self.x, self.spare, grad, self.prepared, alive, step)
 
     def advance(self) -> None:
         """After an update: the stepped values become the current ones."""

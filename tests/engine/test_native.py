@@ -150,3 +150,40 @@ def test_tensors_shorter_than_the_batch_are_refused() -> None:
         update(case.x, out, case.grad, None, case.alive[:2], 0)
     with pytest.raises(ValueError, match="step 1 of 1"):
         update(case.x, out, case.grad, None, case.alive, 1)
+
+
+def _bound_update(case: Case) -> tuple[native.FusedUpdate, torch.Tensor, torch.Tensor]:
+    out, feed = torch.empty_like(case.x), torch.empty_like(case.x)
+    schedule = torch.stack([case.shifts, case.next_shifts]).contiguous()
+    update = native.FusedUpdate(case.x, out, case.exp_avg.clone(), case.exp_avg_sq.clone(), case.active, case.kappa,
+                                case.gamma, case.layout, case.kind, np.repeat(case.scalars(), 2, axis=0), schedule)
+    update.trust(feed)
+    return update, out, feed
+
+
+def test_a_group_steps_every_input_in_one_call_and_sums_their_penalties() -> None:
+    cases = [Case(SPECS[0], seed=5), Case(SPECS[2], seed=6)]
+    alive = cases[0].alive
+    expected = [case.native_update() for case in cases]
+    bound = [_bound_update(case) for case in cases]
+    group = native.UpdateGroup(batch=5, inputs=2)
+    total = group([(update, update.arguments(case.x, out, case.grad, feed, alive, 0))
+                   for case, (update, out, feed) in zip(cases, bound)])
+    for (update, out, feed), (want_out, _, _, want_penalty, want_feed) in zip(bound, expected):
+        assert torch.equal(out, want_out) and torch.equal(feed, want_feed)
+        assert torch.equal(update.penalty, want_penalty)
+    np.testing.assert_array_equal(total, expected[0][3].numpy() + expected[1][3].numpy())
+
+
+def test_a_group_refuses_inputs_of_another_batch_and_foreign_buffers() -> None:
+    case = Case(SPECS[0], seed=7)
+    update, out, feed = _bound_update(case)
+    arguments = update.arguments(case.x, out, case.grad, feed, case.alive, 0)
+    with pytest.raises(ValueError, match="at most 1 inputs of 4 samples"):
+        native.UpdateGroup(batch=4, inputs=1)([(update, arguments)])
+    with pytest.raises(ValueError, match="laid out alike"):
+        update.arguments(case.x, out, case.grad, torch.empty(5, 20, 9, 8), case.alive, 0)
+    with pytest.raises(ValueError, match="gradient shaped"):
+        update.arguments(case.x, out, case.grad.transpose(2, 3).contiguous().transpose(2, 3), feed, case.alive, 0)
+    with pytest.raises(ValueError, match="alive must be"):
+        update.arguments(case.x, out, case.grad, feed, case.alive[:4], 0)
