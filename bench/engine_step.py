@@ -74,8 +74,8 @@ class Timings:
     step_ratios: dict[int, list[float]] = field(default_factory=dict)
     calls: dict[int, list[float]] = field(default_factory=dict)
     """Whole-call wall times per repetition: key 1 is SINGLE one-unit calls together, key n one n-unit call."""
-    raw_medians: dict[int, list[float]] = field(default_factory=dict)
-    """Per repetition, the median bare forward+backward at each batch (pairs with `calls`)."""
+    raw_means: dict[int, list[float]] = field(default_factory=dict)
+    """Per repetition, the mean bare forward+backward at each batch: a throughput, as `calls` are."""
     parts: dict[int, dict[str, list[float]]] = field(default_factory=dict)
 
 
@@ -220,7 +220,7 @@ def measure(model: ImportedModel, case: Case, repeats: int, guard: Guard, device
             timings.engine_steps.setdefault(batch, []).extend(steps)
             raw = guard.run(lambda: raw_forward_backward(graph, model, batch, case.raw_reps, device))
             timings.raw.setdefault(batch, []).extend(raw)
-            timings.raw_medians.setdefault(batch, []).append(statistics.median(raw))
+            timings.raw_means.setdefault(batch, []).append(statistics.fmean(raw))
             timings.step_ratios.setdefault(batch, []).append(statistics.median(steps) / statistics.median(raw))
             parts = guard.run(lambda: part_costs(model, layers[0], batch, max(3, case.raw_reps // 2), device))
             for name, times in parts.items():
