@@ -74,8 +74,9 @@ class Timings:
     step_ratios: dict[int, list[float]] = field(default_factory=dict)
     calls: dict[int, list[float]] = field(default_factory=dict)
     """Whole-call wall times per repetition: key 1 is SINGLE one-unit calls together, key n one n-unit call."""
-    raw_means: dict[int, list[float]] = field(default_factory=dict)
-    """Per repetition, the mean bare forward+backward at each batch: a throughput, as `calls` are."""
+    raw_totals: dict[int, list[float]] = field(default_factory=dict)
+    """Per repetition, the wall time of as many bare passes as the engine's calls at that batch make
+    steps (SINGLE × iterations at batch 1, iterations otherwise): the bare side of a batching gain."""
     parts: dict[int, dict[str, list[float]]] = field(default_factory=dict)
 
 
@@ -126,6 +127,14 @@ def raw_forward_backward(graph: torch.nn.Module, model: ImportedModel, batch: in
     return times
 
 
+
+
+def timed_passes(graph: torch.nn.Module, model: ImportedModel, batch: int, passes: int,
+                 device: torch.device) -> tuple[float, list[float]]:
+    """The wall time of `passes` bare forward+backward passes in a row, and each one's duration."""
+    start = time.perf_counter()
+    durations = raw_forward_backward(graph, model, batch, passes, device)
+    return time.perf_counter() - start, durations
 
 
 def part_costs(model: ImportedModel, layer: str, batch: int, reps: int, device: torch.device) -> dict[str, list[float]]:
@@ -218,9 +227,10 @@ def measure(model: ImportedModel, case: Case, repeats: int, guard: Guard, device
             wall, steps = guard.run(single_calls if batch == 1 else lambda: batched_call(batch))
             timings.calls.setdefault(batch, []).append(wall)
             timings.engine_steps.setdefault(batch, []).extend(steps)
-            raw = guard.run(lambda: raw_forward_backward(graph, model, batch, case.raw_reps, device))
+            passes = case.iterations * (SINGLE if batch == 1 else 1)
+            wall, raw = guard.run(lambda: timed_passes(graph, model, batch, passes, device))
             timings.raw.setdefault(batch, []).extend(raw)
-            timings.raw_means.setdefault(batch, []).append(statistics.fmean(raw))
+            timings.raw_totals.setdefault(batch, []).append(wall)
             timings.step_ratios.setdefault(batch, []).append(statistics.median(steps) / statistics.median(raw))
             parts = guard.run(lambda: part_costs(model, layers[0], batch, max(3, case.raw_reps // 2), device))
             for name, times in parts.items():

@@ -55,17 +55,18 @@ class Row:
         return self.rate(batch) / self.rate(1)
 
     def raw_gain(self, batch: int) -> float:
-        """From mean pass times, throughputs as the engine's whole calls are: a pass the machine
-        stalls (a context switch here costs 20-40 ms, once in about 40 passes) counts on both sides."""
-        means = self.timings.raw_means
-        return batch * statistics.median(means[1]) / statistics.median(means[batch])
+        """Passes per second at this batch over passes per second at batch 1, each from the wall time
+        of as many passes as the engine's calls make steps: the same work as the engine's gain, with
+        the same exposure to a stalled machine (a context switch here costs a pass 20-40 ms)."""
+        totals = self.timings.raw_totals
+        return batch * statistics.median(totals[1]) / (SINGLE * statistics.median(totals[batch]))
 
     def share(self, batch: int) -> float:
         """The median over repetitions of each one's engine gain over its bare gain: the machine's speed
-        drifts between repetitions (by up to 1.7× on a shared VM), and a repetition's four timings see
-        the same speed, as the step ratios' two sides do."""
-        calls, raw = self.timings.calls, self.timings.raw_means
-        shares = [(batch * one / (SINGLE * batched)) / (batch * raw_one / raw_batched)
+        drifts between repetitions (by up to 1.7× on a shared VM), and a repetition's timings see the
+        same speed, as the step ratios' two sides do."""
+        calls, raw = self.timings.calls, self.timings.raw_totals
+        shares = [(batch * one / (SINGLE * batched)) / (batch * raw_one / (SINGLE * raw_batched))
                   for one, batched, raw_one, raw_batched in zip(calls[1], calls[batch], raw[1], raw[batch])]
         return statistics.median(shares)
 
@@ -172,10 +173,11 @@ def section(rows: list[Row], notes: list[str], command: str, threads: int) -> st
         "",
         "Batching: units per second of one `maximize` call holding 16 or 64 units (samples = units ×",
         "settings) against one-unit calls (16 of them, whole calls: set-up and the final forward",
-        "included), beside the bare network's gain from batch-1 passes to one pass at that batch (mean pass",
-        "times: throughputs on both sides, stalled passes included as stalled steps are). The gains are from",
-        "medians over all repetitions; engine/bare is the median of each repetition's own engine gain over",
-        "its bare gain (one repetition's calls and passes run back to back).",
+        "included), beside the bare network's gain: the wall time of as many bare passes as those calls",
+        "make steps (16 × iterations at batch 1, iterations at the batch), so that both sides do the same",
+        "work and meet the same stalls. The gains are from medians over all repetitions; engine/bare is the",
+        "median of each repetition's own engine gain over its bare gain (one repetition's calls and passes",
+        "run back to back).",
         "",
         *gain_table(rows),
         "",
