@@ -228,9 +228,10 @@ def measure(model: ImportedModel, case: Case, repeats: int, guard: Guard, device
             timings.calls.setdefault(batch, []).append(wall)
             timings.engine_steps.setdefault(batch, []).extend(steps)
             passes = case.iterations * (SINGLE if batch == 1 else 1)
-            wall, raw = guard.run(lambda: timed_passes(graph, model, batch, passes, device))
-            timings.raw.setdefault(batch, []).extend(raw)
+            wall, _ = guard.run(lambda: timed_passes(graph, model, batch, passes, device))
             timings.raw_totals.setdefault(batch, []).append(wall)
+            raw = guard.run(lambda: raw_forward_backward(graph, model, batch, case.raw_reps, device))
+            timings.raw.setdefault(batch, []).extend(raw)
             timings.step_ratios.setdefault(batch, []).append(statistics.median(steps) / statistics.median(raw))
             parts = guard.run(lambda: part_costs(model, layers[0], batch, max(3, case.raw_reps // 2), device))
             for name, times in parts.items():
