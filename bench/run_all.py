@@ -1,6 +1,6 @@
 """Every benchmark side by side in one process run; rewrites bench/RESULTS.md as a whole.
 
-    .venv/bin/python bench/run_all.py            # full run (about 9 minutes on 2 cores); rewrites bench/RESULTS.md
+    .venv/bin/python bench/run_all.py            # full run (11-14 minutes on 2 cores); rewrites bench/RESULTS.md
     .venv/bin/python bench/run_all.py --smoke    # seconds: tiny sizes, one repetition; writes a temporary file
 
 One process, one machine state and one set of library versions for every ratio: the
