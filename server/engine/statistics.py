@@ -314,6 +314,8 @@ class ChannelStatistics:
                ids: Sequence[str | None] | None = None) -> None:
         if values.ndim != 2 or values.shape[1] != self.channels:
             raise ValueError(f"layer {self.layer!r}: expected per-clip maxima [B, {self.channels}], got {list(values.shape)}")
+        if not len(values):  # nothing to count (the reductions below have no identity for an empty batch)
+            return
         self.pending.append((values, index, labels, ids))
         self.waiting += len(values)
         if self.waiting >= self.chunk:

@@ -120,3 +120,12 @@ def test_float32_edges_compare_exactly_like_the_float64_edges() -> None:
 def test_native_off_by_environment_takes_numpy(monkeypatch) -> None:
     monkeypatch.setenv(native_build.DISABLE, "0")
     assert ChannelStatistics("layer", 2, top_k=2, bins=4).kernels is None
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["native", "numpy"])
+def test_an_empty_batch_counts_nothing(native: bool) -> None:
+    stats = ChannelStatistics("layer", 3, top_k=2, bins=4, native=native)
+    stats.update(np.zeros((0, 3), np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64))
+    stats.update(np.ones((2, 3), np.float32), np.arange(2), np.array([1, -1]))
+    result = stats.finish()
+    assert result.clips == 2 and result.histogram.sum() == 6 and result.per_class_max.shape == (3, 2)
