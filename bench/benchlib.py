@@ -6,8 +6,10 @@ import datetime
 import os
 import platform
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import onnxruntime
 import torch
@@ -35,6 +37,13 @@ def busy_cpu_seconds(hz: int) -> float:
     fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
     return (sum(fields[:8]) - idle) / hz
+
+
+def timed(run: Callable[[], object]) -> float:
+    """Wall seconds of one call of `run`."""
+    began = time.perf_counter()
+    run()
+    return time.perf_counter() - began
 
 
 def write_section(path: Path, title: str, text: str, threads: int) -> None:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
-from benchlib import machine_line, write_section
+from benchlib import machine_line, timed, write_section
 from engine_tables import PARTS, SINGLE, Row, section, verdicts
 from profiling import describe_extra
 from quiet import Guard, guard_for
@@ -129,14 +129,6 @@ def raw_forward_backward(graph: torch.nn.Module, model: ImportedModel, batch: in
 
 
 
-def timed_passes(graph: torch.nn.Module, model: ImportedModel, batch: int, passes: int,
-                 device: torch.device) -> tuple[float, list[float]]:
-    """The wall time of `passes` bare forward+backward passes in a row, and each one's duration."""
-    start = time.perf_counter()
-    durations = raw_forward_backward(graph, model, batch, passes, device)
-    return time.perf_counter() - start, durations
-
-
 def part_costs(model: ImportedModel, layer: str, batch: int, reps: int, device: torch.device) -> dict[str, list[float]]:
     """The engine's own pieces, each alone at this batch on every input the layer reads, as a
     run's second step calls them: the jitter (the input the network sees; on the native path
@@ -228,7 +220,7 @@ def measure(model: ImportedModel, case: Case, repeats: int, guard: Guard, device
             timings.calls.setdefault(batch, []).append(wall)
             timings.engine_steps.setdefault(batch, []).extend(steps)
             passes = case.iterations * (SINGLE if batch == 1 else 1)
-            wall, _ = guard.run(lambda: timed_passes(graph, model, batch, passes, device))
+            wall = guard.run(lambda: timed(lambda: raw_forward_backward(graph, model, batch, passes, device)))
             timings.raw_totals.setdefault(batch, []).append(wall)
             raw = guard.run(lambda: raw_forward_backward(graph, model, batch, case.raw_reps, device))
             timings.raw.setdefault(batch, []).extend(raw)

@@ -23,6 +23,12 @@ SINGLE = 16
 """One-unit calls per repetition: their rate is the one-at-a-time baseline of every batching gain."""
 
 
+def gain(batch: int, one_at_a_time: float, batched: float) -> float:
+    """Units per second at `batch` units per call over one unit per call, from the wall times of SINGLE
+    one-unit calls (or passes) and of one call at `batch` making as many steps."""
+    return batch * one_at_a_time / (SINGLE * batched)
+
+
 @dataclass(frozen=True)
 class Row:
     device: str
@@ -59,14 +65,14 @@ class Row:
         of as many passes as the engine's calls make steps: the same work as the engine's gain, with
         the same exposure to a stalled machine (a context switch here costs a pass 20-40 ms)."""
         totals = self.timings.raw_totals
-        return batch * statistics.median(totals[1]) / (SINGLE * statistics.median(totals[batch]))
+        return gain(batch, statistics.median(totals[1]), statistics.median(totals[batch]))
 
     def share(self, batch: int) -> float:
         """The median over repetitions of each one's engine gain over its bare gain: the machine's speed
         drifts between repetitions (by up to 1.7× on a shared VM), and a repetition's timings see the
         same speed, as the step ratios' two sides do."""
         calls, raw = self.timings.calls, self.timings.raw_totals
-        shares = [(batch * one / (SINGLE * batched)) / (batch * raw_one / (SINGLE * raw_batched))
+        shares = [gain(batch, one, batched) / gain(batch, raw_one, raw_batched)
                   for one, batched, raw_one, raw_batched in zip(calls[1], calls[batch], raw[1], raw[batch])]
         return statistics.median(shares)
 

@@ -26,7 +26,7 @@ from typing import Callable
 import numpy as np
 import onnx
 import torch
-from benchlib import busy_cpu_seconds, machine_line, write_section
+from benchlib import busy_cpu_seconds, machine_line, timed, write_section
 from quiet import BUDGET
 from suite import Options, Report, Verdict, at_least
 
@@ -130,12 +130,6 @@ class ForeignLoad:
             self.retried += 1
             time.sleep(1.0)
             BUDGET.spent += wall + 1.0
-
-
-def timed(run: Callable[[], object]) -> float:
-    began = time.perf_counter()
-    run()
-    return time.perf_counter() - began
 
 
 def measure(case: Case, repeats: int, load: ForeignLoad, retries: int = RETRIES) -> None:

@@ -20,8 +20,7 @@ static inline float nan_max(float kept, float value) { return (value > kept || v
 
 #define LANES 16
 
-/* How many of the n values are finite (0 or n when none are infinite); their minimum and maximum go
- * to low_high[0..1]. The first loop keeps LANES partial extremes, which skip NaN by their comparisons
+/* How many of the n values are finite; when any are, their minimum and maximum go to low_high[0..1]. The first loop keeps LANES partial extremes, which skip NaN by their comparisons
  * and vectorize; infinities are rare and take a second, exact loop. */
 int64_t kt_finite_range(const float *values, int64_t n, double *low_high) {
     float lows[LANES], highs[LANES];

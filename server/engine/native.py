@@ -106,9 +106,13 @@ class FusedUpdate:
         """Checks buffers the loop will write every step (the next inputs) once, so that `arguments`
         passes them on an identity test."""
         for tensor in buffers:
-            if tensor.shape != self._shape or tensor.stride() != self._stride or tensor.device.type != "cpu":
-                raise ValueError(f"expected tensors shaped {tuple(self._shape)} laid out alike")
+            self._check_buffer(tensor)
             self._known.add(tensor)
+
+    def _check_buffer(self, tensor: torch.Tensor) -> None:
+        """A buffer the loop reads or writes with the input's layout."""
+        if tensor.shape != self._shape or tensor.stride() != self._stride or tensor.device.type != "cpu":
+            raise ValueError(f"expected tensors shaped {tuple(self._shape)} laid out alike")
 
     def arguments(self, x: torch.Tensor, out: torch.Tensor, grad: torch.Tensor, feed: torch.Tensor | None,
                   alive: torch.Tensor, step: int) -> tuple[int, ...]:
@@ -119,8 +123,7 @@ class FusedUpdate:
         known = self._known
         for tensor in (x, out, feed):
             if tensor is not None and tensor not in known:
-                if tensor.shape != self._shape or tensor.stride() != self._stride or tensor.device.type != "cpu":
-                    raise ValueError(f"expected tensors shaped {tuple(self._shape)} laid out alike")
+                self._check_buffer(tensor)
         if grad.shape != self._shape or grad.stride() != self._stride:
             raise ValueError(f"expected a gradient shaped {tuple(self._shape)} laid out as its input")
         if alive is not self._alive:

@@ -356,9 +356,11 @@ class ChannelStatistics:
             raise ValueError(f"layer {self.layer!r}: {count} clips but {index.shape} positions and {labels.shape} labels")
         finite_range, update = self.kernels
         if finite_range(values.ctypes.data, values.size, self._low_high.ctypes.data):
-            self.histogram.fit(float(self._low_high[0]), float(self._low_high[1]))
+            edges = self.histogram.fit(float(self._low_high[0]), float(self._low_high[1]))
+        else:  # nothing to bin: any edges do
+            edges = self.histogram.edges
         self.per_class.widen(int(labels.max()) + 1)
-        edges, counts, table = float32_edges(self.histogram.edges), self.histogram.counts, self.per_class.table
+        edges, counts, table = float32_edges(edges), self.histogram.counts, self.per_class.table
         top_values, top_index = self.top.buffers
         # the kernel writes through these addresses: each must be a contiguous array of the shape it assumes
         if not (counts.flags.c_contiguous and counts.shape == (self.channels, self.histogram.bins)
