@@ -17,7 +17,7 @@ from .catalog import Layer, build_catalog
 from .check import check_model
 from .constants import drop_unused_initializers, fold_constants
 from .convert import convert
-from .errors import ImportFailed, InvalidModel, UnsupportedModel
+from .errors import ImportFailed, InvalidModel, ParityError, UnsupportedModel
 from .fold_bn import fold_batchnorm
 from .graph import infer_shapes
 from kinetoscope.model_files import read_model_files
@@ -155,19 +155,22 @@ def _convert(graph: ModelProto) -> torch.nn.Module:
 
 def _verify(original: ModelProto, graph: ModelProto, module: torch.nn.Module, ordered: list[InputSpec],
             options: ImportOptions) -> Parity:
-    """verify(), with onnxruntime refusing to run the original graph reported as what it is: an inconsistent model.
+    """verify(), with every failure inside it reported as an import error of the verify stage.
 
     onnx's checker and shape inference let some contradictions through (a Conv whose
     weight has other channels than its input); onnxruntime finds them when it runs.
+    A converted module that fails to run is a converter defect, reported as such.
     """
     try:
         return verify(original, graph, module, ordered, tolerance=options.tolerance, seed=options.seed)
     except ImportFailed:
         raise
     except Exception as exc:  # noqa: BLE001 - onnxruntime's errors have no common public base
-        if not type(exc).__module__.startswith("onnxruntime"):
-            raise
-        raise InvalidModel(f"onnxruntime cannot run the model: {_first_line(str(exc))}", stage="verify") from None
+        if type(exc).__module__.startswith("onnxruntime"):
+            raise InvalidModel(f"onnxruntime cannot run the model: {_first_line(str(exc))}", stage="verify") from None
+        _LOGGER.warning("verification failed on a converted graph", exc_info=exc)
+        raise ParityError(f"the torch graph could not be verified against onnxruntime "
+                          f"({type(exc).__name__}: {_first_line(str(exc))})", stage="verify") from None
 
 
 def _first_line(text: str) -> str:

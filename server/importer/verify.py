@@ -3,8 +3,10 @@
 Both run on the same seeded random inputs drawn from each input's value range; the
 error per output is max |Δ| (absolute) and max |Δ| / max |ref| (relative). Above
 tolerance, the first intermediate tensor that diverges is named, so a wrong converter
-can be found at once. Gradients w.r.t. every input must be finite and non-zero, or
-activation maximization could not move the input.
+can be found at once. Every declared output is compared (integer and bool ones
+exactly), and the torch graph must return exactly the outputs the model declares.
+Gradients w.r.t. every float input must be finite and non-zero, or activation
+maximization could not move the input.
 """
 
 from __future__ import annotations
@@ -33,7 +35,10 @@ class Parity:
     outputs: dict[str, dict[str, float]] = field(default_factory=dict)
     """Per graph output: {"max_abs_err", "max_rel_err"}."""
     gradient_norms: dict[str, float] = field(default_factory=dict)
-    """Per graph input: the L2 norm of d(sum of outputs)/d(input), finite and > 0."""
+    """Per float graph input: the L2 norm of d(projected float outputs)/d(input), finite and > 0."""
+    gradient_scale: float = 1.0
+    """The factor the declared input ranges were scaled by to measure those gradients (< 1 where the
+    model saturates at its declared range)."""
 
 
 def random_inputs(original: ModelProto, specs: list[InputSpec], seed: int = 0) -> dict[str, np.ndarray]:
@@ -61,27 +66,48 @@ def verify(
 ) -> Parity:
     feeds = random_inputs(original, specs, seed)
     output_names = [out.name for out in original.graph.output]
-    reference = make_session(original).run(output_names, feeds)
+    session = make_session(original)
+    _check_output_names(output_names, [out.name for out in session.get_outputs()], "onnxruntime's session")
+    _check_output_names(output_names, [out.name for out in converted.graph.output], "the converted graph")
+    reference = session.run(output_names, feeds)
     with torch.no_grad():
         produced = _as_list(module(*[torch.from_numpy(feeds[s.name]) for s in specs]))
+    if len(produced) != len(output_names):
+        raise ParityError(
+            f"the torch graph returns {len(produced)} output(s) but the model declares {len(output_names)} "
+            f"({', '.join(map(repr, output_names))}); every declared output must be computed", stage=_STAGE)
     errors = {name: _errors(ref, got) for name, ref, got in zip(output_names, reference, produced)}
     worst_rel = max((e["max_rel_err"] for e in errors.values()), default=0.0)
     worst_abs = max((e["max_abs_err"] for e in errors.values()), default=0.0)
     if not worst_rel <= tolerance:
         raise ParityError(_divergence(original, converted, module, specs, feeds, tolerance, worst_rel), stage=_STAGE)
-    gradients = _gradient_norms(module, specs, feeds)
-    return Parity(max_abs_err=worst_abs, max_rel_err=worst_rel, outputs=errors, gradient_norms=gradients)
+    gradients = _gradient_norms(module, original, specs, seed)
+    return Parity(max_abs_err=worst_abs, max_rel_err=worst_rel, outputs=errors, gradient_norms=gradients.norms,
+                  gradient_scale=gradients.scale)
+
+
+def _check_output_names(declared: list[str], found: list[str], where: str) -> None:
+    if found != declared:
+        raise ParityError(
+            f"{where} has outputs {', '.join(map(repr, found)) or 'none'} but the model declares "
+            f"{', '.join(map(repr, declared))}", stage=_STAGE)
 
 
 def _errors(reference: np.ndarray, produced: torch.Tensor) -> dict[str, float]:
+    """max |Δ| and max |Δ| / max |ref|; integer and bool outputs must match exactly (else the relative error is inf)."""
+    exact = not np.issubdtype(np.asarray(reference).dtype, np.floating)
     ref = np.asarray(reference, dtype=np.float64)
     got = produced.detach().to(torch.float64).numpy()
     if ref.shape != got.shape:
         return {"max_abs_err": float("inf"), "max_rel_err": float("inf")}
     if ref.size == 0:
         return {"max_abs_err": 0.0, "max_rel_err": 0.0}
-    diff = float(np.max(np.abs(ref - got)))
-    scale = float(np.max(np.abs(ref)))
+    both_nan = np.isnan(ref) & np.isnan(got)
+    delta = np.where(both_nan, 0.0, np.abs(ref - got))
+    diff = float(np.nan_to_num(np.max(delta), nan=np.inf))
+    if exact:
+        return {"max_abs_err": diff, "max_rel_err": 0.0 if diff == 0 else float("inf")}
+    scale = float(np.max(np.abs(np.where(both_nan, 0.0, ref))))
     rel = diff / scale if scale > 0 else (0.0 if diff == 0 else float("inf"))
     return {"max_abs_err": diff, "max_rel_err": rel}
 
@@ -107,24 +133,77 @@ def _divergence(original, converted, module, specs, feeds, tolerance: float, wor
     return header
 
 
-def _gradient_norms(module: torch.nn.Module, specs: list[InputSpec], feeds) -> dict[str, float]:
-    tensors = [torch.from_numpy(feeds[s.name]).clone().requires_grad_(True) for s in specs]
-    outputs = _as_list(module(*tensors))
-    generator = torch.Generator().manual_seed(0)
-    total = sum((o * torch.rand(o.shape, generator=generator)).sum() for o in outputs if o.is_floating_point())
-    total.backward()
+def _gradient_norms(module: torch.nn.Module, original: ModelProto, specs: list[InputSpec], seed: int) -> GradientCheck:
+    """Per float input, the norm of d(random projection of the float outputs)/d(input).
+
+    At the declared range first; a model whose outputs saturate there (a softmax over
+    large logits) is tried again on inputs scaled down, since activation maximization
+    starts from small inputs anyway. Integer and bool outputs have no gradient and are
+    left out; a model with no float output has nothing to differentiate and is kept."""
+    tried = []
+    for scale in _GRADIENT_SCALES:
+        scaled = [s.with_(value_range=_scaled(s, scale)) for s in specs]
+        tried.append(scaled)
+        norms, bad = _gradients_at(module, scaled, random_inputs(original, scaled, seed))
+        if bad is None:
+            return GradientCheck(norms=norms, scale=scale)
+    spec, norm = bad
+    index = [s.name for s in specs].index(spec.name)
+    ranges = ", ".join(_fmt_range(attempt[index].value_range) for attempt in tried[1:])
+    declared = _fmt_range(specs[index].value_range)
+    example = f"{spec.name}={'x'.join(map(str, spec.shape))}:{spec.kind or 'image'}:-1..1"
+    raise ParityError(
+        f"the gradient of the outputs w.r.t. input {spec.name!r} is {'zero' if norm == 0 else 'not finite'} "
+        f"on random inputs in the declared range {declared}, and in {ranges} too; activation maximization needs "
+        f"a usable gradient. If the model expects inputs in another range, declare it, e.g. --input {example}",
+        stage=_STAGE,
+    )
+
+
+@dataclass(frozen=True)
+class GradientCheck:
+    norms: dict[str, float]
+    scale: float
+    """The factor the declared ranges were scaled by to get a usable gradient (1.0: as declared)."""
+
+
+_GRADIENT_SCALES = (1.0, 1e-1, 1e-2, 1e-3)
+
+
+def _scaled(spec: InputSpec, scale: float) -> tuple[float, float]:
+    lo, hi = spec.value_range or DEFAULT_RANGE
+    return (lo * scale, hi * scale)
+
+
+def _fmt_range(value_range) -> str:
+    lo, hi = value_range or DEFAULT_RANGE
+    return f"{lo:g}..{hi:g}"
+
+
+def _gradients_at(module: torch.nn.Module, specs: list[InputSpec], feeds):
+    """(norms, None) when every float input gets a finite non-zero gradient, else (norms, (spec, norm))."""
+    tensors = [torch.from_numpy(feeds[s.name]).clone() for s in specs]
+    for tensor in tensors:
+        if tensor.is_floating_point():
+            tensor.requires_grad_(True)
+    floats = [o for o in _as_list(module(*tensors)) if o.is_floating_point()]
+    if not floats:
+        return {}, None
+    differentiable = [o for o in floats if o.requires_grad]
+    if differentiable:
+        generator = torch.Generator().manual_seed(0)
+        total = sum((o * torch.rand(o.shape, generator=generator, dtype=o.dtype)).sum() for o in differentiable)
+        total.backward()
     norms = {}
     for spec, tensor in zip(specs, tensors):
+        if not tensor.is_floating_point():
+            continue
         grad = tensor.grad
         norm = float(grad.norm()) if grad is not None else 0.0
         if not np.isfinite(norm) or norm == 0.0:
-            raise ParityError(
-                f"the gradient of the outputs w.r.t. input {spec.name!r} is {'zero' if norm == 0 else 'not finite'}; "
-                "activation maximization needs a usable gradient",
-                stage=_STAGE,
-            )
+            return norms, (spec, norm)
         norms[spec.name] = norm
-    return norms
+    return norms, None
 
 
 def _as_list(outputs) -> list[torch.Tensor]:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import pytest
 import torch
-from onnx import helper
+from onnx import TensorProto, helper
 
 from kinetoscope.server.importer import ParityError, import_model
 from kinetoscope.server.importer.convert import tensor_sources
@@ -52,3 +53,116 @@ def test_input_without_gradient_is_refused() -> None:
     m = model(nodes, {"x": [1, 3, 4, 4]}, ["y"], [])
     with pytest.raises(ParityError, match="gradient of the outputs w.r.t. input 'x' is zero"):
         import_model(m.SerializeToString())
+
+
+def _two_output_model():
+    """A float output and an integer one (the predicted class), as classifiers often export."""
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["c1"], pads=[1, 1, 1, 1], name="conv1"),
+        helper.make_node("ReduceMean", ["c1"], ["y"], axes=[2, 3], keepdims=0, name="pool"),
+        helper.make_node("ArgMax", ["y"], ["cls"], axis=1, keepdims=0, name="argmax"),
+    ]
+    graph = helper.make_graph(
+        nodes, "two", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None),
+         helper.make_tensor_value_info("cls", TensorProto.INT64, None)],
+        initializer=[init("w1", RNG.normal(size=(4, 3, 3, 3)))])
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 10
+    return onnx.shape_inference.infer_shapes(m, strict_mode=True)
+
+
+class _Tampered(torch.nn.Module):
+    """The imported module with its outputs passed through `change`."""
+
+    def __init__(self, inner: torch.nn.Module, change) -> None:
+        super().__init__()
+        self.inner, self.change = inner, change
+
+    def forward(self, *args):
+        return self.change(self.inner(*args))
+
+
+def test_integer_outputs_are_compared_exactly_and_skipped_by_the_gradient_check() -> None:
+    original = _two_output_model()
+    imported = import_model(original.SerializeToString())
+    assert imported.output_names == ["y", "cls"]
+    assert imported.parity.outputs["cls"] == {"max_abs_err": 0.0, "max_rel_err": 0.0}
+    assert imported.parity.gradient_norms["x"] > 0
+    off_by_one = _Tampered(imported.module, lambda outs: (outs[0], outs[1] + 1))
+    with pytest.raises(ParityError, match="differs from onnxruntime by inf"):
+        verify(original, imported.graph, off_by_one, imported.inputs)
+
+
+def test_a_module_returning_fewer_outputs_than_declared_is_refused() -> None:
+    original = _two_output_model()
+    imported = import_model(original.SerializeToString())
+    first_only = _Tampered(imported.module, lambda outs: outs[0])
+    with pytest.raises(ParityError, match=r"returns 1 output\(s\) but the model declares 2 \('y', 'cls'\)"):
+        verify(original, imported.graph, first_only, imported.inputs)
+
+
+def test_a_converted_graph_with_other_output_names_is_refused() -> None:
+    original = _two_output_model()
+    imported = import_model(original.SerializeToString())
+    renamed = helper.make_model(imported.graph.graph)
+    renamed.CopyFrom(imported.graph)
+    renamed.graph.output[1].name = "c1"
+    with pytest.raises(ParityError, match="the converted graph has outputs 'y', 'c1' but the model declares 'y', 'cls'"):
+        verify(original, renamed, imported.module, imported.inputs)
+
+
+def test_a_model_with_only_an_integer_output_imports() -> None:
+    m = _two_output_model()
+    del m.graph.output[0]
+    imported = import_model(m.SerializeToString())
+    assert imported.parity.outputs["cls"]["max_rel_err"] == 0.0
+    assert imported.parity.gradient_norms == {}
+
+
+def test_a_module_that_fails_to_run_is_an_import_error_of_the_verify_stage(monkeypatch) -> None:
+    from kinetoscope.server.importer import pipeline
+
+    class Broken(torch.nn.Module):
+        def forward(self, x):
+            raise RuntimeError("shape '[1, 5]' is invalid for input of size 4")
+
+    monkeypatch.setattr(pipeline, "convert", lambda graph: Broken())
+    with pytest.raises(ParityError) as caught:
+        import_model(_three_layer_model().SerializeToString())
+    assert caught.value.stage == "verify"
+    assert str(caught.value) == ("verify: the torch graph could not be verified against onnxruntime "
+                                 "(RuntimeError: shape '[1, 5]' is invalid for input of size 4)")
+
+
+def _saturating_classifier(logit_gain: float):
+    """Conv → global pool → fc → softmax; at ±128 inputs the logits are ~1e4 apart and softmax is one-hot."""
+    rng = np.random.default_rng(0)
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+        helper.make_node("GlobalAveragePool", ["c"], ["g"], name="gap"),
+        helper.make_node("Flatten", ["g"], ["f"], name="flatten"),
+        helper.make_node("Gemm", ["f", "fw"], ["l"], transB=1, name="fc"),
+        helper.make_node("Softmax", ["l"], ["y"], axis=1, name="softmax"),
+    ]
+    inits = [init("w", rng.normal(size=(8, 3, 3, 3)) * 3), init("fw", rng.normal(size=(5, 8)) * logit_gain)]
+    return model(nodes, {"x": [1, 3, 16, 16]}, ["y"], inits)
+
+
+def test_a_softmax_that_saturates_at_the_default_range_is_checked_at_a_smaller_scale() -> None:
+    imported = import_model(_saturating_classifier(10.0).SerializeToString())
+    assert imported.parity.gradient_scale < 1.0
+    assert imported.parity.gradient_norms["x"] > 0
+    assert imported.inputs[0].value_range == (-128.0, 127.0), "the declared range itself is kept"
+    small = import_model(_saturating_classifier(10.0).SerializeToString(), inputs=["x=1x3x16x16:image:-1..1"])
+    assert small.parity.gradient_scale == 1.0
+
+
+def test_a_zero_gradient_refusal_names_the_ranges_tried_and_how_to_declare_another() -> None:
+    m = model([helper.make_node("Floor", ["x"], ["y"])], {"x": [1, 3, 4, 4]}, ["y"], [])
+    with pytest.raises(ParityError) as caught:
+        import_model(m.SerializeToString())
+    message = str(caught.value)
+    assert "declared range -128..127" in message and "-12.8..12.7" in message and "-0.128..0.127" in message
+    assert "--input x=1x3x4x4:image:-1..1" in message
+    assert "node" not in message, "a zero gradient is the model's, not one op's"
