@@ -15,7 +15,6 @@ from typing import Sequence
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from kinetoscope.home import default_store
 from kinetoscope.v1 import kinetoscope_pb2 as pb, kinetoscope_pb2_grpc as pb_grpc
@@ -30,6 +29,7 @@ from .service import (
     RecordingServicer,
     ServiceLimits,
     VisualizationServicer,
+    enable_reflection,
 )
 from .store import ModelStore
 
@@ -111,12 +111,12 @@ def build_server(
 
 
 def register_health_and_reflection(server: grpc.Server) -> health.HealthServicer:
-    """grpc.health.v1 (SERVING for the server and each service) and server reflection, in one place."""
+    """grpc.health.v1 (SERVING for the server and each service) and server reflection v1 and v1alpha, in one place."""
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", *SERVICES):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    reflection.enable_server_reflection((*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    enable_reflection((*SERVICES, health.SERVICE_NAME), server)
     return health_servicer
 
 

@@ -6,9 +6,10 @@ from .jobs import Job, JobQueue, QueueFull
 from .limits import ServiceLimits
 from .models import ModelServicer
 from .recording import RecordingServicer
+from .reflection import enable_reflection
 from .visualization import VisualizationServicer
 
 __all__ = [
     "BearerTokenInterceptor", "Job", "JobQueue", "ModelServicer", "QueueFull", "RecordingServicer", "ServiceLimits",
-    "VisualizationServicer", "status_for",
+    "VisualizationServicer", "enable_reflection", "status_for",
 ]

@@ -1,4 +1,9 @@
-"""Optional bearer-token check: every RPC but grpc.health.v1 needs `authorization: Bearer <token>` when a token is set."""
+"""Optional bearer-token check: every kinetoscope.v1 RPC needs `authorization: Bearer <token>` when a token is set.
+
+Health and server reflection stay open: probes call health without credentials, and
+tools such as grpcurl resolve even the health service's descriptor through reflection,
+which describes the contract and reveals no models, recordings or results.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,12 @@ import grpc
 
 _LOGGER = logging.getLogger(__name__)
 
-OPEN_PREFIXES = ("/grpc.health.v1.Health/",)
-"""Methods anyone may call: load balancers and orchestrators probe health without credentials."""
+OPEN_PREFIXES = (
+    "/grpc.health.v1.Health/",
+    "/grpc.reflection.v1.ServerReflection/",
+    "/grpc.reflection.v1alpha.ServerReflection/",
+)
+"""Methods anyone may call: health (load balancers and orchestrators) and reflection (descriptor look-ups)."""
 
 
 class BearerTokenInterceptor(grpc.ServerInterceptor):

@@ -36,6 +36,8 @@ class MaximizePlan:
     reference_max: dict[tuple[str, int], float] = field(default_factory=dict)
     """â per (layer tensor name, channel) from the request's recording; empty without one."""
     warnings: list[str] = field(default_factory=list)
+    targets: list[pb.Objective] = field(default_factory=list)
+    """Per objective, its terms resolved (tensor names, weights, positions): what UnitResult.target reports."""
 
     @property
     def samples(self) -> int:
@@ -56,7 +58,8 @@ def plan_maximize(request: pb.MaximizeRequest, stored: StoredModel, limits: Serv
     if len(request.objectives) > limits.max_units:
         raise LimitExceeded(f"{len(request.objectives)} objectives asked; this server takes at most {limits.max_units} per call")
     catalog = LayerCatalog(stored)
-    objectives = [_objective(i, obj, catalog) for i, obj in enumerate(request.objectives)]
+    resolved = [_objective(i, obj, catalog) for i, obj in enumerate(request.objectives)]
+    objectives = [objective for objective, _ in resolved]
     settings = [_setting(i, s) for i, s in enumerate(request.settings)] or [Setting()]
     config = _config(request.options, limits)
     samples = len(objectives) * len(settings)
@@ -76,7 +79,8 @@ def plan_maximize(request: pb.MaximizeRequest, stored: StoredModel, limits: Serv
         raise BadRequest(f"options.progress_every must be >= 0, got {every}")
     units = [(catalog.find(term.layer, "objectives")["name"], term.channel) for obj in objectives for term in obj.terms()]
     reference, warnings = reference_maxima(request.recording, recordings, stored, units) if request.recording else ({}, [])
-    return MaximizePlan(objectives, settings, config, every or max(1, min(25, config.iterations // 16)), reference, warnings)
+    return MaximizePlan(objectives, settings, config, every or max(1, min(25, config.iterations // 16)), reference, warnings,
+                        targets=[target for _, target in resolved])
 
 
 def reference_maxima(recording: str, recordings: RecordingStore, stored: StoredModel,
@@ -132,14 +136,23 @@ class LayerCatalog:
         return sum(math.prod(item["shape"][1:]) for item in self.stored.meta.get("inputs", []))
 
 
-def _objective(index: int, objective: pb.Objective, catalog: LayerCatalog) -> Objective:
+def _objective(index: int, objective: pb.Objective, catalog: LayerCatalog) -> tuple[Objective, pb.Objective]:
+    """The engine's objective and its resolved description for UnitResult.target."""
     if not objective.terms:
         raise BadRequest(f"objectives[{index}] has no terms; give at least one Target")
     parts = [_term(f"objectives[{index}].terms[{t}]", term, catalog) for t, term in enumerate(objective.terms)]
-    return functools.reduce(operator.add, parts)
+    return functools.reduce(operator.add, [p.objective for p in parts]), pb.Objective(terms=[p.target for p in parts])
 
 
-def _term(where: str, target: pb.Target, catalog: LayerCatalog) -> Objective:
+@dataclass(frozen=True)
+class ResolvedTerm:
+    """One term as the engine runs it and as results describe it (tensor name, weight and position filled in)."""
+
+    objective: Objective
+    target: pb.Target
+
+
+def _term(where: str, target: pb.Target, catalog: LayerCatalog) -> ResolvedTerm:
     name = target.layer
     if not name and target.kind == pb.Target.LOGIT and catalog.outputs:
         name = catalog.outputs[-1]
@@ -164,18 +177,32 @@ def _term(where: str, target: pb.Target, catalog: LayerCatalog) -> Objective:
         raise BadRequest(f"{where}: unknown target kind {target.kind}; use CHANNEL, NEURON or LOGIT")
     if target.position and target.kind != pb.Target.NEURON:
         raise BadRequest(f"{where}: only NEURON targets take a position")
-    weight = target.weight or 1.0
-    if not math.isfinite(weight):
-        raise BadRequest(f"{where}: weight {weight} is not finite")
-    return objective if weight == 1.0 else objective * weight
+    weight = target.weight if target.HasField("weight") else 1.0
+    if not math.isfinite(weight) or weight == 0:
+        raise BadRequest(f"{where}: weight {weight} must be finite and not 0 (leave it unset for 1; drop a term to remove it)")
+    resolved = pb.Target(kind=target.kind, layer=entry["name"], channel=target.channel, weight=weight,
+                         position=_position(target, entry))
+    return ResolvedTerm(objective if weight == 1.0 else objective * weight, resolved)
+
+
+def _position(target: pb.Target, entry: dict) -> list[int]:
+    """The position a NEURON reads: as asked, or the centre of the layer's grid (as the engine picks it)."""
+    if target.kind != pb.Target.NEURON:
+        return []
+    return list(target.position) or [d // 2 for d in entry["shape"][2:]]
 
 
 def _setting(index: int, setting: pb.RegularizerSetting) -> Setting:
+    """Unset κ and γ take the engine's defaults (1), not proto3's 0."""
+    values = {}
     for name in ("kappa", "gamma"):
+        if not setting.HasField(name):
+            continue
         value = getattr(setting, name)
         if not (math.isfinite(value) and value >= 0):
             raise BadRequest(f"settings[{index}].{name} must be a finite number >= 0, got {value}")
-    return Setting(kappa=setting.kappa, gamma=setting.gamma)
+        values[name] = value
+    return Setting(**values)
 
 
 def _config(options: pb.MaximizeOptions, limits: ServiceLimits) -> MaximizeConfig:

@@ -48,7 +48,7 @@ class VisualizationServicer(pb_grpc.VisualizationServiceServicer):
         run = EngineRun(self.library, stored.id, plan, job, self.jobs, stop, self.device)
         yield from run.progress()
         result = run.outcome()
-        yield from result_events(result)
+        yield from result_events(result, plan.targets)
         warnings = [*plan.warnings, *result.warnings]
         yield pb.MaximizeEvent(summary=pb.MaximizeSummary(warnings=warnings, seconds=time.monotonic() - began))
 
@@ -137,15 +137,24 @@ class EngineRun:
     def _on_step(self, report: StepReport) -> None:
         self.job.report_step(report.step)
         every = self.plan.progress_every
-        if (report.step % every == 0 or report.step == report.iterations - 1) and self.events.qsize() < _MAX_PENDING_PROGRESS:
-            self.events.put(pb.MaximizeEvent(progress=pb.Progress(
-                step=report.step, iterations=report.iterations, samples_done=report.done, samples_total=report.total,
-                activation=report.activation.tolist(), loss=report.loss.tolist(),
-            )))
+        last = report.step == report.iterations - 1
+        if (report.step % every == 0 or last) and self.events.qsize() < _MAX_PENDING_PROGRESS:
+            self.events.put(pb.MaximizeEvent(progress=progress_event(report)))
 
 
-def result_events(result: MaximizeResult) -> Iterator[pb.MaximizeEvent]:
-    """Per unit and setting: a UnitResult, then the ResultChunks of each optimized input it names."""
+def progress_event(report: StepReport) -> pb.Progress:
+    """Counts samples over the whole call: the engine reports those of earlier chunks; a chunk's last step finishes its own."""
+    chunk = len(report.activation)
+    finished = report.done + (chunk if report.step == report.iterations - 1 else 0)
+    return pb.Progress(
+        step=report.step, iterations=report.iterations, samples_done=finished, samples_total=report.total,
+        activation=report.activation.tolist(), loss=report.loss.tolist(), chunk_start=report.done,
+    )
+
+
+def result_events(result: MaximizeResult, targets: list[pb.Objective]) -> Iterator[pb.MaximizeEvent]:
+    """Per unit and setting: a UnitResult (with its objective's resolved `target`), then the ResultChunks of each
+    optimized input it names."""
     for u, row in enumerate(result.results):
         for s, unit in enumerate(row):
             names = [name for name, array in unit.inputs.items() if array is not None]
@@ -155,7 +164,7 @@ def result_events(result: MaximizeResult) -> Iterator[pb.MaximizeEvent]:
                 activation=unit.activation, best_activation=unit.best_activation, normalizer=unit.normalizer,
                 has_reference=unit.reference_max is not None, reference_max=unit.reference_max or 0.0,
                 stopped=unit.stopped or "", losses=unit.losses.tolist(), activations=unit.activations.tolist(),
-                optimized_inputs=names,
+                optimized_inputs=names, target=targets[u],
             ))
             for name in names:
                 for chunk in wire.to_chunks(name, unit.inputs[name]):

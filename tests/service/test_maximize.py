@@ -37,12 +37,47 @@ def test_maximize_streams_progress_then_results(shared) -> None:
     assert np.isfinite(first.activation) and first.best_activation >= max(first.activations)
     assert "Logit('logits', 2)" in got.results[(1, 0)].objective
     assert "Neuron('rgb/conv3', 1, (2, 5))" in got.results[(2, 1)].objective and "0.5·" in got.results[(2, 1)].objective
+    # the structured target, resolved: tensor names, weights and positions filled in
+    T = pb.Target
+    assert first.target == pb.Objective(terms=[T(kind=T.CHANNEL, layer="conv_fusion", channel=3, weight=1)])
+    assert got.results[(1, 1)].target == pb.Objective(terms=[T(kind=T.LOGIT, layer="logits", channel=2, weight=1)])
+    assert got.results[(2, 0)].target == pb.Objective(terms=[
+        T(kind=T.NEURON, layer="rgb/conv3", channel=1, position=[2, 5], weight=1),
+        T(kind=T.CHANNEL, layer="conv_fusion", channel=0, weight=0.5)])
+    assert got.progress[-1].samples_done == got.progress[-1].samples_total == 6
     for key, unit in got.results.items():
         assert sorted(got.inputs[key]) == sorted(unit.optimized_inputs) == ["flow", "rgb"]
         assert got.inputs[key]["rgb"].shape == (3, 32, 32) and got.inputs[key]["flow"].shape == (20, 32, 32)
         assert got.inputs[key]["rgb"].dtype == np.float32 and np.abs(got.inputs[key]["rgb"]).max() > 0
     assert got.summary is not None and got.summary.seconds > 0
     assert any("normalized" in w for w in got.summary.warnings)
+
+
+def test_unset_fields_take_our_defaults_not_proto3_zeros(shared) -> None:
+    T = pb.Target
+    request = pb.MaximizeRequest(
+        model="small",
+        objectives=[pb.Objective(terms=[T(kind=T.NEURON, layer="/conv_fusion/relu/Relu", channel=5)])],  # node name, no position
+        settings=[pb.RegularizerSetting(gamma=0), pb.RegularizerSetting(kappa=0), pb.RegularizerSetting()],
+        options=pb.MaximizeOptions(iterations=3),
+    )
+    got = collect(shared.vis.Maximize(request, timeout=120))
+    assert [(r.setting.kappa, r.setting.gamma) for r in (got.results[(0, s)] for s in range(3))] == [(1, 0), (0, 1), (1, 1)]
+    assert all(r.setting.HasField("kappa") and r.setting.HasField("gamma") for r in got.results.values())
+    # the centre of conv_fusion's 8 × 8 grid, under its tensor name
+    assert got.results[(0, 0)].target == pb.Objective(terms=[T(kind=T.NEURON, layer="conv_fusion", channel=5,
+                                                               position=[4, 4], weight=1)])
+
+
+def test_progress_counts_samples_over_the_whole_call(shared) -> None:
+    request = pb.MaximizeRequest(model="small", objectives=channel_objectives("conv_fusion", range(3)),
+                                 settings=[pb.RegularizerSetting(gamma=g) for g in (0, 1)],
+                                 options=pb.MaximizeOptions(iterations=4, progress_every=1, max_batch=4))
+    got = collect(shared.vis.Maximize(request, timeout=120))
+    seen = [(p.chunk_start, p.step, p.samples_done, len(p.activation)) for p in got.progress]
+    assert seen == [(0, 0, 0, 4), (0, 1, 0, 4), (0, 2, 0, 4), (0, 3, 4, 4),
+                    (4, 0, 4, 2), (4, 1, 4, 2), (4, 2, 4, 2), (4, 3, 6, 2)]
+    assert {p.samples_total for p in got.progress} == {6}
 
 
 def test_a_result_larger_than_4_mb_arrives_in_chunks(shared) -> None:
@@ -89,6 +124,9 @@ def _request(**overrides) -> pb.MaximizeRequest:
     (_request(objectives=[]), grpc.StatusCode.INVALID_ARGUMENT, ["at least one objective"]),
     (_request(objectives=[pb.Objective()]), grpc.StatusCode.INVALID_ARGUMENT, ["no terms"]),
     (_request(settings=[pb.RegularizerSetting(kappa=-1)]), grpc.StatusCode.INVALID_ARGUMENT, ["kappa"]),
+    (_request(settings=[pb.RegularizerSetting(gamma=float("nan"))]), grpc.StatusCode.INVALID_ARGUMENT, ["gamma", "nan"]),
+    (_request(objectives=[pb.Objective(terms=[pb.Target(layer="conv_fusion", weight=0)])]), grpc.StatusCode.INVALID_ARGUMENT,
+     ["weight 0", "unset"]),
     (_request(options=pb.MaximizeOptions(learning_rate=0)), grpc.StatusCode.INVALID_ARGUMENT, ["learning_rate"]),
     (_request(options=pb.MaximizeOptions(iterations=0)), grpc.StatusCode.INVALID_ARGUMENT, ["iterations"]),
     (_request(options=pb.MaximizeOptions(iterations=10**6)), grpc.StatusCode.RESOURCE_EXHAUSTED, ["iterations", "10000"]),
@@ -96,7 +134,7 @@ def _request(**overrides) -> pb.MaximizeRequest:
     (_request(objectives=channel_objectives("conv_fusion", range(64)) * 16,
               settings=[pb.RegularizerSetting()] * 5), grpc.StatusCode.RESOURCE_EXHAUSTED, ["samples", "4096"]),
     (_request(recording="r1"), grpc.StatusCode.NOT_FOUND, ["no recording 'r1'"]),
-], ids=["model", "layer", "channel", "position", "position-rank", "no-objective", "empty-objective", "kappa",
+], ids=["model", "layer", "channel", "position", "position-rank", "no-objective", "empty-objective", "kappa", "gamma", "weight",
         "learning-rate", "zero-iterations", "iterations", "units", "samples", "recording"])
 def test_bad_requests_get_a_status_that_says_what_to_fix(shared, request_, code, words) -> None:
     got, details = code_of(shared.vis.Maximize, request_, timeout=30)

@@ -313,23 +313,25 @@ class MaximizeRequest(_message.Message):
     def __init__(self, model: _Optional[str] = ..., objectives: _Optional[_Iterable[_Union[Objective, _Mapping]]] = ..., settings: _Optional[_Iterable[_Union[RegularizerSetting, _Mapping]]] = ..., options: _Optional[_Union[MaximizeOptions, _Mapping]] = ..., recording: _Optional[str] = ...) -> None: ...
 
 class Progress(_message.Message):
-    __slots__ = ("step", "iterations", "samples_done", "samples_total", "activation", "loss")
+    __slots__ = ("step", "iterations", "samples_done", "samples_total", "activation", "loss", "chunk_start")
     STEP_FIELD_NUMBER: _ClassVar[int]
     ITERATIONS_FIELD_NUMBER: _ClassVar[int]
     SAMPLES_DONE_FIELD_NUMBER: _ClassVar[int]
     SAMPLES_TOTAL_FIELD_NUMBER: _ClassVar[int]
     ACTIVATION_FIELD_NUMBER: _ClassVar[int]
     LOSS_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_START_FIELD_NUMBER: _ClassVar[int]
     step: int
     iterations: int
     samples_done: int
     samples_total: int
     activation: _containers.RepeatedScalarFieldContainer[float]
     loss: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, step: _Optional[int] = ..., iterations: _Optional[int] = ..., samples_done: _Optional[int] = ..., samples_total: _Optional[int] = ..., activation: _Optional[_Iterable[float]] = ..., loss: _Optional[_Iterable[float]] = ...) -> None: ...
+    chunk_start: int
+    def __init__(self, step: _Optional[int] = ..., iterations: _Optional[int] = ..., samples_done: _Optional[int] = ..., samples_total: _Optional[int] = ..., activation: _Optional[_Iterable[float]] = ..., loss: _Optional[_Iterable[float]] = ..., chunk_start: _Optional[int] = ...) -> None: ...
 
 class UnitResult(_message.Message):
-    __slots__ = ("unit_index", "setting_index", "objective", "setting", "activation", "best_activation", "normalizer", "has_reference", "reference_max", "stopped", "losses", "activations", "optimized_inputs")
+    __slots__ = ("unit_index", "setting_index", "objective", "setting", "activation", "best_activation", "normalizer", "has_reference", "reference_max", "stopped", "losses", "activations", "optimized_inputs", "target")
     UNIT_INDEX_FIELD_NUMBER: _ClassVar[int]
     SETTING_INDEX_FIELD_NUMBER: _ClassVar[int]
     OBJECTIVE_FIELD_NUMBER: _ClassVar[int]
@@ -343,6 +345,7 @@ class UnitResult(_message.Message):
     LOSSES_FIELD_NUMBER: _ClassVar[int]
     ACTIVATIONS_FIELD_NUMBER: _ClassVar[int]
     OPTIMIZED_INPUTS_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
     unit_index: int
     setting_index: int
     objective: str
@@ -356,7 +359,8 @@ class UnitResult(_message.Message):
     losses: _containers.RepeatedScalarFieldContainer[float]
     activations: _containers.RepeatedScalarFieldContainer[float]
     optimized_inputs: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, unit_index: _Optional[int] = ..., setting_index: _Optional[int] = ..., objective: _Optional[str] = ..., setting: _Optional[_Union[RegularizerSetting, _Mapping]] = ..., activation: _Optional[float] = ..., best_activation: _Optional[float] = ..., normalizer: _Optional[float] = ..., has_reference: _Optional[bool] = ..., reference_max: _Optional[float] = ..., stopped: _Optional[str] = ..., losses: _Optional[_Iterable[float]] = ..., activations: _Optional[_Iterable[float]] = ..., optimized_inputs: _Optional[_Iterable[str]] = ...) -> None: ...
+    target: Objective
+    def __init__(self, unit_index: _Optional[int] = ..., setting_index: _Optional[int] = ..., objective: _Optional[str] = ..., setting: _Optional[_Union[RegularizerSetting, _Mapping]] = ..., activation: _Optional[float] = ..., best_activation: _Optional[float] = ..., normalizer: _Optional[float] = ..., has_reference: _Optional[bool] = ..., reference_max: _Optional[float] = ..., stopped: _Optional[str] = ..., losses: _Optional[_Iterable[float]] = ..., activations: _Optional[_Iterable[float]] = ..., optimized_inputs: _Optional[_Iterable[str]] = ..., target: _Optional[_Union[Objective, _Mapping]] = ...) -> None: ...
 
 class ResultChunk(_message.Message):
     __slots__ = ("unit_index", "setting_index", "chunk")
