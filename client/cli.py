@@ -1,50 +1,83 @@
 """The `kinetoscope` command line.
 
-Model commands run in-process against a local store (`--store`, `$KINETOSCOPE_HOME`,
-or ~/.cache/kinetoscope). `--json` prints exactly one JSON document on stdout;
-progress and messages go to stderr.
+Every command talks gRPC: to `--server HOST:PORT` when given, otherwise to an embedded
+server on the local store (`--store`, `$KINETOSCOPE_HOME`, or ~/.cache/kinetoscope).
+`--json` prints exactly one JSON document on stdout; progress and messages go to stderr.
+
+What a user sees: an error they can cause is one line, `kinetoscope CMD: what to do`,
+and a non-zero exit; third-party log lines and warnings stay off the terminal. The
+global `--debug` shows all of it, tracebacks included.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
+import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
+from kinetoscope.server.serve_options import ServeOptions, add_serve_arguments, add_store_argument, add_token_argument
+
 _LOGGER = logging.getLogger(__name__)
+
+QUIET_ENVIRONMENT = {
+    "GRPC_VERBOSITY": "NONE",  # gRPC core's own log lines (chttp2 goaways, fork notices)
+    "GRPC_TRACE": "",
+    "TORCH_CPP_LOG_LEVEL": "ERROR",
+    "PYTHONWARNINGS": "ignore",  # inherited by the import worker processes
+}
+"""Set (unless the user set them) before grpc or torch is first imported, when --debug is not given."""
+
+
+def add_global_arguments(parser: argparse.ArgumentParser, *, after_command: bool) -> None:
+    """--server, --store, --token, --debug; after a command they only override what was given before it."""
+    quiet = {"default": argparse.SUPPRESS} if after_command else {}
+    parser.add_argument("--server", metavar="HOST:PORT", **{
+        "default": os.environ.get("KINETOSCOPE_SERVER"),
+        "help": "a running `kinetoscope serve` (default $KINETOSCOPE_SERVER; without it an embedded server "
+                "runs in this process on the local store)", **quiet})
+    add_store_argument(parser, **quiet)
+    add_token_argument(parser, help="bearer token for the server (default $KINETOSCOPE_TOKEN)", **quiet)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks, library warnings and logs", **quiet)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kinetoscope", description="See what video ConvNets have learned.")
-    parser.add_argument("--server", default=os.environ.get("KINETOSCOPE_SERVER"),
-                        help="HOST:PORT of a running `kinetoscope serve` (default $KINETOSCOPE_SERVER; "
-                             "without it an embedded server runs in this process)")
-    parser.add_argument("--store", type=Path, default=None, help="model store folder (default $KINETOSCOPE_HOME or ~/.cache/kinetoscope)")
-    parser.add_argument("--token", default=os.environ.get("KINETOSCOPE_TOKEN"), help="bearer token for the server")
-    commands = parser.add_subparsers(dest="command", required=True)
+    add_global_arguments(parser, after_command=False)
+    common = argparse.ArgumentParser(add_help=False)
+    add_global_arguments(common, after_command=True)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = commands.add_parser("serve", help="run the gRPC server")
-    serve.add_argument("rest", nargs=argparse.REMAINDER, help="[--address 127.0.0.1:50051] [--device auto|cpu|cuda] [--tls-cert F --tls-key F]")
+    def command(name: str, help: str, **kwargs) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=help, description=kwargs.pop("description", help), parents=[common], **kwargs)
 
-    imp = commands.add_parser("import", help="import an ONNX model: check, fold BN, convert, verify, catalog")
+    serve = commands.add_parser("serve", help="run the gRPC server for other tools and headless jobs",
+                                description="Serve kinetoscope.v1, grpc.health.v1 and server reflection over gRPC "
+                                            "until SIGINT/SIGTERM. Prints `kinetoscope serving on HOST:PORT` once "
+                                            "it listens.")
+    add_serve_arguments(serve, global_store_and_token=True)
+    serve.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="server log at DEBUG, with library warnings and gRPC's own log")
+
+    imp = command("import", "import an ONNX model: check, fold BN, convert, verify, catalog")
     imp.add_argument("model", type=Path, help="MODEL.onnx (external-data files beside it are sent along)")
-    imp.add_argument("--name", help="a name to refer to the model by")
+    imp.add_argument("--name", help="a name to refer to the model by (default: the file's stem)")
     imp.add_argument("--input", action="append", default=[], metavar="NAME=1x3x224x224[:KIND[:LO..HI]]",
                      help="declare an input's static shape, kind and value range (repeatable)")
     imp.add_argument("--json", action="store_true")
 
-    models = commands.add_parser("models", help="list imported models")
+    models = command("models", "list imported models")
     models.add_argument("--json", action="store_true")
 
-    layers = commands.add_parser("layers", help="list a model's layers with receptive field and stride")
+    layers = command("layers", "list a model's layers with receptive field and stride")
     layers.add_argument("model", help="model id or name")
     layers.add_argument("--json", action="store_true")
 
-    maximize = commands.add_parser("maximize", help="synthesize the inputs that most excite units of a layer")
+    maximize = command("maximize", "synthesize the inputs that most excite units of a layer")
     maximize.add_argument("model", help="model id or name")
     maximize.add_argument("--layer", required=True, help="layer (tensor) name, its node name, or a logit output")
     maximize.add_argument("--units", required=True, help="0,3,7 | 0-15 | all | class names for a logit layer")
@@ -55,18 +88,18 @@ def build_parser() -> argparse.ArgumentParser:
     maximize.add_argument("--iters", type=int, default=None, help="optimizer steps (default 256)")
     maximize.add_argument("--seed", type=int, default=0)
     maximize.add_argument("--recording", default="", help="normalize by this recording's maximum activations")
-    maximize.add_argument("--out", type=Path, default=Path("out"))
+    maximize.add_argument("--out", type=Path, default=Path("out"), help="folder for result.npz (default out)")
     maximize.add_argument("--json", action="store_true")
 
-    sweep = commands.add_parser("sweep", help="headless batch: models × layers × units × settings from a TOML spec, resumable")
+    sweep = command("sweep", "headless batch: models × layers × units × settings from a TOML spec, resumable")
     sweep.add_argument("spec", type=Path, help="SPEC.toml (docs/sweep-example.toml shows the format)")
     sweep.add_argument("--out", type=Path, default=None, help="output folder (default: the spec's `out`, else out/SPEC-NAME)")
-    sweep.add_argument("--restart", action="store_true", help="start over: delete the results an earlier sweep recorded in the folder "
-                            "(needed after changing iterations, seed or settings)")
+    sweep.add_argument("--restart", action="store_true", help="start over: delete the results an earlier sweep recorded "
+                                                               "in the folder (needed after changing iterations, seed or settings)")
     sweep.add_argument("--json", action="store_true")
 
-    record = commands.add_parser("record", help="stream real clips through a model and record per-unit statistics "
-                                                "(â for --recording, top clips, per-class maximum)")
+    record = command("record", "stream real clips through a model and record per-unit statistics "
+                               "(â for --recording, top clips, per-class maximum)")
     record.add_argument("model", help="model id or name")
     clips = record.add_mutually_exclusive_group(required=True)
     clips.add_argument("--clips", type=Path, help="FILE.npz: one array [N, *input shape] per graph input, optional "
@@ -78,47 +111,110 @@ def build_parser() -> argparse.ArgumentParser:
     record.add_argument("--name", default="", help="a name to refer to the recording by")
     record.add_argument("--json", action="store_true")
 
-    render = commands.add_parser("render", help="write PNG/GIF/MP4 and an index.html gallery for a result.npz")
+    render = command("render", "write PNG/GIF/MP4 and an index.html gallery for a result.npz")
     render.add_argument("result", type=Path, help="DIR/result.npz from `kinetoscope maximize`")
     render.add_argument("--out", type=Path, default=None, help="gallery folder (default: beside the result)")
-    render.add_argument("--recording", default="", help="add each unit's per-class maxima (and top clips, with --clips) from this recording")
+    render.add_argument("--recording", default="", help="add each unit's per-class maxima (and top clips, with --clips) "
+                                                        "from this recording")
     render.add_argument("--clips", type=Path, default=None, help="the FILE.npz the recording was made from, for top-clip thumbnails")
     render.add_argument("--json", action="store_true")
 
-    zoo = commands.add_parser("zoo", help="the paper's architectures: list them or export one to ONNX")
-    zoo_commands = zoo.add_subparsers(dest="zoo_command", required=True)
-    zoo_list = zoo_commands.add_parser("list", help="list the zoo's architectures")
+    zoo = command("zoo", "the paper's architectures: list them or export one to ONNX")
+    zoo_commands = zoo.add_subparsers(dest="zoo_command", required=True, metavar="list|export")
+    zoo_list = zoo_commands.add_parser("list", help="list the zoo's architectures", parents=[common])
     zoo_list.add_argument("--json", action="store_true")
-    zoo_export = zoo_commands.add_parser("export", help="export an architecture (random weights) to ONNX")
-    zoo_export.add_argument("name")
+    zoo_export = zoo_commands.add_parser("export", help="export an architecture (random weights) to ONNX", parents=[common])
+    zoo_export.add_argument("name", help="an architecture from `kinetoscope zoo list`")
     zoo_export.add_argument("--out", type=Path, required=True, help="FILE.onnx")
     zoo_export.add_argument("--classes", type=int)
     zoo_export.add_argument("--frames", type=int, help="flow fields L (two-stream) or clip length T (3D)")
-    zoo_export.add_argument("--size", type=int)
+    zoo_export.add_argument("--size", type=int, help="frame height and width in pixels")
     zoo_export.add_argument("--width", type=float, default=1.0, help="channel multiplier, e.g. 0.25 for a small variant")
 
-    demo = commands.add_parser("demo", help="the main job: maximize every class and some fusion units of the "
-                                           "zoo's trained two-stream model for γ ∈ {0,1,5,10}; write the gallery")
+    demo = command("demo", "the main job: maximize every class and some fusion units of the zoo's trained "
+                           "two-stream model for γ ∈ {0,1,5,10}; write the gallery")
     demo.add_argument("--out", type=Path, default=Path("out"))
     return parser
 
 
+def command_name(args: argparse.Namespace) -> str:
+    """`import`, `zoo export`, ...: what error lines start with after `kinetoscope `."""
+    return " ".join(part for part in (args.command, getattr(args, "zoo_command", None)) if part)
+
+
+def one_line(message: str) -> str:
+    """A message as one terminal line: its non-empty lines joined."""
+    return "; ".join(line.strip() for line in str(message).splitlines() if line.strip()) or "failed"
+
+
+def quiet_third_party(debug: bool) -> None:
+    """Keeps gRPC core, absl, torch and Python warnings off the user's terminal unless --debug asks for them."""
+    if debug:
+        return
+    for name, value in QUIET_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
+    warnings.simplefilter("ignore")
+
+
+def configure_logging(debug: bool) -> None:
+    """--debug: every log record with tracebacks; otherwise only the client's own warnings, one line each.
+
+    An embedded server's records (an import worker's traceback, say) reach the user as
+    the call's status message instead; a `kinetoscope serve` keeps its own log.
+    """
+    if debug:
+        logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("kinetoscope: %(message)s"))
+    handler.addFilter(lambda record: record.name.startswith("kinetoscope.client") and not record.exc_info)
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    quiet_third_party("--debug" in argv)  # before anything imports grpc or torch
     args = build_parser().parse_args(argv)
-    from . import commands  # noqa: PLC0415 - keeps `--help` fast
-
+    name = command_name(args)
     if args.command == "serve":
-        from kinetoscope.server.main import main as serve_main  # noqa: PLC0415 - the server needs torch
-
-        extra = ["--store", str(args.store)] if args.store else []
-        extra += ["--token", args.token] if args.token else []
-        return serve_main([*extra, *args.rest])
+        return _serve(args)
+    configure_logging(args.debug)
     try:
-        return commands.run(args)
-    except commands.UserError as exc:
-        print(f"kinetoscope {args.command}: {exc}", file=sys.stderr)
-        return 2
+        from . import commands  # noqa: PLC0415 - keeps `--help` fast
+
+        try:
+            return commands.run(args)
+        except commands.UserError as exc:
+            print(f"kinetoscope {name}: {one_line(str(exc))}", file=sys.stderr)
+            return 2
+    except KeyboardInterrupt:
+        print(f"kinetoscope {name}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `kinetoscope layers X | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback without --debug
+        if args.debug:
+            raise
+        print(f"kinetoscope {name}: unexpected error ({type(exc).__name__}: {one_line(str(exc))}); "
+              "rerun with --debug for the traceback", file=sys.stderr)
+        return 1
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from kinetoscope.server.main import main as serve_main  # noqa: PLC0415 - the server needs torch
+
+    try:
+        options = ServeOptions.from_args(args)
+        return serve_main(options=replace(options, log_level="DEBUG") if args.debug else options)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the server's own log has the details with --debug
+        if args.debug:
+            raise
+        print(f"kinetoscope serve: {type(exc).__name__}: {one_line(str(exc))}; rerun with --debug for the traceback",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

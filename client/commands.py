@@ -5,11 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import zipfile
 from pathlib import Path
 
 import grpc
 import numpy as np
-from tqdm import tqdm
+
+from .progress import Status, StepProgress, progress_enabled
+
+CONNECT_TIMEOUT_S = 10.0
+"""How long a command waits for a --server to answer before saying that none does."""
 
 
 class UserError(Exception):
@@ -22,13 +27,69 @@ def run(args: argparse.Namespace) -> int:
     try:
         return handlers[args.command](args)
     except grpc.RpcError as exc:
-        raise UserError(f"{exc.code().name}: {exc.details()}") from None
+        raise UserError(rpc_message(exc, args)) from None
+
+
+def rpc_message(exc: grpc.RpcError, args: argparse.Namespace) -> str:
+    """A failed call in the user's words: what the server said, or what to do when it could not be asked."""
+    code = exc.code() if callable(getattr(exc, "code", None)) else grpc.StatusCode.UNKNOWN
+    details = (exc.details() if callable(getattr(exc, "details", None)) else None) or str(exc)
+    where = f"the server at {args.server}" if args.server else "the embedded server"
+    if code == grpc.StatusCode.UNAVAILABLE and args.server:
+        return (f"no kinetoscope server answers at {args.server}; start one with `kinetoscope serve --address "
+                f"{args.server}`, or leave out --server (and $KINETOSCOPE_SERVER) to use the local store")
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        if not args.token:
+            return f"{where} requires a token: pass --token TOKEN or set $KINETOSCOPE_TOKEN ({details})"
+        return f"{where} refused the token: check --token or $KINETOSCOPE_TOKEN ({details})"
+    if code == grpc.StatusCode.PERMISSION_DENIED:
+        return f"{where} refused the call: {details}"
+    if code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN):
+        return f"{where} failed: {details} (its log, or --debug for an embedded one, has the details)"
+    return details
 
 
 def connect(args):
+    """A Client for --server, or for an embedded server on the store; checks what can be checked before calling."""
     from .client import Client  # noqa: PLC0415
 
-    return Client(args.server, store=args.store, token=args.token)
+    if args.server:
+        host, _, port = args.server.rpartition(":")
+        if not host or not port.isdigit():
+            raise UserError(f"--server takes HOST:PORT (e.g. 127.0.0.1:50051), not {args.server!r}")
+    elif args.store is not None and args.store.exists() and not args.store.is_dir():
+        raise UserError(f"--store {args.store} is a file; give a folder (it is created if missing)")
+    client = Client(args.server, store=args.store, token=args.token)
+    if args.server and not _answers(client.channel, CONNECT_TIMEOUT_S):
+        client.close()
+        raise UserError(f"no kinetoscope server answers at {args.server}; start one with `kinetoscope serve --address "
+                        f"{args.server}`, or leave out --server (and $KINETOSCOPE_SERVER) to use the local store")
+    return client
+
+
+def _answers(channel: grpc.Channel, timeout_s: float) -> bool:
+    """Whether the channel connects: False at the first failed attempt (a refused port) or after `timeout_s`."""
+    import threading  # noqa: PLC0415
+
+    settled = threading.Event()
+    state: list[grpc.ChannelConnectivity] = []
+
+    def watch(connectivity: grpc.ChannelConnectivity) -> None:
+        if connectivity in (grpc.ChannelConnectivity.READY, grpc.ChannelConnectivity.TRANSIENT_FAILURE):
+            state.append(connectivity)
+            settled.set()
+
+    channel.subscribe(watch, try_to_connect=True)
+    try:
+        settled.wait(timeout_s)
+    finally:
+        channel.unsubscribe(watch)
+    return bool(state) and state[0] == grpc.ChannelConnectivity.READY
+
+
+def _embedded_start(args, status: Status) -> None:
+    if not args.server:
+        status.say("starting the embedded server …")
 
 
 def _emit(args, document, human: str) -> None:
@@ -41,13 +102,16 @@ def _emit(args, document, human: str) -> None:
 
 def cmd_import(args) -> int:
     if not args.model.is_file():
-        raise UserError(f"{args.model} is not a file")
-    with connect(args) as client:
-        print(f"importing {args.model} ...", file=sys.stderr)
-        try:
-            info = client.import_model(args.model, name=args.name, inputs=args.input)
-        except ValueError as exc:
-            raise UserError(str(exc)) from None
+        raise UserError(f"{args.model} is not a file" + ("" if args.model.exists() else " (no such path)"))
+    with Status(f"importing {args.model.name}") as status:
+        _embedded_start(args, status)
+        with connect(args) as client:
+            status.say("starting the import worker, then check, fold, convert and verify against onnxruntime …"
+                       if not args.server else f"uploading to {args.server}, then check, fold, convert and verify …")
+            try:
+                info = client.import_model(args.model, name=args.name, inputs=args.input)
+            except ValueError as exc:
+                raise UserError(str(exc)) from None
     doc = info.to_json()
     inputs = ", ".join(f"{i['name']} {'x'.join(map(str, i['shape']))} ({i['kind']})" for i in doc["inputs"])
     guessed = [i["name"] for i in doc["inputs"] if i["inferred"]]
@@ -97,7 +161,10 @@ def cmd_maximize(args) -> int:
     try:
         gammas = [float(g) for g in args.gamma.split(",") if g.strip()]
     except ValueError:
-        raise UserError(f"--gamma takes numbers like 0,1,5,10, not {args.gamma!r}") from None
+        gammas = []
+    if not gammas or not all(np.isfinite(gammas)):
+        raise UserError(f"--gamma takes numbers like 0,1,5,10, not {args.gamma!r}")
+    _check_out_folder(args.out)
     with connect(args) as client:
         info, layers = client.get_model(args.model)
         layer = find_layer(layers, args.layer)
@@ -107,18 +174,14 @@ def cmd_maximize(args) -> int:
             units = resolve_units(info, layer, args.units)
         except UnitSpecError as exc:
             raise UserError(str(exc)) from None
+        if not units:
+            raise UserError(f"--units {args.units!r} selects no units: use 0,3,7 or 0-15 or all")
         kind = target_kind(info, layer, args.target)
         options = pb.MaximizeOptions(seed=args.seed)
         if args.iters is not None:
             options.iterations = args.iters
         settings = [(args.kappa, g) for g in gammas]
-        with tqdm(total=len(units) * len(settings), desc="maximize", unit="unit", file=sys.stderr, leave=False) as bar:
-            def progress(event) -> None:
-                position = event.samples_done + len(event.activation) * (event.step + 1) / max(event.iterations, 1)
-                bar.n = round(position, 2)
-                bar.set_postfix_str(f"step {event.step + 1}/{event.iterations}")
-                bar.refresh()
-
+        with StepProgress(len(units) * len(settings), "maximize", "loading the model, first step") as progress:
             result = client.maximize(info.id, objectives(layer.name, units, kind), settings, options=options,
                                      recording=args.recording, progress=progress)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -139,7 +202,7 @@ def cmd_sweep(args) -> int:
     try:
         spec = load_spec(args.spec)
         with connect(args) as client:
-            summary = run_sweep(client, spec, args.out, restart=args.restart)
+            summary = run_sweep(client, spec, args.out, restart=args.restart, show_progress=progress_enabled())
     except SweepError as exc:
         raise UserError(str(exc)) from None
     except KeyboardInterrupt as exc:
@@ -157,12 +220,13 @@ def cmd_record(args) -> int:
         info, _ = client.get_model(args.model)
         clips, labels, ids = read_clips(args, info)
         count = len(next(iter(clips.values())))
-        print(f"recording {', '.join(layers)} of {info.name} over {count} clips ...", file=sys.stderr)
-        try:
-            recorded = client.record(info.id, clips, labels, ids, layers=layers, top_k=args.top, name=args.name,
-                                     histogram_bins=args.bins)
-        except ValueError as exc:
-            raise UserError(str(exc)) from None
+        with Status("record") as status:
+            status.say(f"recording {', '.join(layers)} of {info.name} over {count} clips …")
+            try:
+                recorded = client.record(info.id, clips, labels, ids, layers=layers, top_k=args.top, name=args.name,
+                                         histogram_bins=args.bins)
+            except ValueError as exc:
+                raise UserError(str(exc)) from None
         recording = client.get_recording(recorded.id)
     lines = [f"recording {recorded.id}: {recorded.clips} clips of {info.name} ({info.id})"]
     for name, layer in recording.layers.items():
@@ -196,8 +260,10 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
         raise UserError(f"{path} is not a file")
     try:
         with np.load(path, allow_pickle=False) as data:
+            if not hasattr(data, "files"):
+                raise ValueError("it holds a single array, not named arrays (write it with numpy.savez)")
             return {key: data[key] for key in data.files}
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise UserError(f"cannot read {path} as .npz: {exc}") from None
 
 
@@ -234,11 +300,14 @@ def cmd_render(args) -> int:
 
     if not args.result.is_file():
         raise UserError(f"{args.result} is not a file; run `kinetoscope maximize ... --out DIR` first")
+    read_npz(args.result)  # a file that is no .npz at all, said before anything else runs
+    if args.out is not None:
+        _check_out_folder(args.out)
     recording = _gallery_recording(args) if args.recording else None
     try:
         index = render_result(args.result, args.out, recording=recording)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+    except (ValueError, KeyError) as exc:
+        raise UserError(f"{args.result} is not a kinetoscope result: {exc}" if isinstance(exc, KeyError) else str(exc)) from None
     _emit(args, {"index": str(index)}, f"gallery: {index}")
     return 0
 
@@ -266,12 +335,36 @@ def cmd_zoo(args) -> int:
         listing = zoo_listing()
         _emit(args, listing, "\n".join(f"{m['name']:<24} {m['description']}" for m in listing))
         return 0
+    for flag, value in (("--classes", args.classes), ("--frames", args.frames), ("--size", args.size), ("--width", args.width)):
+        if value is not None and not value > 0:
+            raise UserError(f"{flag} takes a positive number, not {value:g}")
+    if not args.out.parent.is_dir():
+        raise UserError(f"cannot write {args.out}: folder {args.out.parent} does not exist")
     try:
         export_model(args.name, args.out, classes=args.classes, frames=args.frames, size=args.size, width=args.width)
     except KeyError as exc:
         raise UserError(exc.args[0]) from None
+    except ValueError as exc:  # sizes an architecture cannot take; the message names the minimum
+        raise UserError(str(exc)) from None
+    except RuntimeError as exc:  # torch refusing a shape the architecture check let through
+        asked = " ".join(f"--{flag} {value}" for flag, value in (("frames", args.frames), ("size", args.size)) if value)
+        raise UserError(f"{args.name} cannot take {asked or 'these sizes'}: {one_line(str(exc))}; "
+                        "use larger --frames / --size") from None
+    except OSError as exc:
+        raise UserError(f"cannot write {args.out}: {exc.strerror or exc}") from None
     print(f"wrote {args.out} ({args.out.stat().st_size:,} bytes)", file=sys.stderr)
     return 0
+
+
+def _check_out_folder(out: Path) -> None:
+    """An output folder that cannot be one is said before any long work starts."""
+    blocking = next((p for p in (out, *out.parents) if p.exists()), None)
+    if blocking is not None and not blocking.is_dir():
+        raise UserError(f"cannot write into {out}: {blocking} is a file; choose another folder with --out")
+
+
+def one_line(message: str) -> str:
+    return "; ".join(line.strip() for line in message.splitlines() if line.strip())
 
 
 def cmd_demo(args) -> int:
@@ -287,20 +380,20 @@ def cmd_demo(args) -> int:
 
         model_file = Path(zoo.__file__).parent / "trained" / "two_stream_small.onnx"
     gammas = [0.0, 1.0, 5.0, 10.0]
+    _check_out_folder(args.out)
     args.out.mkdir(parents=True, exist_ok=True)
-    with connect(args) as client:
-        print(f"importing {model_file.name} (trained on synthetic moving shapes) ...", file=sys.stderr)
-        info = client.import_model(model_file, name="two_stream_small",
-                                   inputs=["rgb=1x3x32x32:image", "flow=1x20x32x32:stacked_flow"])
-        wanted = objectives("logits", list(range(len(info.class_names) or 10)), "logit")
-        wanted += objectives("conv_fusion", list(range(6)), "channel")
-        settings = [(1.0, g) for g in gammas]
-        with tqdm(total=len(wanted) * len(settings), desc="maximize", unit="unit", file=sys.stderr, leave=False) as bar:
-            def progress(event) -> None:
-                bar.n = round(event.samples_done + len(event.activation) * (event.step + 1) / max(event.iterations, 1), 2)
-                bar.refresh()
-
-            result = client.maximize(info.id, wanted, settings, options=pb.MaximizeOptions(seed=0), progress=progress)
+    with Status("demo") as status:
+        _embedded_start(args, status)
+        with connect(args) as client:
+            status.say(f"importing {model_file.name} (trained on synthetic moving shapes) …")
+            info = client.import_model(model_file, name="two_stream_small",
+                                       inputs=["rgb=1x3x32x32:image", "flow=1x20x32x32:stacked_flow"])
+            status.clear()
+            wanted = objectives("logits", list(range(len(info.class_names) or 10)), "logit")
+            wanted += objectives("conv_fusion", list(range(6)), "channel")
+            settings = [(1.0, g) for g in gammas]
+            with StepProgress(len(wanted) * len(settings), "maximize", "loading the model, building the native step") as progress:
+                result = client.maximize(info.id, wanted, settings, options=pb.MaximizeOptions(seed=0), progress=progress)
     path = args.out / "result.npz"
     result.save_npz(path)
     index = render_result(path, args.out)

@@ -22,6 +22,7 @@ from kinetoscope.v1 import kinetoscope_pb2 as pb, kinetoscope_pb2_grpc as pb_grp
 from .allocator import retain_freed_memory
 from .library import ModelLibrary
 from .recordings import RecordingStore
+from .serve_options import ServeOptions, add_serve_arguments
 from .service import (
     BearerTokenInterceptor,
     JobQueue,
@@ -167,44 +168,43 @@ def serve(
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kinetoscope serve", description="Serve kinetoscope.v1 over gRPC.")
-    parser.add_argument("--address", default=DEFAULT_ADDRESS, help=f"HOST:PORT to bind (default {DEFAULT_ADDRESS}; port 0 picks one)")
-    parser.add_argument("--store", type=Path, default=None, help="model store folder (default $KINETOSCOPE_HOME or ~/.cache/kinetoscope)")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    parser.add_argument("--token", default=os.environ.get("KINETOSCOPE_TOKEN"),
-                        help="require `authorization: Bearer TOKEN` on every call but health (default $KINETOSCOPE_TOKEN)")
-    parser.add_argument("--tls-cert", type=Path, help="PEM certificate chain (with --tls-key)")
-    parser.add_argument("--tls-key", type=Path, help="PEM private key (with --tls-cert)")
-    parser.add_argument("--jobs-per-device", type=int, default=ServiceLimits.jobs_per_device)
-    parser.add_argument("--queue", type=int, default=ServiceLimits.job_queue_size, help="maximizations that may wait for a slot")
-    parser.add_argument("--max-upload-mib", type=int, default=ServiceLimits.max_upload_bytes >> 20,
-                        help="largest model upload (model and external data together), refused before it is read whole")
-    parser.add_argument("--import-memory-mib", type=int, default=ServiceLimits.import_memory_bytes >> 20,
-                        help="memory one import's child process may use before the import is refused")
-    parser.add_argument("--import-timeout", type=int, default=ServiceLimits.import_timeout_s,
-                        help="seconds one import may take before it is stopped and refused")
-    parser.add_argument("--no-import-isolation", dest="isolate_imports", action="store_false",
-                        help="import in the server process, without the child process and its limits")
-    parser.add_argument("--log-level", default="INFO")
+    add_serve_arguments(parser)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("kinetoscope").setLevel(args.log_level.upper())  # also when the CLI configured logging first
+def main(argv: Sequence[str] | None = None, *, options: ServeOptions | None = None) -> int:
+    """Runs the server from command-line flags, or from `options` the console script already parsed."""
+    if options is None:
+        parser = build_parser()
+        options = ServeOptions.from_args(parser.parse_args(argv))
+        if problem := options.problem():
+            parser.error(problem)
+    elif problem := options.problem():
+        print(f"kinetoscope serve: {problem}", file=sys.stderr, flush=True)
+        return 2
+    logging.basicConfig(level=options.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kinetoscope").setLevel(options.log_level)  # also when the CLI configured logging first
     retain_freed_memory()  # every optimizer step frees and reallocates the same large blocks
-    if (args.tls_cert is None) != (args.tls_key is None):
-        parser.error("--tls-cert and --tls-key go together")
     try:
-        tls = (args.tls_cert.read_bytes(), args.tls_key.read_bytes()) if args.tls_cert else None
+        tls = (options.tls_cert.read_bytes(), options.tls_key.read_bytes()) if options.tls_cert else None
         limits = ServiceLimits(
-            jobs_per_device=args.jobs_per_device, job_queue_size=args.queue, max_upload_bytes=args.max_upload_mib << 20,
-            import_memory_bytes=args.import_memory_mib << 20, import_timeout_s=args.import_timeout,
-            isolate_imports=args.isolate_imports,
+            jobs_per_device=options.jobs_per_device, job_queue_size=options.queue,
+            max_upload_bytes=options.max_upload_mib << 20, import_memory_bytes=options.import_memory_mib << 20,
+            import_timeout_s=options.import_timeout, isolate_imports=options.isolate_imports,
         )
-        serve(args.address, args.store, token=args.token or None, tls=tls, limits=limits, device=args.device)
-    except (OSError, ValueError, RuntimeError) as exc:
+        serve(options.address, options.store, token=options.token or None, tls=tls, limits=limits, device=options.device)
+    except OSError as exc:
+        print(f"kinetoscope serve: {exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}",
+              file=sys.stderr, flush=True)
+        return 1
+    except RuntimeError as exc:
+        if "bind" in str(exc).lower():
+            print(f"kinetoscope serve: cannot listen on {options.address} (in use, or not an address of this machine); "
+                  "choose another with --address HOST:PORT", file=sys.stderr, flush=True)
+        else:
+            print(f"kinetoscope serve: {exc}", file=sys.stderr, flush=True)
+        return 1
+    except ValueError as exc:
         print(f"kinetoscope serve: {exc}", file=sys.stderr, flush=True)
         return 1
     return 0

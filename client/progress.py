@@ -1,0 +1,100 @@
+"""What the CLI shows while it waits: a one-line status, and progress bars whose ETA starts at the first real step.
+
+The first step of a job pays one-off costs (loading the model, building the native
+loop, compiling, starting a worker) that later steps do not; a rate measured across
+them predicts hours for a half-minute job. So a bar says "preparing" until the first
+step is reported and only then starts its clock.
+
+Both draw on stderr only when it is a terminal (or KINETOSCOPE_PROGRESS=1), and leave
+nothing behind: what remains on the screen is what the command printed.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Callable
+
+from tqdm import tqdm
+
+
+def progress_enabled() -> bool:
+    """KINETOSCOPE_PROGRESS=1/0 forces it on or off; otherwise on exactly when stderr is a terminal."""
+    forced = os.environ.get("KINETOSCOPE_PROGRESS", "").strip().lower()
+    if forced in ("1", "true", "yes", "on"):
+        return True
+    if forced in ("0", "false", "no", "off"):
+        return False
+    return sys.stderr.isatty()
+
+
+class Status:
+    """A transient line on stderr, e.g. "importing x.onnx: starting the import worker …", cleared on exit."""
+
+    def __init__(self, prefix: str, enabled: bool | None = None) -> None:
+        self.prefix = prefix
+        self.enabled = progress_enabled() if enabled is None else enabled
+        self._width = 0
+
+    def say(self, text: str) -> None:
+        if not self.enabled:
+            return
+        line = f"{self.prefix}: {text}"
+        sys.stderr.write("\r" + line.ljust(self._width) + ("\n" if not sys.stderr.isatty() else ""))
+        sys.stderr.flush()
+        self._width = len(line)
+
+    def clear(self) -> None:
+        if self.enabled and self._width and sys.stderr.isatty():
+            sys.stderr.write("\r" + " " * self._width + "\r")
+            sys.stderr.flush()
+        self._width = 0
+
+    def __enter__(self) -> "Status":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.clear()
+
+
+class StepProgress:
+    """A bar over units × settings fed by Maximize's progress events; "preparing …" until the first step.
+
+    `bar.n` is the samples done, counting the current chunk's samples by the fraction of
+    their steps taken. At the first event the bar's clock and origin move to that
+    moment, so the rate and ETA describe only the steps themselves.
+    """
+
+    def __init__(self, total: int, desc: str, preparing: str, enabled: bool | None = None) -> None:
+        self.desc = desc
+        self.enabled = progress_enabled() if enabled is None else enabled
+        self.bar = tqdm(total=total, desc=f"{desc}: preparing ({preparing})", unit="unit", file=sys.stderr,
+                        leave=False, disable=not self.enabled, dynamic_ncols=True, mininterval=0.25,
+                        bar_format="{desc} [{elapsed}]")
+        self.started = False
+
+    def __call__(self, event) -> None:
+        if not self.enabled:
+            return
+        total = event.samples_total or self.bar.total
+        fraction = (event.step + 1) / max(event.iterations, 1)
+        position = min(float(total), event.chunk_start + len(event.activation) * fraction)
+        if not self.started:
+            self.started = True
+            self.bar.set_description_str(self.desc, refresh=False)
+            self.bar.bar_format = None
+            self.bar.total = total
+            self.bar.initial = self.bar.n = round(position, 2)
+            self.bar.start_t = self.bar.last_print_t = self.bar._time()  # the clock starts at the first real step
+        self.bar.n = round(position, 2)
+        self.bar.set_postfix_str(f"step {event.step + 1}/{event.iterations}", refresh=False)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        self.bar.close()
+
+    def __enter__(self) -> Callable:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

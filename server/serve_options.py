@@ -1,0 +1,102 @@
+"""The flags of `kinetoscope serve`, defined once for the console script and `python -m kinetoscope.server.main`.
+
+This module imports neither torch nor grpc, so that `kinetoscope --help` stays fast:
+the defaults are plain numbers here, and a test holds them equal to `ServiceLimits`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_ADDRESS = "127.0.0.1:50051"
+DEVICES = ("auto", "cpu", "cuda")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+JOBS_PER_DEVICE = 1
+JOB_QUEUE_SIZE = 8
+MAX_UPLOAD_MIB = 8 << 10
+IMPORT_MEMORY_MIB = 8 << 10
+IMPORT_TIMEOUT_S = 600
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """What `kinetoscope serve` was asked for, before anything heavy is imported."""
+
+    address: str = DEFAULT_ADDRESS
+    store: Path | None = None
+    device: str = "auto"
+    token: str | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    jobs_per_device: int = JOBS_PER_DEVICE
+    queue: int = JOB_QUEUE_SIZE
+    max_upload_mib: int = MAX_UPLOAD_MIB
+    import_memory_mib: int = IMPORT_MEMORY_MIB
+    import_timeout: int = IMPORT_TIMEOUT_S
+    isolate_imports: bool = True
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "ServeOptions":
+        return cls(**{name: getattr(args, name) for name in cls.__dataclass_fields__ if hasattr(args, name)})
+
+    def problem(self) -> str | None:
+        """What is wrong with these options, in words a user can act on; None when nothing is."""
+        if (self.tls_cert is None) != (self.tls_key is None):
+            return "--tls-cert and --tls-key go together: give both, or neither for plain text"
+        host, _, port = self.address.rpartition(":")
+        if not host or not port.isdigit() or int(port) > 65535:
+            return f"--address takes HOST:PORT (e.g. {DEFAULT_ADDRESS}, port 0 picks a free one), not {self.address!r}"
+        for flag, value in (("--jobs-per-device", self.jobs_per_device), ("--max-upload-mib", self.max_upload_mib),
+                            ("--import-memory-mib", self.import_memory_mib), ("--import-timeout", self.import_timeout)):
+            if value < 1:
+                return f"{flag} takes a positive number, not {value}"
+        if self.queue < 0:
+            return f"--queue takes 0 or more, not {self.queue}"
+        return None
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser, *, global_store_and_token: bool = False) -> None:
+    """Adds every `serve` flag.
+
+    `global_store_and_token`: --store and --token also exist before the command (the
+    console script's globals), so here they only override what was given there.
+    """
+    parser.add_argument("--address", default=DEFAULT_ADDRESS, metavar="HOST:PORT",
+                        help=f"where to listen (default {DEFAULT_ADDRESS}; port 0 picks a free one)")
+    keep_global = {"default": argparse.SUPPRESS} if global_store_and_token else {}
+    add_store_argument(parser, **keep_global)
+    add_token_argument(parser, help="require `authorization: Bearer TOKEN` on every call but health "
+                                    "(default $KINETOSCOPE_TOKEN)", **keep_global)
+    parser.add_argument("--device", default="auto", choices=DEVICES, help="where models run (default auto: cuda if present)")
+    parser.add_argument("--tls-cert", type=Path, metavar="FILE", help="PEM certificate chain; with --tls-key turns on TLS")
+    parser.add_argument("--tls-key", type=Path, metavar="FILE", help="PEM private key (with --tls-cert)")
+    limits = parser.add_argument_group("limits")
+    limits.add_argument("--jobs-per-device", type=int, default=JOBS_PER_DEVICE, metavar="N",
+                        help="maximizations running at once (default %(default)s)")
+    limits.add_argument("--queue", type=int, default=JOB_QUEUE_SIZE, metavar="N",
+                        help="maximizations that may wait for a slot (default %(default)s)")
+    limits.add_argument("--max-upload-mib", type=int, default=MAX_UPLOAD_MIB, metavar="MIB",
+                        help="largest model upload, model and external data together (default %(default)s)")
+    limits.add_argument("--import-memory-mib", type=int, default=IMPORT_MEMORY_MIB, metavar="MIB",
+                        help="memory one import's child process may use before the import is refused (default %(default)s)")
+    limits.add_argument("--import-timeout", type=int, default=IMPORT_TIMEOUT_S, metavar="SECONDS",
+                        help="seconds one import may take before it is stopped and refused (default %(default)s)")
+    limits.add_argument("--no-import-isolation", dest="isolate_imports", action="store_false",
+                        help="import in the server process, without the child process and its limits")
+    parser.add_argument("--log-level", default="INFO", type=str.upper, choices=LOG_LEVELS,
+                        help="server log on stderr (default %(default)s)")
+
+
+def add_store_argument(parser: argparse.ArgumentParser, **overrides) -> None:
+    parser.add_argument("--store", type=Path, metavar="DIR", **{
+        "default": None, "help": "model store folder (default $KINETOSCOPE_HOME or ~/.cache/kinetoscope)", **overrides})
+
+
+def add_token_argument(parser: argparse.ArgumentParser, **overrides) -> None:
+    parser.add_argument("--token", metavar="TOKEN", **{
+        "default": os.environ.get("KINETOSCOPE_TOKEN"), "help": "bearer token (default $KINETOSCOPE_TOKEN)", **overrides})
