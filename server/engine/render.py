@@ -137,6 +137,10 @@ class _Run:
         bias2_sqrt = [math.sqrt(1 - beta2 ** (s + 1)) for s in range(config.iterations)]
         for i in self.inputs:
             i.prepare(kernels, lr, bias2_sqrt, self.kappa, self.gamma)
+        if all(i.native is not None for i in self.inputs if i.used):
+            # the native loop steps every input: the torch kernels only roll the first step's
+            # input, and compiling them for that one call would cost seconds for nothing
+            kernels.compiled = False
         bias2_sqrt = torch.tensor(bias2_sqrt, device=device).unbind()
         alive = torch.ones(size, dtype=torch.bool, device=device)
         ascent = torch.full((size,), -1.0, device=device)

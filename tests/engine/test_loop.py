@@ -162,3 +162,22 @@ def test_the_native_loop_and_the_torch_update_optimize_alike(model) -> None:
             np.testing.assert_allclose(fused.losses, plain.losses, rtol=1e-4)
             for name, values in plain.inputs.items():
                 np.testing.assert_allclose(fused.inputs[name], values, atol=1e-2)
+
+
+def test_native_cpu_runs_compile_nothing(model, monkeypatch) -> None:
+    """Where the native loop steps every input, a long run (which asks for compiled torch kernels)
+    must not compile them: a compile costs seconds on the first step and prints inductor's warnings."""
+    from kinetoscope.server.engine.native import NativeUpdate
+
+    if not NativeUpdate.available():
+        pytest.skip("no C compiler: the torch kernels step the inputs")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("torch.compile was called on a run the native loop serves")
+
+    monkeypatch.setattr(torch, "compile", refuse)
+    config = MaximizeConfig(iterations=64)
+    assert config.compiles_on("cpu"), "the run must be long enough to ask for compiled kernels"
+    result = maximize(model, [Channel(_layer(model, "/fusion/Conv"), c) for c in range(2)], [Setting(1, 0), Setting(1, 5)],
+                      config)
+    assert np.isfinite(result.activation_table()).all()
