@@ -19,7 +19,9 @@ from kinetoscope.model_files import read_model_files
 from kinetoscope.v1 import kinetoscope_pb2 as pb
 from kinetoscope.v1 import kinetoscope_pb2_grpc as pb_grpc
 
-from .types import InputInfo, LayerInfo, LayerRecording, MaximizeResult, ModelInfo, Recording, RecordingInfo, UnitResult
+from .types import (
+    InputInfo, LayerInfo, LayerRecording, MaximizeResult, ModelInfo, Recording, RecordingInfo, Target, UnitResult,
+)
 
 _LOGGER = logging.getLogger(__name__)
 _MESSAGE_LIMIT = 16 << 20
@@ -179,6 +181,7 @@ def collect_result(info: ModelInfo, settings, events: Iterator[pb.MaximizeEvent]
     results: dict[tuple[int, int], UnitResult] = {}
     assemblers: dict[tuple[int, int, str], tensors.ChunkAssembler] = {}
     units: dict[int, str] = {}
+    targets: dict[int, tuple[Target, ...]] = {}
     warnings, seconds = [], 0.0
     for event in events:
         which = event.WhichOneof("event")
@@ -187,11 +190,13 @@ def collect_result(info: ModelInfo, settings, events: Iterator[pb.MaximizeEvent]
         elif which == "result":
             r = event.result
             units[r.unit_index] = r.objective
+            targets[r.unit_index] = unit_targets(r.target)
             results[(r.unit_index, r.setting_index)] = UnitResult(
                 unit_index=r.unit_index, setting_index=r.setting_index, objective=r.objective,
                 kappa=r.setting.kappa, gamma=r.setting.gamma, activation=r.activation, best_activation=r.best_activation,
                 normalizer=r.normalizer, reference_max=r.reference_max if r.has_reference else None,
                 stopped=r.stopped or None, losses=np.array(r.losses, np.float32), activations=np.array(r.activations, np.float32),
+                target=targets[r.unit_index],
             )
         elif which == "data":
             key = (event.data.unit_index, event.data.setting_index, event.data.chunk.name)
@@ -205,7 +210,17 @@ def collect_result(info: ModelInfo, settings, events: Iterator[pb.MaximizeEvent]
     table = [[results[(u, s)] for s in range(len(settings))] for u in range(count_units)]
     return MaximizeResult(model=info, units=[units[u] for u in range(count_units)],
                           kappas=[float(k) for k, _ in settings], gammas=[float(g) for _, g in settings],
-                          results=table, warnings=warnings, seconds=seconds)
+                          results=table, warnings=warnings, seconds=seconds,
+                          targets=[targets[u] for u in range(count_units)])
+
+
+_KINDS = {pb.Target.CHANNEL: "channel", pb.Target.NEURON: "neuron", pb.Target.LOGIT: "logit"}
+
+
+def unit_targets(objective: pb.Objective) -> tuple[Target, ...]:
+    """UnitResult.target as plain dataclasses (a kind this client does not know is named by its number)."""
+    return tuple(Target(kind=_KINDS.get(t.kind, str(t.kind)), layer=t.layer, channel=t.channel, position=tuple(t.position),
+                        weight=t.weight if t.HasField("weight") else 1.0) for t in objective.terms)
 
 
 def model_info(m: pb.ModelInfo) -> ModelInfo:

@@ -594,9 +594,11 @@ def merge_batches(parts: list[tuple[Path, tuple[int, ...]]], path: Path) -> None
         with np.load(file, allow_pickle=False) as data:
             loaded.append({key: data[key] for key in data.files})
     order = np.argsort(np.concatenate([np.asarray(units) for _, units in parts]), kind="stable")
-    per_unit = {"units", "activation", "optimized", *(str(n) for n in loaded[0].get("input_names", ()))}
-    merged = {key: np.concatenate([part[key] for part in loaded])[order] if key in per_unit else value
-              for key, value in loaded[0].items()}
+    per_unit = {"units", "unit_targets", "activation", "optimized", *(str(n) for n in loaded[0].get("input_names", ()))}
+    # batches kept from a sweep made before results carried targets have none: then the layer's file has none
+    keys = [key for key in loaded[0] if key != "unit_targets" or all(key in part for part in loaded)]
+    merged = {key: np.concatenate([part[key] for part in loaded])[order] if key in per_unit else loaded[0][key]
+              for key in keys}
     write_atomic(path, lambda stream: np.savez_compressed(stream, **merged))
 
 

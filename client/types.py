@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -66,11 +67,47 @@ class LayerInfo:
                 "stride": plain(self.stride), "inputs": list(self.inputs), "streams": self.streams}
 
 
+@dataclass(frozen=True)
+class Target:
+    """One term of an objective as the server ran it: the layer's tensor name, weight and position resolved."""
+
+    kind: str
+    """channel, neuron or logit."""
+    layer: str
+    channel: int
+    position: tuple[int, ...] = ()
+    """Neurons only: the index per axis after the channel axis."""
+    weight: float = 1.0
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "layer": self.layer, "channel": self.channel, "position": list(self.position),
+                "weight": self.weight}
+
+    @classmethod
+    def from_json(cls, item: dict) -> "Target":
+        return cls(str(item["kind"]), str(item["layer"]), int(item["channel"]),
+                   tuple(int(p) for p in item.get("position", ())), float(item.get("weight", 1.0)))
+
+
+def targets_to_text(terms: tuple[Target, ...]) -> str:
+    """One unit's terms as the JSON text result.npz stores in `unit_targets`."""
+    return json.dumps([term.to_json() for term in terms])
+
+
+def targets_from_text(text: str) -> tuple[Target, ...]:
+    """The inverse of `targets_to_text`; raises ValueError on text it did not write."""
+    try:
+        return tuple(Target.from_json(item) for item in json.loads(text))
+    except (TypeError, KeyError, AttributeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"cannot read unit targets {text[:80]!r}: {exc}") from None
+
+
 @dataclass
 class UnitResult:
     unit_index: int
     setting_index: int
     objective: str
+    """A display label, e.g. "Channel('conv_fusion', 2)"; `target` is what to read."""
     kappa: float
     gamma: float
     activation: float
@@ -82,17 +119,22 @@ class UnitResult:
     activations: np.ndarray
     inputs: dict[str, np.ndarray] = field(default_factory=dict)
     """Optimized inputs (without the batch axis); inputs that do not feed the unit are absent."""
+    target: tuple[Target, ...] = ()
+    """The objective's terms; most objectives have one."""
 
 
 @dataclass
 class MaximizeResult:
     model: ModelInfo
     units: list[str]
+    """Display labels per unit; `targets` holds what they mean."""
     kappas: list[float]
     gammas: list[float]
     results: list[list[UnitResult]]
     warnings: list[str]
     seconds: float
+    targets: list[tuple[Target, ...]] = field(default_factory=list)
+    """Per unit, its objective's terms."""
 
     def stacked(self, input_name: str) -> np.ndarray:
         """[U, S, *input shape without batch]; zeros where the input does not feed a unit."""
@@ -113,7 +155,8 @@ class MaximizeResult:
         arrays = {name: self.stacked(name) for name in names}
         optimized = np.array([[[name in r.inputs for name in names] for r in row] for row in self.results], dtype=bool)
         np.savez_compressed(
-            path, **arrays, units=np.array(self.units), gammas=np.array(self.gammas), kappas=np.array(self.kappas),
+            path, **arrays, units=np.array(self.units), unit_targets=np.array([targets_to_text(t) for t in self.targets]),
+            gammas=np.array(self.gammas), kappas=np.array(self.kappas),
             activation=self.activation_table(), input_names=np.array(names),
             input_kinds=np.array([i.kind for i in self.model.inputs]),
             input_layouts=np.array([i.layout for i in self.model.inputs]),

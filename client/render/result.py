@@ -2,8 +2,10 @@
 
 The file holds, per graph input, an array [U, S, *input shape without batch] plus
 `units`, `gammas`, `kappas`, `activation` [U, S] and, optionally, `input_names`,
-`input_kinds`, `input_layouts`, `class_names` and `optimized` [U, S, n_inputs]. Older
-or hand-made files may lack the optional keys, so kinds and layouts are inferred.
+`input_kinds`, `input_layouts`, `class_names`, `optimized` [U, S, n_inputs] and
+`unit_targets` [U] (each unit's objective terms as JSON, see `types.targets_to_text`).
+Older or hand-made files may lack the optional keys, so kinds and layouts are inferred;
+`units` are display labels only and are never parsed for what they mean.
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ..types import Target, targets_from_text
+
 KINDS = ("image", "stacked_flow", "stacked_flow_planar", "video", "flow_video")
 SEQUENCE_KINDS = frozenset({"stacked_flow", "stacked_flow_planar", "video", "flow_video"})
 FLOW_KINDS = frozenset({"stacked_flow", "stacked_flow_planar", "flow_video"})
 RESERVED_KEYS = frozenset({
     "units", "gammas", "kappas", "activation", "input_names", "input_kinds",
-    "input_layouts", "class_names", "optimized",
+    "input_layouts", "class_names", "optimized", "unit_targets",
 })
 
 
@@ -47,10 +51,17 @@ class Result:
     activation: np.ndarray  # [U, S]
     optimized: np.ndarray  # [U, S, n_inputs] bool
     class_names: tuple[str, ...] | None = None
+    targets: tuple[tuple[Target, ...], ...] = ()
+    """Per unit, its objective's terms; empty for files written before results carried them."""
 
     @property
     def n_units(self) -> int:
         return len(self.units)
+
+    def target(self, unit: int) -> Target | None:
+        """The unit's single term (kind, tensor name, channel), or None for a sum of terms or a file without targets."""
+        terms = self.targets[unit] if self.targets else ()
+        return terms[0] if len(terms) == 1 else None
 
     @property
     def n_settings(self) -> int:
@@ -162,4 +173,15 @@ def load_result(path: str | Path) -> Result:
             np.any(arrays[s.name].reshape(n_units, n_settings, -1) != 0, axis=-1) for s in specs
         ], axis=-1)
     class_names = _strings(content["class_names"]) if "class_names" in content else None
-    return Result(tuple(specs), arrays, units, gammas, kappas, activation, optimized, class_names)
+    targets = _targets(content["unit_targets"], n_units, path) if "unit_targets" in content else ()
+    return Result(tuple(specs), arrays, units, gammas, kappas, activation, optimized, class_names, targets)
+
+
+def _targets(values: np.ndarray, n_units: int, path: Path) -> tuple[tuple[Target, ...], ...]:
+    texts = _strings(values)
+    if len(texts) != n_units:
+        raise ResultError(f"{path}: unit_targets has {len(texts)} entries for {n_units} units")
+    try:
+        return tuple(targets_from_text(text) for text in texts)
+    except ValueError as exc:
+        raise ResultError(f"{path}: {exc}") from None
