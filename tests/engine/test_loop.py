@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from kinetoscope.server.engine import Cancelled, Channel, MaximizeConfig, Neuron, Setting, maximize
+from kinetoscope.server.engine import Cancelled, Channel, Logit, MaximizeConfig, Neuron, Setting, maximize
 from kinetoscope.server.engine.truncate import truncate
 from kinetoscope.server.importer import import_model
 from kinetoscope.server.importer.capture import capture
@@ -178,6 +178,8 @@ def test_native_cpu_runs_compile_nothing(model, monkeypatch) -> None:
     monkeypatch.setattr(torch, "compile", refuse)
     config = MaximizeConfig(iterations=64)
     assert config.compiles_on("cpu"), "the run must be long enough to ask for compiled kernels"
-    result = maximize(model, [Channel(_layer(model, "/fusion/Conv"), c) for c in range(2)], [Setting(1, 0), Setting(1, 5)],
-                      config)
+    # units of layers with different strides: each sample jitters by its own shifts, which the
+    # first step rolls with the torch kernel
+    objectives = [Channel(_layer(model, "/fusion/Conv"), 0), Logit("logits", 1)]
+    result = maximize(model, objectives, [Setting(1, 0), Setting(1, 5)], config)
     assert np.isfinite(result.activation_table()).all()
