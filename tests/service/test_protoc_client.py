@@ -1,4 +1,9 @@
-"""A client made from the .proto file by grpcio-tools alone (no kinetoscope module) imports a model and maximizes."""
+"""A client made from the .proto file by grpcio-tools alone drives every RPC of a token-guarded server.
+
+The client runs in a clean folder, as a subprocess whose import path holds grpcio,
+protobuf and numpy but no kinetoscope: what a Node.js or Go client generated from the
+.proto has to go on. Health it resolves through reflection, as grpcurl does.
+"""
 
 from __future__ import annotations
 
@@ -7,72 +12,252 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
-from .helpers import ROOT, TRAINED
+import grpc
+
+from .helpers import ROOT, TRAINED, start
 
 PROTO = ROOT / "proto" / "kinetoscope" / "v1" / "kinetoscope.proto"
+TOKEN = "protoc-client-token"
+
+# grpc/reflection/v1/reflection.proto as published by gRPC (comments dropped); v1alpha differs only in its package.
+REFLECTION = textwrap.dedent('''
+    syntax = "proto3";
+    package grpc.reflection.PACKAGE;
+    service ServerReflection {
+      rpc ServerReflectionInfo(stream ServerReflectionRequest) returns (stream ServerReflectionResponse);
+    }
+    message ServerReflectionRequest {
+      string host = 1;
+      oneof message_request {
+        string file_by_filename = 3;
+        string file_containing_symbol = 4;
+        ExtensionRequest file_containing_extension = 5;
+        string all_extension_numbers_of_type = 6;
+        string list_services = 7;
+      }
+    }
+    message ExtensionRequest { string containing_type = 1; int32 extension_number = 2; }
+    message ServerReflectionResponse {
+      string valid_host = 1;
+      ServerReflectionRequest original_request = 2;
+      oneof message_response {
+        FileDescriptorResponse file_descriptor_response = 4;
+        ExtensionNumberResponse all_extension_numbers_response = 5;
+        ListServiceResponse list_services_response = 6;
+        ErrorResponse error_response = 7;
+      }
+    }
+    message FileDescriptorResponse { repeated bytes file_descriptor_proto = 1; }
+    message ExtensionNumberResponse { string base_type_name = 1; repeated int32 extension_number = 2; }
+    message ListServiceResponse { repeated ServiceResponse service = 1; }
+    message ServiceResponse { string name = 1; }
+    message ErrorResponse { int32 error_code = 1; string error_message = 2; }
+''')
 
 CLIENT = textwrap.dedent('''
-    import json, sys
-    sys.path.insert(0, sys.argv[1])
+    import importlib.util, json, sys
+    sys.path[:0] = [sys.argv[1], sys.argv[2]]  # the generated code, then grpcio / protobuf / numpy
     import grpc
     import numpy as np
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
     import contract_pb2 as pb, contract_pb2_grpc as rpc
+    import reflection_v1_pb2 as r1, reflection_v1_pb2_grpc as r1_rpc
+    import reflection_v1alpha_pb2 as ra, reflection_v1alpha_pb2_grpc as ra_rpc
 
-    target, model_path = sys.argv[2], sys.argv[3]
-    data = open(model_path, "rb").read()
+    target, model_path, token = sys.argv[3], sys.argv[4], sys.argv[5]
+    auth = (("authorization", "Bearer " + token),)
+    T = pb.Target
+    out = {"kinetoscope_importable": importlib.util.find_spec("kinetoscope") is not None}
 
-    def upload():
+    def upload(data):
         yield pb.ImportModelRequest(header=pb.ImportHeader(name="from-protoc", model_bytes=len(data)))
         for offset in range(0, len(data), 1 << 20):
             yield pb.ImportModelRequest(chunk=pb.FileChunk(data=data[offset:offset + (1 << 20)]))
 
+    def chunks(name, array):
+        data = array.astype("<f4").tobytes()
+        for offset in range(0, len(data), 4096):
+            yield pb.TensorChunk(name=name, shape=list(array.shape), dtype="float32", offset=offset,
+                                 total_bytes=len(data), data=data[offset:offset + 4096])
+
+    def clips(model):
+        yield pb.RecordRequest(header=pb.RecordHeader(model=model, layers=["conv_fusion", "logits"], top_k=2))
+        rng = np.random.default_rng(0)
+        for i in range(4):
+            yield pb.RecordRequest(clip=pb.ClipStart(id=f"clip-{i}", has_label=True, label=i % 2))
+            yield from (pb.RecordRequest(data=c) for c in chunks("rgb", rng.uniform(-128, 127, (3, 32, 32))))
+            yield from (pb.RecordRequest(data=c) for c in chunks("flow", rng.uniform(-20, 20, (20, 32, 32))))
+
+    def reflect(stub, **request):
+        """One request on a reflection stream, without credentials."""
+        kind = type(stub).__module__.split("_pb2")[0]
+        messages = r1 if kind == "reflection_v1" else ra
+        reply = next(iter(stub.ServerReflectionInfo(iter([messages.ServerReflectionRequest(**request)]), timeout=30)))
+        assert reply.WhichOneof("message_response") != "error_response", reply.error_response
+        return reply
+
+    def files(reply):
+        return [descriptor_pb2.FileDescriptorProto.FromString(b) for b in reply.file_descriptor_response.file_descriptor_proto]
+
+    def status(error):
+        return error.code().name
+
     with grpc.insecure_channel(target) as channel:
-        info = rpc.ModelServiceStub(channel).ImportModel(upload(), timeout=120)
+        models, vis, rec = rpc.ModelServiceStub(channel), rpc.VisualizationServiceStub(channel), rpc.RecordingServiceStub(channel)
+
+        # no token: data RPCs are refused, reflection and health answer
+        try:
+            models.ListModels(pb.ListModelsRequest(), timeout=30)
+            out["unauthenticated"] = "OK"
+        except grpc.RpcError as error:
+            out["unauthenticated"] = status(error)
+
+        v1, v1alpha = r1_rpc.ServerReflectionStub(channel), ra_rpc.ServerReflectionStub(channel)
+        for name, stub in (("v1", v1), ("v1alpha", v1alpha)):
+            listed = reflect(stub, list_services="*").list_services_response.service
+            out[f"services_{name}"] = sorted(s.name for s in listed)
+        contract = files(reflect(v1, file_containing_symbol="kinetoscope.v1.VisualizationService"))
+        by_name = files(reflect(v1alpha, file_by_filename=contract[0].name))
+        result_fields = {m.name: [f.name for f in m.field] for m in by_name[0].message_type}["UnitResult"]
+        out["contract"] = {"file": contract[0].name, "package": contract[0].package, "same": contract[0] == by_name[0],
+                           "services": [s.name for s in contract[0].service], "unit_result": result_fields}
+        itself = files(reflect(v1, file_containing_symbol="grpc.reflection.v1.ServerReflection"))
+        out["reflection_v1_file"] = [(f.name, f.package, [s.name for s in f.service]) for f in itself]
+
+        # health as grpcurl does it: descriptors through reflection, then a dynamic call, no token anywhere
+        pool = descriptor_pool.DescriptorPool()
+        for proto in files(reflect(v1, file_containing_symbol="grpc.health.v1.Health")):
+            pool.Add(proto)
+        health = pool.FindServiceByName("grpc.health.v1.Health")
+        check = health.methods_by_name["Check"]
+        Request = message_factory.GetMessageClass(check.input_type)
+        Response = message_factory.GetMessageClass(check.output_type)
+        serving = check.output_type.enum_types_by_name["ServingStatus"].values_by_name["SERVING"].number
+        call = channel.unary_unary("/grpc.health.v1.Health/Check", request_serializer=Request.SerializeToString,
+                                   response_deserializer=Response.FromString)
+        out["health"] = {name: call(Request(service=name), timeout=30).status == serving
+                         for name in ("", "kinetoscope.v1.ModelService", "kinetoscope.v1.VisualizationService",
+                                      "kinetoscope.v1.RecordingService")}
+        watch = channel.unary_stream("/grpc.health.v1.Health/Watch", request_serializer=Request.SerializeToString,
+                                     response_deserializer=Response.FromString)(Request(service=""), timeout=30)
+        out["watch_serving"] = next(iter(watch)).status == serving
+        watch.cancel()
+
+        # every kinetoscope.v1 RPC, with the token
+        info = models.ImportModel(upload(open(model_path, "rb").read()), metadata=auth, timeout=120)
+        out["listed"] = [m.id for m in models.ListModels(pb.ListModelsRequest(), metadata=auth, timeout=30).models]
+        detail = models.GetModel(pb.GetModelRequest(model="from-protoc"), metadata=auth, timeout=30)
+        out["model"] = {"id": info.id, "layers": len(detail.layers), "classes": len(detail.info.class_names),
+                        "kinds": [i.kind for i in detail.info.inputs], "layouts": [i.layout for i in detail.info.inputs],
+                        "streams": sorted({layer.streams for layer in detail.layers})}
+
         request = pb.MaximizeRequest(
             model=info.id,
-            objectives=[pb.Objective(terms=[pb.Target(kind=pb.Target.LOGIT, layer="logits", channel=4)])],
-            settings=[pb.RegularizerSetting(kappa=1.0, gamma=0.0)],
-            options=pb.MaximizeOptions(iterations=6),
+            objectives=[pb.Objective(terms=[T(kind=T.CHANNEL, layer="/conv_fusion/relu/Relu", channel=4)]),
+                        pb.Objective(terms=[T(kind=T.LOGIT, channel=4)]),
+                        pb.Objective(terms=[T(kind=T.NEURON, layer="rgb/conv3", channel=1),
+                                            T(layer="conv_fusion", channel=2, weight=0.5)])],
+            settings=[pb.RegularizerSetting(gamma=0.0)],  # kappa left unset
+            options=pb.MaximizeOptions(iterations=4, max_batch=2),
         )
-        buffers, shapes, kinds = {}, {}, []
-        for event in rpc.VisualizationServiceStub(channel).Maximize(request, timeout=120):
+        buffers, shapes, results, progress, summary = {}, {}, {}, [], None
+        for event in vis.Maximize(request, metadata=auth, timeout=120):
             kind = event.WhichOneof("event")
-            kinds.append(kind)
-            if kind == "data":
+            if kind == "progress":
+                progress.append((event.progress.samples_done, event.progress.samples_total))
+            elif kind == "result":
+                r = event.result
+                results[r.unit_index] = {
+                    "kappa": r.setting.kappa, "gamma": r.setting.gamma,
+                    "terms": [[T.Kind.Name(t.kind), t.layer, t.channel, list(t.position), t.weight] for t in r.target.terms],
+                }
+            elif kind == "data":
                 chunk = event.data.chunk
-                buffer = buffers.setdefault(chunk.name, bytearray())
+                buffer = buffers.setdefault((event.data.unit_index, chunk.name), bytearray())
                 assert chunk.offset == len(buffer)
                 buffer += chunk.data
                 shapes[chunk.name] = (tuple(chunk.shape), chunk.dtype)
-            elif kind == "result":
-                activation = event.result.activation
-    arrays = {name: np.frombuffer(bytes(buf), dtype=np.dtype(shapes[name][1]).newbyteorder("<")).reshape(shapes[name][0])
-              for name, buf in buffers.items()}
-    print(json.dumps({
-        "id": info.id, "layers": info.layer_count, "kinds": sorted(set(kinds)), "activation": activation,
-        "shapes": {name: list(a.shape) for name, a in arrays.items()},
-        "finite": all(bool(np.isfinite(a).all()) for a in arrays.values()),
-        "kinetoscope_loaded": any(m == "kinetoscope" or m.startswith("kinetoscope.") for m in sys.modules),
-    }))
+            else:
+                summary = event.summary
+        arrays = [np.frombuffer(bytes(buf), dtype=np.dtype(shapes[name][1]).newbyteorder("<")).reshape(shapes[name][0])
+                  for (_, name), buf in buffers.items()]
+        out["maximize"] = {"results": results, "last_progress": progress[-1], "summary": summary is not None,
+                           "shapes": {name: list(shape) for name, (shape, _) in shapes.items()},
+                           "finite": all(bool(np.isfinite(a).all()) for a in arrays)}
+
+        recorded = rec.Record(clips(info.id), metadata=auth, timeout=120)
+        listed = rec.ListRecordings(pb.ListRecordingsRequest(model=info.id), metadata=auth, timeout=30).recordings
+        got = rec.GetRecording(pb.GetRecordingRequest(recording=recorded.id), metadata=auth, timeout=30)
+        fusion = {layer.layer: layer for layer in got.layers}["conv_fusion"]
+        out["recording"] = {"clips": recorded.clips, "layers": list(recorded.layers), "listed": [r.id for r in listed] == [recorded.id],
+                            "channels": len(fusion.max), "top": len(fusion.top[0].clips),
+                            "top_ids": sorted({c.clip_id for top in fusion.top for c in top.clips}) <= [f"clip-{i}" for i in range(4)],
+                            "per_class_max": list(fusion.per_class_max.shape)}
+
+        out["deleted"] = models.DeleteModel(pb.DeleteModelRequest(model=info.id), metadata=auth, timeout=30).id
+        out["after_delete"] = len(models.ListModels(pb.ListModelsRequest(), metadata=auth, timeout=30).models)
+    print(json.dumps(out))
 ''')
 
 
-def test_a_client_generated_by_grpcio_tools_alone_imports_and_maximizes(fresh, tmp_path) -> None:
-    source = tmp_path / "src"
+def test_a_client_generated_from_the_proto_alone_drives_every_rpc(tmp_path) -> None:
+    running = start(tmp_path / "store", token=TOKEN)
+    try:
+        report = _run_client(tmp_path, running.port)
+    finally:
+        running.stop()
+    assert not report["kinetoscope_importable"]
+    assert report["unauthenticated"] == "UNAUTHENTICATED"
+
+    services = ["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection",
+                "kinetoscope.v1.ModelService", "kinetoscope.v1.RecordingService", "kinetoscope.v1.VisualizationService"]
+    assert report["services_v1"] == report["services_v1alpha"] == services
+    unit_result = report["contract"].pop("unit_result")
+    assert report["contract"] == {"file": "kinetoscope/v1/kinetoscope.proto", "package": "kinetoscope.v1", "same": True,
+                                  "services": ["ModelService", "VisualizationService", "RecordingService"]}
+    assert unit_result[-1] == "target" and "objective" in unit_result
+    assert report["reflection_v1_file"] == [["grpc/reflection/v1/reflection.proto", "grpc.reflection.v1", ["ServerReflection"]]]
+    assert all(report["health"].values()) and len(report["health"]) == 4 and report["watch_serving"]
+
+    model = report["model"]
+    assert report["listed"] == [model["id"]] and model["layers"] > 10 and model["classes"] == 10
+    assert model["kinds"] == ["image", "stacked_flow"] and model["layouts"] == ["NCHW", "NCHW"]
+    assert model["streams"] == ["appearance", "fusion", "motion"]
+
+    maximize = report["maximize"]
+    assert maximize["results"] == {
+        "0": {"kappa": 1.0, "gamma": 0.0, "terms": [["CHANNEL", "conv_fusion", 4, [], 1.0]]},
+        "1": {"kappa": 1.0, "gamma": 0.0, "terms": [["LOGIT", "logits", 4, [], 1.0]]},
+        "2": {"kappa": 1.0, "gamma": 0.0, "terms": [["NEURON", "rgb/conv3", 1, [4, 4], 1.0],
+                                                    ["CHANNEL", "conv_fusion", 2, [], 0.5]]},
+    }
+    assert maximize["last_progress"] == [3, 3] and maximize["summary"]
+    assert maximize["shapes"] == {"rgb": [3, 32, 32], "flow": [20, 32, 32]} and maximize["finite"]
+
+    recording = report["recording"]
+    assert recording == {"clips": 4, "layers": ["conv_fusion", "logits"], "listed": True, "channels": 64, "top": 2,
+                         "top_ids": True, "per_class_max": [64, 10]}
+    assert report["deleted"] == model["id"] and report["after_delete"] == 0
+
+
+def _run_client(tmp_path: Path, port: int) -> dict:
+    """Generates the stubs in a folder of their own and runs the client with only grpcio, protobuf and numpy importable."""
+    source, generated = tmp_path / "src", tmp_path / "gen"
     source.mkdir()
-    shutil.copy(PROTO, source / "contract.proto")  # a fresh module name: contract_pb2, not kinetoscope.v1
-    generated = tmp_path / "gen"
     generated.mkdir()
+    shutil.copy(PROTO, source / "contract.proto")  # a fresh module name: contract_pb2, not kinetoscope.v1
+    for package in ("v1", "v1alpha"):
+        (source / f"reflection_{package}.proto").write_text(REFLECTION.replace("PACKAGE", package))
+    protos = ["contract.proto", "reflection_v1.proto", "reflection_v1alpha.proto"]
     subprocess.run([sys.executable, "-m", "grpc_tools.protoc", f"-I{source}", f"--python_out={generated}",
-                    f"--grpc_python_out={generated}", "contract.proto"], check=True)
+                    f"--grpc_python_out={generated}", *protos], check=True)
     script = tmp_path / "client.py"
     script.write_text(CLIENT)
-    done = subprocess.run([sys.executable, "-I", str(script), str(generated), f"127.0.0.1:{fresh.port}", str(TRAINED)],
-                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    libraries = Path(grpc.__file__).resolve().parents[1]
+    # -I -S: no site-packages processing, so the editable kinetoscope install is not on the path
+    done = subprocess.run([sys.executable, "-I", "-S", str(script), str(generated), str(libraries), f"127.0.0.1:{port}",
+                           str(TRAINED), TOKEN], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout)
-    assert not report["kinetoscope_loaded"]
-    assert len(report["id"]) == 16 and report["layers"] > 10
-    assert report["kinds"] == ["data", "progress", "result", "summary"]
-    assert report["shapes"] == {"rgb": [3, 32, 32], "flow": [20, 32, 32]} and report["finite"]
+    return json.loads(done.stdout)
