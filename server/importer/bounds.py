@@ -6,7 +6,7 @@ import numpy as np
 from onnx import ModelProto, numpy_helper
 
 from .errors import InvalidModel, ModelTooLarge
-from .graph import initializer_map, producers, static_shape, value_infos
+from .graph import initializer_map, producers, real_inputs, static_shape, value_infos
 from .limits import ImportLimits
 
 _STAGE = "bounds"
@@ -19,6 +19,7 @@ _FLOAT_TYPES = (1, 10, 11, 16)
 def check_bounds(model: ModelProto, limits: ImportLimits = ImportLimits()) -> None:
     graph = model.graph
     made_by = producers(graph)
+    computed = input_dependent(graph)
     total = 0
     for name, value in value_infos(model).items():
         if not value.type.HasField("tensor_type"):
@@ -28,7 +29,7 @@ def check_bounds(model: ModelProto, limits: ImportLimits = ImportLimits()) -> No
             continue
         origin = made_by.get(name)
         where = f" (made by {origin.op_type} node {origin.name!r})" if origin is not None else ""
-        if any(d == 0 for d in shape) and origin is not None and value.type.tensor_type.elem_type in _FLOAT_TYPES:
+        if any(d == 0 for d in shape) and name in computed and value.type.tensor_type.elem_type in _FLOAT_TYPES:
             raise InvalidModel(f"tensor {name!r}{where} has a zero-size dimension: shape {list(shape)}", stage=_STAGE)
         nbytes = _nbytes(shape, value.type.tensor_type.elem_type)
         _refuse_if_big(name, where, shape, nbytes, limits)
@@ -40,6 +41,18 @@ def check_bounds(model: ModelProto, limits: ImportLimits = ImportLimits()) -> No
             stage=_STAGE,
         )
     _check_shape_inputs(model, limits)
+
+
+def input_dependent(graph) -> set[str]:
+    """Tensors computed from a graph input: activations. An empty one means the model computes nothing.
+
+    Empty constants are legitimate ONNX (Resize's unused `roi`, omitted optional
+    inputs, paddle2onnx's helper tensors) and are not refused."""
+    found = {value.name for value in real_inputs(graph)}
+    for node in graph.node:
+        if any(name in found for name in node.input if name):
+            found.update(out for out in node.output if out)
+    return found
 
 
 def _check_shape_inputs(model: ModelProto, limits: ImportLimits) -> None:

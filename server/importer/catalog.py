@@ -10,6 +10,7 @@ the whole extent, as for fc6 in the paper's Table 1.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 
@@ -18,6 +19,7 @@ from onnx import ModelProto, NodeProto, numpy_helper
 from .graph import INTERNAL_PREFIX, initializer_map, static_shape, value_infos
 from .inputs import InputSpec
 
+_LOGGER = logging.getLogger(__name__)
 APPEARANCE_KINDS = ("image", "video")
 MOTION_KINDS = ("stacked_flow", "stacked_flow_planar", "flow_video")
 _WINDOW_OPS = ("Conv", "ConvTranspose", "MaxPool", "AveragePool", "LpPool")
@@ -82,7 +84,11 @@ def build_catalog(model: ModelProto, inputs: list[InputSpec]) -> list[Layer]:
         for index, out in enumerate(node.output):
             if not out:
                 continue
-            geo = _propagate(node, index, known, shapes, weights)
+            try:
+                geo = _propagate(node, index, known, shapes, weights)
+            except (IndexError, KeyError, ValueError, TypeError, ZeroDivisionError) as exc:
+                _LOGGER.debug("catalog: cannot follow %s node %r (%s); its axes are unknown", node.op_type, node.name, exc)
+                geo = _unknown(known, shapes.get(out))
             geometry[out] = geo
             layer = _layer(node, out, geo, shapes.get(out), types.get(out), kinds, order)
             if layer is not None:
@@ -120,24 +126,38 @@ def _propagate(node: NodeProto, index: int, known: list[_Geometry], shapes, weig
             labels = [l for i, l in enumerate(labels) if i not in axes]
     elif op == "Transpose":
         perm = list(attrs["perm"].ints) if "perm" in attrs else list(reversed(range(len(labels))))
-        labels = [labels[p] for p in perm]
+        if sorted(perm) == list(range(len(labels))):
+            labels = [labels[p] for p in perm]
+        else:  # the input's rank is not what the labels say (a reshape of unknown shape before)
+            labels = [None] * len(perm)
     elif op in ("Gemm", "MatMul"):
         _widen(sources, labels, in_shape, [len(labels) - 1])
         labels = labels[:-1] + ["C"] if op == "MatMul" else ["N", "C"]
-    elif op in ("Flatten", "Reshape", "Squeeze", "Unsqueeze") and in_shape and out_shape:
-        labels = _regroup(labels, sources, in_shape, out_shape)
+    elif op in ("Flatten", "Reshape", "Squeeze", "Unsqueeze"):
+        if in_shape and out_shape and len(in_shape) == len(labels):
+            labels = _regroup(labels, sources, in_shape, out_shape)
+        else:  # axes regrouped in a way the shapes do not tell
+            labels = [None] * (len(out_shape) if out_shape is not None else len(labels))
     elif op == "Slice":
         _slice(node, labels, sources, weights)
     elif op in ("Resize", "Upsample") and in_shape and out_shape:
         for axis, label in enumerate(labels):
             if label in ("T", "H", "W") and in_shape[axis] != out_shape[axis]:
                 _scale_stride(sources, label, in_shape[axis] / out_shape[axis])
-    elif out_shape is not None and len(out_shape) != len(labels):
+    if out_shape is not None and len(out_shape) != len(labels):
         labels = [None] * len(out_shape)
     return _Geometry(labels=labels, sources=sources)
 
 
+def _unknown(known: list[_Geometry], out_shape) -> _Geometry:
+    """What a node the catalog cannot follow leaves: the same inputs, no axis with a known meaning."""
+    rank = len(out_shape) if out_shape is not None else len(known[0].labels)
+    return _Geometry(labels=[None] * rank, sources=_merge(known))
+
+
 def _window(node, attrs, labels, sources, weights) -> None:
+    if len(labels) >= 3:  # a window op's layout is N, C, spatial..., whatever reshapes came before
+        labels[0], labels[1] = labels[0] or "N", "C"
     spatial = labels[2:]
     if "kernel_shape" in attrs:
         kernel = list(attrs["kernel_shape"].ints)
@@ -174,31 +194,44 @@ def _widen(sources, labels, shape, axes: list[int]) -> None:
 
 
 def _regroup(labels, sources, in_shape, out_shape) -> list[str | None]:
-    """Match reshaped axes to the axes they came from; merged spatial axes collapse."""
+    """Match reshaped axes to the axes they came from, in groups whose sizes multiply to the same.
+
+    An axis kept whole keeps its label; merged or split axes have no single meaning, and
+    a spatial axis among them collapses (a unit sees all of it). A channel axis split
+    into groups (a channel shuffle) leaves the spatial axes beside it as they were.
+    """
     spatial = ("T", "H", "W")
     in_axes = [k for k, size in enumerate(in_shape) if size != 1]
+    out_axes = [k for k, size in enumerate(out_shape) if size != 1]
     result: list[str | None] = [None] * len(out_shape)
     ones_in = [labels[k] for k, size in enumerate(in_shape) if size == 1]
     ones_out = [k for k, size in enumerate(out_shape) if size == 1]
     if len(ones_in) == len(ones_out):
         for k, label in zip(ones_out, ones_in):
             result[k] = label
-    i = 0
-    for k, wanted in enumerate(out_shape):
-        if wanted == 1:
-            continue
-        group, size = [], 1
-        while i < len(in_axes) and size < wanted:
-            size *= in_shape[in_axes[i]]
-            group.append(in_axes[i])
-            i += 1
-        if size != wanted:  # an axis was split: its parts have no single meaning
+    i = j = 0
+    while i < len(in_axes) and j < len(out_axes):
+        group_in, group_out = [in_axes[i]], [out_axes[j]]
+        size_in, size_out = in_shape[in_axes[i]], out_shape[out_axes[j]]
+        i, j = i + 1, j + 1
+        while size_in != size_out:
+            if size_in < size_out and i < len(in_axes):
+                size_in *= in_shape[in_axes[i]]
+                group_in.append(in_axes[i])
+                i += 1
+            elif size_out < size_in and j < len(out_axes):
+                size_out *= out_shape[out_axes[j]]
+                group_out.append(out_axes[j])
+                j += 1
+            else:
+                break
+        if size_in != size_out:  # the element counts disagree: nothing can be matched
             _widen(sources, labels, in_shape, [a for a in in_axes if labels[a] in spatial])
             return [None] * len(out_shape)
-        if len(group) == 1:
-            result[k] = labels[group[0]]
+        if len(group_in) == 1 and len(group_out) == 1:
+            result[group_out[0]] = labels[group_in[0]]
         else:
-            _widen(sources, labels, in_shape, [a for a in group if labels[a] in spatial])
+            _widen(sources, labels, in_shape, [a for a in group_in if labels[a] in spatial])
     return result
 
 

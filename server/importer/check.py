@@ -12,6 +12,8 @@ from .limits import ImportLimits
 from .load import all_tensors
 
 _STAGE = "check"
+DYNAMIC_DIM = -1
+"""What paddle2onnx (and some hand-written graphs) write for a dimension fixed only at run time."""
 _STANDARD_DOMAINS = ("", "ai.onnx")
 
 
@@ -69,7 +71,10 @@ def _check_declared_inputs(model: ModelProto, limits: ImportLimits) -> None:
         for axis, dim in enumerate(dims):
             if dim.HasField("dim_value") and dim.dim_value == 0:
                 raise InvalidModel(f"input {value.name!r} has a zero-size dimension {axis}", stage=_STAGE)
-            if dim.HasField("dim_value") and not 0 <= dim.dim_value <= limits.max_dim:
+            if dim.HasField("dim_value") and dim.dim_value < DYNAMIC_DIM:
+                raise InvalidModel(f"input {value.name!r} declares dimension {axis} as {dim.dim_value}; a dimension "
+                                   f"is ≥ 1, or -1 or a name for one fixed at import", stage=_STAGE)
+            if dim.HasField("dim_value") and not DYNAMIC_DIM <= dim.dim_value <= limits.max_dim:
                 raise ModelTooLarge(
                     f"input {value.name!r} declares a dimension of {dim.dim_value:,}; at most {limits.max_dim:,}",
                     stage=_STAGE,

@@ -27,7 +27,7 @@ from .layout import describe_inputs
 from .limits import ImportLimits
 from .rewrites import drop_redundant_allowzero
 from .load import load_model
-from .static_shapes import make_static
+from .static_shapes import complete_shapes, make_static
 from .verify import Parity, verify
 
 _LOGGER = logging.getLogger(__name__)
@@ -120,6 +120,7 @@ def import_model(
     report = fold_batchnorm(graph) if options.fold_batchnorm else None
     drop_unused_initializers(graph)
     infer_shapes(graph)
+    complete_shapes(graph, limits)
 
     say("convert")
     module = _convert(graph)
