@@ -202,10 +202,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    options = ServeOptions.from_args(args)
+    if problem := options.problem():  # said before the seconds that importing the server takes
+        print(f"kinetoscope serve: {problem}", file=sys.stderr)
+        return 2
     from kinetoscope.server.main import main as serve_main  # noqa: PLC0415 - the server needs torch
 
     try:
-        options = ServeOptions.from_args(args)
         return serve_main(options=replace(options, log_level="DEBUG") if args.debug else options)
     except KeyboardInterrupt:
         return 130

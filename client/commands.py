@@ -329,17 +329,19 @@ def _gallery_recording(args) -> dict:
 
 
 def cmd_zoo(args) -> int:
+    if args.zoo_command == "export":  # what needs no torch is checked before torch is imported
+        for flag, value in (("--classes", args.classes), ("--frames", args.frames), ("--size", args.size),
+                            ("--width", args.width)):
+            if value is not None and not value > 0:
+                raise UserError(f"{flag} takes a positive number, not {value:g}")
+        if not args.out.parent.is_dir():
+            raise UserError(f"cannot write {args.out}: folder {args.out.parent} does not exist")
     from kinetoscope.model_zoo.export import export_model, zoo_listing  # noqa: PLC0415
 
     if args.zoo_command == "list":
         listing = zoo_listing()
         _emit(args, listing, "\n".join(f"{m['name']:<24} {m['description']}" for m in listing))
         return 0
-    for flag, value in (("--classes", args.classes), ("--frames", args.frames), ("--size", args.size), ("--width", args.width)):
-        if value is not None and not value > 0:
-            raise UserError(f"{flag} takes a positive number, not {value:g}")
-    if not args.out.parent.is_dir():
-        raise UserError(f"cannot write {args.out}: folder {args.out.parent} does not exist")
     try:
         export_model(args.name, args.out, classes=args.classes, frames=args.frames, size=args.size, width=args.width)
     except KeyError as exc:

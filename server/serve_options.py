@@ -57,6 +57,11 @@ class ServeOptions:
                 return f"{flag} takes a positive number, not {value}"
         if self.queue < 0:
             return f"--queue takes 0 or more, not {self.queue}"
+        for flag, path in (("--tls-cert", self.tls_cert), ("--tls-key", self.tls_key)):
+            if path is not None and not path.is_file():
+                return f"{flag} {path} is not a file"
+        if self.store is not None and self.store.exists() and not self.store.is_dir():
+            return f"--store {self.store} is a file; give a folder (it is created if missing)"
         return None
 
 
