@@ -33,7 +33,8 @@ from suite import Options, Report, Verdict, at_least
 import kinetoscope.model_zoo as zoo
 from kinetoscope.model_zoo.export import export_model
 from kinetoscope.model_zoo.synthetic import SyntheticActions
-from kinetoscope.server.engine.recorder import RecordConfig, Recorder, choose_backend, ort_session, with_outputs
+from kinetoscope.server.engine.config import RecordConfig
+from kinetoscope.server.engine.recorder import Recorder, choose_backend, ort_session, with_outputs
 from kinetoscope.server.importer import ImportedModel, import_model
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"

@@ -6,7 +6,8 @@
 One process, one machine state and one set of library versions for every ratio: the
 engine against a bare forward+backward and its batching gain (1, 2), the imported graph
 against the native torch model (3), recording against onnxruntime (4), gRPC against
-in-process (5), import against an onnxruntime session (6) and Lucent as a peer (7).
+in-process (5), import against an onnxruntime session (6), Lucent as a peer (7) and the CLI's
+start-up against the floor of its stack (8).
 Each ratio is a median of interleaved repetitions; each missed target is listed with its
 figure and the profile that explains it.
 """
@@ -34,7 +35,7 @@ from suite import Options, Report, Verdict  # noqa: E402
 from kinetoscope.server.allocator import retain_freed_memory  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
-BENCHMARKS = ("engine_step", "folded_native", "recording", "grpc_loopback", "import_time", "lucent_peer")
+BENCHMARKS = ("engine_step", "folded_native", "recording", "grpc_loopback", "import_time", "lucent_peer", "startup")
 PACKAGES = ("torch", "onnxruntime-gpu", "onnxruntime", "onnx", "onnx2torch", "grpcio", "numpy", "torch-lucent", "kornia")
 
 

@@ -8,13 +8,16 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
-from .importer import ImportedModel, ImportOptions, InputSpec, import_model
-from .importer.inputs import as_specs
+from .importer.inputs import InputSpec, as_specs
+from .importer.options import ImportOptions
 from .model_meta import describe
 from .sandbox import ImportCrashed, SandboxLimits, import_isolated
 from .store import ModelStore, StoredModel
+
+if TYPE_CHECKING:
+    from .importer import ImportedModel
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -61,6 +64,8 @@ class ModelLibrary:
             if described.get("id") != model_id:
                 raise ImportCrashed(f"the import child described model {described.get('id')!r}, not {model_id}")
         else:
+            from .importer import import_model  # noqa: PLC0415 - torch and onnx only where a model is converted
+
             imported = import_model(data, inputs=declared, external_data=external_data, options=self.options,
                                     progress=progress)
             described = describe(imported)
@@ -91,6 +96,8 @@ class ModelLibrary:
             if cached is not None:
                 return stored, cached
             _LOGGER.info("importing stored model %s (%s) again", stored.id, stored.name)
+            from .importer import import_model  # noqa: PLC0415 - torch and onnx only where a model is converted
+
             imported = import_model(
                 stored.model_bytes(), inputs=declared_inputs(stored.meta),
                 external_data=stored.external_data(), options=self.options,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import glob
 import logging
 import os
 import signal
@@ -121,13 +122,23 @@ def register_health_and_reflection(server: grpc.Server) -> health.HealthServicer
     return health_servicer
 
 
+def gpu_device_nodes() -> bool:
+    """Whether this machine may have a GPU torch can use: on Linux, NVIDIA's or ROCm's device files.
+
+    Without them torch.cuda.is_available() is False, and the embedded server of a CLI
+    command learns that without importing torch (most commands never need it)."""
+    if not sys.platform.startswith("linux"):
+        return sys.platform != "darwin"
+    return bool(glob.glob("/dev/nvidia[0-9]*") or os.path.exists("/dev/kfd"))
+
+
 def resolve_device(device: str) -> str:
     """auto → cuda when torch sees a GPU, else cpu; cuda without a GPU is an error."""
     if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
         raise ValueError(f"unknown device {device!r}; use auto, cpu or cuda")
-    if device == "cpu":
-        return device
-    import torch
+    if device == "cpu" or (device == "auto" and not gpu_device_nodes()):
+        return "cpu"
+    import torch  # noqa: PLC0415 - seconds; only where a GPU may be there
 
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"

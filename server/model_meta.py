@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from .importer import ImportedModel
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .importer import ImportedModel
 
 
 def describe(imported: ImportedModel) -> dict:

@@ -7,8 +7,8 @@ check → normalize → fold → convert → verify → catalog) under an addres
 the parent enforces by killing it. A child that runs out of memory, crashes or hangs
 costs the caller a status code, never the server.
 
-Which process: children are forked from a `forkserver` that imported this module (and
-with it torch, onnx and onnxruntime) once. The forkserver is started by fork+exec, so
+Which process: children are forked from a `forkserver` that imported the importer (and
+with it torch, onnx and onnxruntime) once; the server itself never imports them for this. The forkserver is started by fork+exec, so
 the multithreaded server is never forked itself, and an import starts in milliseconds
 instead of paying the seconds a fresh interpreter takes to import torch.
 
@@ -43,17 +43,16 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.context import reduction, set_spawning_popen
 from typing import Callable, Mapping, Sequence
 
-from .importer import (
+from .importer.errors import (
     ImportFailed,
-    ImportOptions,
-    InputSpec,
     InvalidModel,
     ModelTooLarge,
     ParityError,
     UnsafeExternalData,
     UnsupportedModel,
-    import_model,
 )
+from .importer.inputs import InputSpec
+from .importer.options import ImportOptions
 
 _LOGGER = logging.getLogger(__name__)
 GiB = 1 << 30
@@ -285,6 +284,7 @@ def _child_main(conn: Connection, target: Callable, job: ChildJob, blob_count: i
 
 
 def _import_child(job: ChildJob, blobs: list[bytes], report: Callable[[str], None]) -> dict:
+    from .importer import import_model  # noqa: PLC0415 - preloaded in the forkserver, never in the server
     from .model_meta import describe  # noqa: PLC0415 - only children need it
 
     data, external = blobs[0], dict(zip(job.external_names, blobs[1:]))
@@ -342,13 +342,15 @@ def _die_with_parent() -> None:
 # ---------------------------------------------------------------- the forkserver
 
 _CONTEXT_LOCK = threading.Lock()
+FORKSERVER_PRELOAD = [__name__, "kinetoscope.server.importer.pipeline", "kinetoscope.server.model_meta"]
+"""What the forkserver imports once, so that each child starts with torch, onnx, onnxruntime and the converter loaded."""
 
 
 def _context() -> multiprocessing.context.BaseContext:
-    """The forkserver context, preloading this module (and so the importer) into the forkserver once."""
+    """The forkserver context, preloading the importer into the forkserver once."""
     with _CONTEXT_LOCK:
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload([__name__])
+        context.set_forkserver_preload(FORKSERVER_PRELOAD)
         return _ChildContext(context)
 
 

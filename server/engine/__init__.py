@@ -1,11 +1,27 @@
-"""Activation maximization (Feichtenhofer et al., section 3): objectives, regularizers, jitter, the loop."""
+"""Activation maximization (Feichtenhofer et al., section 3): objectives, regularizers, jitter, the loop.
 
-from .config import MaximizeConfig, Setting
-from .objectives import Channel, Logit, Neuron, Objective, Scaled, Sum
-from .render import Cancelled, StepReport, maximize
-from .results import MaximizeResult, UnitResult
+Names are loaded on first use (`kinetoscope.lazy`): the loop imports torch, the
+configuration and result types do not.
+"""
 
-__all__ = [
-    "Cancelled", "Channel", "Logit", "MaximizeConfig", "MaximizeResult", "Neuron", "Objective", "Scaled",
-    "Setting", "StepReport", "Sum", "UnitResult", "maximize",
-]
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from kinetoscope.lazy import lazy_exports
+
+_EXPORTS = {
+    "Cancelled": ".results", "MaximizeResult": ".results", "StepReport": ".results", "UnitResult": ".results",
+    "MaximizeConfig": ".config", "Setting": ".config",
+    "Channel": ".objectives", "Logit": ".objectives", "Neuron": ".objectives", "Objective": ".objectives",
+    "Scaled": ".objectives", "Sum": ".objectives",
+    "maximize": ".render",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
+
+if TYPE_CHECKING:
+    from .config import MaximizeConfig, Setting
+    from .objectives import Channel, Logit, Neuron, Objective, Scaled, Sum
+    from .render import maximize
+    from .results import Cancelled, MaximizeResult, StepReport, UnitResult

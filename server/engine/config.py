@@ -1,10 +1,11 @@
-"""Configuration of one maximization call: the paper's defaults, each a parameter."""
+"""Configuration of one maximization call (the paper's defaults, each a parameter) and of one recording."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 GiB = 1 << 30
+MiB = 1 << 20
 COMPILE_FROM = 64
 """Iterations from which `MaximizeConfig.compile=None` compiles the update on the CPU."""
 
@@ -69,3 +70,32 @@ class MaximizeConfig:
         if self.compile is not None:
             return self.compile
         return device == "cpu" and self.iterations >= COMPILE_FROM
+
+
+BACKENDS = ("auto", "onnxruntime", "torch")
+"""Who runs a recording's forward passes: onnxruntime on the original graph, the torch module, or the faster one."""
+
+
+@dataclass(frozen=True)
+class RecordConfig:
+    top_k: int = 5
+    histogram_bins: int = 64
+    """An even number: doubling the bin width merges bins in pairs."""
+    batch_size: int | None = None
+    """Clips per forward pass; by default from `memory_budget`, at most `max_batch`."""
+    max_batch: int = 32
+    memory_budget: int = 512 * MiB
+    """Bytes a batch may hold: its inputs and every intermediate activation of one forward pass."""
+    backend: str = "auto"
+    classes: int = 0
+    """Labels the model is known to have (class_names); higher labels still widen per_class_max."""
+    pending_clips: int | None = None
+    """Clips gathered before the accumulators update (fewer, larger updates); by default up to 1 MiB per layer."""
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"unknown backend {self.backend!r}; use one of {', '.join(BACKENDS)}")
+        if self.top_k < 1:
+            raise ValueError(f"top_k must be >= 1, got {self.top_k}")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -33,39 +32,14 @@ from kinetoscope.server.importer import ImportedModel, InputSpec, Layer
 from kinetoscope.server.importer.graph import INTERNAL_PREFIX
 from kinetoscope.server.importer.ort import open_session
 
+from .config import BACKENDS, RecordConfig
 from .statistics import ChannelStatistics, LayerStatistics
 from .truncate import truncate
 
 _LOGGER = logging.getLogger(__name__)
 
-MiB = 1 << 20
-BACKENDS = ("auto", "onnxruntime", "torch")
 _PROBE_RTOL = 1e-4
 
-
-@dataclass(frozen=True)
-class RecordConfig:
-    top_k: int = 5
-    histogram_bins: int = 64
-    """An even number: doubling the bin width merges bins in pairs."""
-    batch_size: int | None = None
-    """Clips per forward pass; by default from `memory_budget`, at most `max_batch`."""
-    max_batch: int = 32
-    memory_budget: int = 512 * MiB
-    """Bytes a batch may hold: its inputs and every intermediate activation of one forward pass."""
-    backend: str = "auto"
-    classes: int = 0
-    """Labels the model is known to have (class_names); higher labels still widen per_class_max."""
-    pending_clips: int | None = None
-    """Clips gathered before the accumulators update (fewer, larger updates); by default up to 1 MiB per layer."""
-
-    def __post_init__(self) -> None:
-        if self.backend not in BACKENDS:
-            raise ValueError(f"unknown backend {self.backend!r}; use one of {', '.join(BACKENDS)}")
-        if self.top_k < 1:
-            raise ValueError(f"top_k must be >= 1, got {self.top_k}")
-        if self.batch_size is not None and self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
 
 
 def choose_backend(backend: str, device: str | torch.device) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
@@ -18,27 +17,12 @@ from .config import MaximizeConfig, Setting
 from .geometry import canonical, spatial_size
 from .objectives import BatchObjective, Objective
 from .regularizers import RegularizerWeights
-from .results import MaximizeResult, UnitResult
+from .results import Cancelled, MaximizeResult, StepReport, UnitResult
 from .step import InputState, Kernels
 from .transforms import Jitter
 from .truncate import truncate
 
 _LOGGER = logging.getLogger(__name__)
-
-
-class Cancelled(Exception):
-    """The caller asked to stop (a cancelled RPC, an expired deadline, Ctrl-C)."""
-
-
-@dataclass(frozen=True)
-class StepReport:
-    step: int
-    iterations: int
-    done: int
-    """Samples finished in earlier chunks."""
-    total: int
-    activation: np.ndarray
-    loss: np.ndarray
 
 
 def maximize(

@@ -1,4 +1,4 @@
-"""What a maximization returns: raw optimized inputs in the model's own input space, per unit and setting."""
+"""What a maximization reports: progress per step, and the raw optimized inputs in the model's own input space, per unit and setting."""
 
 from __future__ import annotations
 
@@ -7,6 +7,21 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .config import MaximizeConfig, Setting
+
+
+class Cancelled(Exception):
+    """The caller asked to stop (a cancelled RPC, an expired deadline, Ctrl-C)."""
+
+
+@dataclass(frozen=True)
+class StepReport:
+    step: int
+    iterations: int
+    done: int
+    """Samples finished in earlier chunks."""
+    total: int
+    activation: np.ndarray
+    loss: np.ndarray
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
@@ -24,22 +24,13 @@ from kinetoscope.model_files import read_model_files
 
 from .inputs import InputSpec, as_specs
 from .layout import describe_inputs
-from .limits import ImportLimits
+from .options import ImportOptions
 from .rewrites import drop_redundant_allowzero
 from .load import load_model
 from .static_shapes import complete_shapes, make_static
 from .verify import Parity, verify
 
 _LOGGER = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ImportOptions:
-    limits: ImportLimits = field(default_factory=ImportLimits)
-    tolerance: float = 1e-4
-    """Largest accepted relative error (max |Δ| / max |ref|) against onnxruntime."""
-    seed: int = 0
-    fold_batchnorm: bool = True
 
 
 @dataclass

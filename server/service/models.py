@@ -5,16 +5,18 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
-from kinetoscope.server.importer import ImportedModel, ImportFailed, InputSpec, InvalidModel
-from kinetoscope.server.importer.load import check_plain_name
+from kinetoscope.server.importer import ImportFailed, InputSpec, InvalidModel
 from kinetoscope.server.library import ModelLibrary
 from kinetoscope.v1 import kinetoscope_pb2 as pb, kinetoscope_pb2_grpc as pb_grpc
 
 from . import wire
 from .errors import BadRequest, LimitExceeded, PreconditionFailed, guarded
 from .limits import ServiceLimits
+
+if TYPE_CHECKING:
+    from kinetoscope.server.importer import ImportedModel
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -100,6 +102,8 @@ class Upload:
         if header.model_bytes < 0 or any(size < 0 for size in header.external_files.values()):
             raise BadRequest("ImportHeader sizes must not be negative")
         for name in header.external_files:
+            from kinetoscope.server.importer.load import check_plain_name  # noqa: PLC0415 - onnx, only for external data
+
             try:
                 check_plain_name(name)
             except InvalidModel as exc:

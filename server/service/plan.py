@@ -8,14 +8,18 @@ import logging
 import math
 import operator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from kinetoscope.server.engine import Channel, Logit, MaximizeConfig, Neuron, Objective, Setting
+from kinetoscope.server.engine import MaximizeConfig, Setting
 from kinetoscope.server.recordings import RecordingNotFound, RecordingStore
 from kinetoscope.server.store import StoredModel
 from kinetoscope.v1 import kinetoscope_pb2 as pb
 
 from .errors import BadRequest, LimitExceeded, NotAvailable, NotFound, PreconditionFailed
 from .limits import ServiceLimits
+
+if TYPE_CHECKING:
+    from kinetoscope.server.engine import Objective
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -153,6 +157,8 @@ class ResolvedTerm:
 
 
 def _term(where: str, target: pb.Target, catalog: LayerCatalog) -> ResolvedTerm:
+    from kinetoscope.server.engine.objectives import Channel, Logit, Neuron  # noqa: PLC0415 - torch, only to plan a run
+
     name = target.layer
     if not name and target.kind == pb.Target.LOGIT and catalog.outputs:
         name = catalog.outputs[-1]

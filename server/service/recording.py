@@ -6,13 +6,13 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import grpc
 import numpy as np
 
 from kinetoscope.server.engine import Cancelled
-from kinetoscope.server.engine.recorder import RecordConfig, Recorder
+from kinetoscope.server.engine.config import RecordConfig
 from kinetoscope.server.engine.statistics import LayerStatistics
 from kinetoscope.server.library import ModelLibrary
 from kinetoscope.server.recordings import RecordingNotFound, RecordingStore, StoredRecording
@@ -24,6 +24,9 @@ from .errors import BadRequest, LimitExceeded, NotFound, guarded
 from .limits import ServiceLimits
 from .models import load_imported
 from .plan import LayerCatalog
+
+if TYPE_CHECKING:
+    from kinetoscope.server.engine.recorder import Recorder
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -46,6 +49,8 @@ class RecordingServicer(pb_grpc.RecordingServiceServicer):
             raise LimitExceeded(f"{self.limits.max_concurrent_recordings} recordings are already under way; "
                                 "try again when one has finished")
         try:
+            from kinetoscope.server.engine.recorder import Recorder  # noqa: PLC0415 - torch and onnxruntime, only to record
+
             recorder = Recorder(load_imported(self.library, stored.id), plan.layers, plan.config, device=self.device)
             reader = ClipReader(recorder, plan, self.limits)
             for request in request_iterator:

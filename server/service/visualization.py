@@ -10,7 +10,8 @@ from typing import Iterator
 
 import grpc
 
-from kinetoscope.server.engine import Cancelled, MaximizeResult, StepReport, maximize
+from kinetoscope.server import engine
+from kinetoscope.server.engine import Cancelled, MaximizeResult, StepReport
 from kinetoscope.server.library import ModelLibrary
 from kinetoscope.server.recordings import RecordingStore
 from kinetoscope.v1 import kinetoscope_pb2 as pb, kinetoscope_pb2_grpc as pb_grpc
@@ -121,7 +122,7 @@ class EngineRun:
             model = load_imported(self.library, self.model_id)
             if self.stop.is_set():
                 raise Cancelled("stopped before the first step")
-            self.result = maximize(
+            self.result = engine.maximize(
                 model, self.plan.objectives, self.plan.settings, self.plan.config,
                 reference_max=self.plan.reference_max, on_step=self._on_step, should_stop=self.stop.is_set, device=self.device,
             )

@@ -14,7 +14,8 @@ import pytest
 import kinetoscope.model_zoo as zoo
 from kinetoscope.model_zoo.synthetic import SyntheticActions
 from kinetoscope.server.engine import Channel, MaximizeConfig, maximize
-from kinetoscope.server.engine.recorder import RecordConfig, Recorder
+from kinetoscope.server.engine.config import RecordConfig
+from kinetoscope.server.engine.recorder import Recorder
 from kinetoscope.server.engine.statistics import DoublingHistogram, TopClips
 from kinetoscope.server.importer import import_model
 from kinetoscope.server.importer.ort import make_session
