@@ -1,0 +1,47 @@
+"""What a CLI command's embedded server imports before its first model job: grpc and the store, not torch.
+
+Importing torch, onnx and the converter costs seconds; `kinetoscope layers` or `models`
+only read the store, and an import runs in a forkserver child that preloads them.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+HEAVY = ("torch", "onnx", "onnxruntime", "onnx2torch", "torchvision")
+
+PROBE = textwrap.dedent('''
+    import json, sys
+    from kinetoscope.server.main import create_server
+    from kinetoscope.server.sandbox import FORKSERVER_PRELOAD
+    server, port = create_server("127.0.0.1:0", store_dir=sys.argv[1], device="auto")
+    server.start()
+    from kinetoscope.client.client import Client
+    with Client(f"127.0.0.1:{port}") as client:
+        models = client.list_models()
+    server.stop(None)
+    print(json.dumps({"loaded": sorted(m for m in sys.modules if m.split(".")[0] in sys.argv[2:]),
+                      "models": len(models), "preload": FORKSERVER_PRELOAD}))
+''')
+
+
+def test_embedded_server_answers_without_importing_torch(tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, "-c", PROBE, str(tmp_path / "store"), *HEAVY],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    report = json.loads(out.strip().splitlines()[-1])
+    assert report["models"] == 0
+    assert report["loaded"] == [], f"the embedded server imported {report['loaded']} before any model job"
+    # the import child still gets everything preloaded: the forkserver imports the pipeline once
+    assert "kinetoscope.server.importer.pipeline" in report["preload"]
+
+
+def test_the_forkserver_preload_brings_the_converter() -> None:
+    code = ("import sys, importlib; from kinetoscope.server.sandbox import FORKSERVER_PRELOAD; "
+            "[importlib.import_module(m) for m in FORKSERVER_PRELOAD]; "
+            "print(all(m in sys.modules for m in ('torch', 'onnx', 'onnxruntime', 'onnx2torch')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True).stdout
+    assert out.strip() == "True"
