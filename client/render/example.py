@@ -11,6 +11,8 @@ from typing import Sequence
 
 import numpy as np
 
+from ..types import Target, targets_to_text
+
 _CHANNEL_LAST = {"NCHW": "NHWC", "NCTHW": "NTHWC"}
 
 
@@ -70,6 +72,7 @@ def make_example_result(
         raise ValueError("gammas and kappas must have the same length")
     rng = np.random.default_rng(seed)
     units = ["Channel('conv5_fusion', 3)", "Logit('logits', 1)", "Channel('rgb/conv3_3', 7)"]
+    targets = [(Target("channel", "conv5_fusion", 3),), (Target("logit", "logits", 1),), (Target("channel", "rgb/conv3_3", 7),)]
     n_units, n_settings = len(units), len(gammas)
 
     if model == "two_stream":
@@ -105,7 +108,8 @@ def make_example_result(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(
-        path, **arrays, units=np.array(units), gammas=np.array(gammas, dtype=np.float32),
+        path, **arrays, units=np.array(units),
+        unit_targets=np.array([targets_to_text(t) for t in targets]), gammas=np.array(gammas, dtype=np.float32),
         kappas=np.array(kappas, dtype=np.float32), activation=activation, input_names=np.array(names),
         input_kinds=np.array(kinds), input_layouts=np.array(layouts), optimized=optimized, **extra,
     )

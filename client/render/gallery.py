@@ -32,10 +32,10 @@ import numpy as np
 
 from .display import display_frames
 from .media import DEFAULT_FPS, MIN_SIDE, upscale_factor, write_gif, write_mp4, write_png, write_strip
+from ..types import Target
 from .result import SEQUENCE_KINDS, InputSpec, Result, infer_kind, infer_layout, sample_layout
 
 MEDIA_DIR = "media"
-_UNIT = re.compile(r"^\s*(\w+)\(\s*'([^']*)'\s*,\s*(-?\d+)")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
@@ -58,16 +58,19 @@ def _fmt(value: float) -> str:
     return f"{value:.4g}"
 
 
-def describe_unit(unit: str, class_names: Sequence[str] | None) -> tuple[str, str | None]:
-    """A heading for a unit and, for a logit with known classes, the class name."""
-    match = _UNIT.match(unit)
-    if not match:
+def describe_unit(unit: str, target: Target | None, class_names: Sequence[str] | None) -> tuple[str, str | None]:
+    """A heading for a unit from what it maximized and, for a logit with known classes, the class name.
+
+    A unit without a single structured target (a sum of terms, or a file written before
+    results carried targets) keeps its display label as the heading.
+    """
+    if target is None:
         return unit, None
-    target, layer, index = match.group(1), match.group(2), int(match.group(3))
-    if target == "Logit":
+    if target.kind == "logit":
+        index = target.channel
         name = class_names[index] if class_names and 0 <= index < len(class_names) else None
-        return f"{layer} · class {index}", name
-    return f"{layer} · {'channel' if target == 'Channel' else target.lower()} {index}", None
+        return f"{target.layer} · class {index}", name
+    return f"{target.layer} · {target.kind} {target.channel}", None
 
 
 def describe_setting(gamma: float, kappa: float) -> str:
@@ -290,7 +293,7 @@ def render_gallery(
     recorded_names = class_names
     if recording is not None and recording.get("class_names") is not None:
         recorded_names = [str(n) for n in recording["class_names"]]
-    layers = sorted({m.group(2) for u in result.units if (m := _UNIT.match(u))})
+    layers = sorted({t.layer for u in range(result.n_units) if (t := result.target(u))})
     title = title or "kinetoscope · " + (", ".join(layers) if layers else "maximization result")
 
     head_cells = "".join(
@@ -305,7 +308,7 @@ def render_gallery(
     stems = _unique_stems([spec.name for spec in result.inputs])
     rows = []
     for u, unit in enumerate(result.units):
-        heading, class_name = describe_unit(unit, class_names)
+        heading, class_name = describe_unit(unit, result.target(u), class_names)
         class_html = f'<div class="class-name">{html.escape(class_name)}</div>' if class_name else ""
         cells = [f'<th class="unit" scope="row">{html.escape(heading)}{class_html}<code>{html.escape(unit)}</code></th>']
         cells += [_setting_cell(result, u, s, out_dir, stems, fps) for s in range(result.n_settings)]

@@ -7,24 +7,28 @@ only when the clips file is given too (paper, Fig. 10 and 11).
 
 from __future__ import annotations
 
-import re
 from typing import Mapping
 
 import numpy as np
 
-_UNIT = re.compile(r"^\s*\w+\(\s*'([^']*)'\s*,\s*(\d+)")
+from ..types import Recording
+from .result import Result
 
 
-def gallery_recording(recording, units: list[str], clips: Mapping[str, np.ndarray] | None = None,
+def gallery_recording(recording: Recording, result: Result, clips: Mapping[str, np.ndarray] | None = None,
                       class_names: list[str] | None = None, top: int = 3) -> dict:
-    """The `recording` mapping `render_result` takes, for the units of one result."""
+    """The `recording` mapping `render_result` takes, for the units of one result.
+
+    A unit is matched to the recording by the tensor name and channel it maximized;
+    units that are a sum of terms, or that come from a file without targets, get no entry.
+    """
     entries = {}
-    for unit in units:
-        match = _UNIT.match(unit)
-        if match is None or match.group(1) not in recording.layers:
+    for u, unit in enumerate(result.units):
+        t = result.target(u)
+        if t is None or t.layer not in recording.layers:
             continue
-        layer, channel = recording.layers[match.group(1)], int(match.group(2))
-        if channel >= layer.channels:
+        layer, channel = recording.layers[t.layer], t.channel
+        if not 0 <= channel < layer.channels:
             continue
         order = layer.top_index[channel][:top]
         entry = {

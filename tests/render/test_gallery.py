@@ -13,6 +13,7 @@ from PIL import Image
 
 from kinetoscope.client.render import load_result, main, make_example_result, render_result
 from kinetoscope.client.render.gallery import bar_chart_svg, describe_setting, describe_unit
+from kinetoscope.client.types import Target, targets_to_text
 
 
 class _Collect(HTMLParser):
@@ -150,9 +151,13 @@ def test_bar_chart_marks_the_strongest_class() -> None:
 
 
 def test_units_and_settings_are_named_like_the_paper() -> None:
-    assert describe_unit("Logit('logits', 2)", ["x", "y", "Archery"]) == ("logits · class 2", "Archery")
-    assert describe_unit("Logit('logits', 2)", None) == ("logits · class 2", None)
-    assert describe_unit("Channel('conv5_fusion', 3)", None) == ("conv5_fusion · channel 3", None)
+    logit = Target("logit", "logits", 2)
+    assert describe_unit("Logit('logits', 2)", logit, ["x", "y", "Archery"]) == ("logits · class 2", "Archery")
+    assert describe_unit("Logit('logits', 2)", logit, None) == ("logits · class 2", None)
+    assert describe_unit("Logit('logits', 2)", logit, ["x", "y"]) == ("logits · class 2", None)  # too few names
+    assert describe_unit("c", Target("channel", "conv5_fusion", 3), ["x"]) == ("conv5_fusion · channel 3", None)
+    assert describe_unit("n", Target("neuron", "conv", 5, (0, 6)), None) == ("conv · neuron 5", None)
+    assert describe_unit("Sum(...)", None, ["x"]) == ("Sum(...)", None)
     assert "isotropic" in describe_setting(2.5, 2.5)
     assert "anisotropic, slower" in describe_setting(10, 1)
     assert "unconstrained" in describe_setting(0, 1)
@@ -179,3 +184,70 @@ def test_module_runs_and_leaves_torch_out(tmp_path) -> None:
     done = subprocess.run([sys.executable, "-c", code, str(path), str(tmp_path / "out")],
                           capture_output=True, text=True, check=True)
     assert done.stdout.split() == [str(tmp_path / "out" / "index.html"), "False"]
+
+
+def _unit_headings(index: Path) -> list[str]:
+    """The text of each row's unit heading, in row order."""
+
+    class Headings(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rows: list[str] = []
+            self.depth = 0
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            if tag == "th" and ("scope", "row") in attrs:
+                self.rows.append("")
+                self.depth = 1
+            elif self.depth:
+                self.depth += 1
+                self.rows[-1] += "|"
+
+        def handle_endtag(self, tag: str) -> None:
+            if self.depth:
+                self.depth -= 1
+
+        def handle_data(self, data: str) -> None:
+            if self.depth:
+                self.rows[-1] += data
+
+    parser = Headings()
+    parser.feed(index.read_text(encoding="utf-8"))
+    return parser.rows
+
+
+def test_headings_come_from_the_structured_target_not_the_label(tmp_path) -> None:
+    source = np.load(make_example_result(tmp_path / "full.npz"))
+    content = {key: source[key] for key in source.files}
+    # labels that say nothing parseable, and targets that differ from what the example's labels claim
+    content["units"] = np.array(["first", "second", "third"])
+    content["unit_targets"] = np.array([targets_to_text(t) for t in (
+        (Target("neuron", "mixed_5c", 4, (1, 2, 3)),),
+        (Target("logit", "fc8", 3),),
+        (Target("channel", "fc8", 0, (), 0.5), Target("channel", "mixed_5c", 1, (), 0.5)),  # a sum: no single target
+    )])
+    np.savez(tmp_path / "result.npz", **content)
+    index = render_result(tmp_path / "result.npz", tmp_path / "out")
+    assert _unit_headings(index) == ["mixed_5c · neuron 4|first", "fc8 · class 3|YoYo|second", "third|third"]
+    assert "<title>kinetoscope · fc8, mixed_5c</title>" in index.read_text(encoding="utf-8")
+
+
+def test_example_result_headings_name_layer_channel_and_class(tmp_path) -> None:
+    index = render_result(make_example_result(tmp_path / "result.npz"), tmp_path / "out")
+    assert _unit_headings(index) == [
+        "conv5_fusion · channel 3|Channel('conv5_fusion', 3)",
+        "logits · class 1|Billiards|Logit('logits', 1)",
+        "rgb/conv3_3 · channel 7|Channel('rgb/conv3_3', 7)",
+    ]
+    assert "<title>kinetoscope · conv5_fusion, logits, rgb/conv3_3</title>" in index.read_text(encoding="utf-8")
+
+
+def test_a_result_without_targets_renders_labels_without_headings(tmp_path) -> None:
+    source = np.load(make_example_result(tmp_path / "full.npz"))
+    np.savez(tmp_path / "result.npz", **{key: source[key] for key in source.files if key != "unit_targets"})
+    assert load_result(tmp_path / "result.npz").targets == ()
+    index = render_result(tmp_path / "result.npz", tmp_path / "out")
+    labels = [str(u) for u in source["units"]]
+    assert _unit_headings(index) == [f"{label}|{label}" for label in labels]  # no class name although classes are known
+    page = index.read_text(encoding="utf-8")
+    assert "<title>kinetoscope · maximization result</title>" in page and "class-name" not in page.split("</style>")[1]
