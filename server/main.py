@@ -20,6 +20,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from kinetoscope.home import default_store
 from kinetoscope.v1 import kinetoscope_pb2 as pb, kinetoscope_pb2_grpc as pb_grpc
 
+from . import sandbox
 from .allocator import retain_freed_memory
 from .library import ModelLibrary
 from .recordings import RecordingStore
@@ -66,13 +67,16 @@ def create_server(
     device: str = "cpu",
     *,
     jobs: JobQueue | None = None,
+    warm_imports: bool = False,
 ) -> tuple[grpc.Server, int]:
     """A server bound to `address`, not yet started (call `.start()`), and its port, as in grpc's examples.
 
     `tls` is (certificate chain PEM, private key PEM); `jobs` is built from `limits`
-    unless given (tests pass one to watch the jobs).
+    unless given (tests pass one to watch the jobs); `warm_imports` starts the import
+    child's forkserver at once (for a caller about to import).
     """
-    built = build_server(address, store_dir, token=token, tls=tls, limits=limits, device=device, jobs=jobs)
+    built = build_server(address, store_dir, token=token, tls=tls, limits=limits, device=device, jobs=jobs,
+                         warm_imports=warm_imports)
     return built.grpc_server, built.port
 
 
@@ -85,9 +89,12 @@ def build_server(
     limits: ServiceLimits = ServiceLimits(),
     device: str = "cpu",
     jobs: JobQueue | None = None,
+    warm_imports: bool = False,
 ) -> Server:
-    device = resolve_device(device)
     library = ModelLibrary(ModelStore(store_dir or default_store()), sandbox=limits.sandbox())
+    if warm_imports and library.sandbox is not None:
+        sandbox.warm_up()  # seconds of imports in another process, while this one starts
+    device = resolve_device(device)
     recordings = RecordingStore(library.store.root)
     jobs = jobs or JobQueue(limits.jobs_per_device, limits.job_queue_size)
     # A thread per call that may block: running + queued jobs, imports, recordings, and a few for quick calls.
@@ -158,7 +165,7 @@ def serve(
     grace_s: float = 5.0,
 ) -> None:
     """Runs until SIGINT/SIGTERM; then reports NOT_SERVING, lets calls finish for `grace_s` and stops."""
-    built = build_server(address, store_dir, token=token, tls=tls, limits=limits, device=device)
+    built = build_server(address, store_dir, token=token, tls=tls, limits=limits, device=device, warm_imports=True)
     built.grpc_server.start()
     stopping = threading.Event()
 

@@ -346,6 +346,18 @@ FORKSERVER_PRELOAD = [__name__, "kinetoscope.server.importer.pipeline", "kinetos
 """What the forkserver imports once, so that each child starts with torch, onnx, onnxruntime and the converter loaded."""
 
 
+def warm_up() -> threading.Thread:
+    """Start the forkserver now, in a thread, so that the first import does not wait for it.
+
+    The forkserver imports torch, onnx, onnxruntime and the converter (seconds); a server
+    that will import (`kinetoscope serve`, `kinetoscope import`) starts it while it does
+    its own start-up and receives the upload."""
+    thread = threading.Thread(target=lambda: (_context(), forkserver.ensure_running()), daemon=True,
+                              name="kinetoscope-forkserver-start")
+    thread.start()
+    return thread
+
+
 def _context() -> multiprocessing.context.BaseContext:
     """The forkserver context, preloading the importer into the forkserver once."""
     with _CONTEXT_LOCK:
