@@ -8,7 +8,7 @@ from pathlib import Path
 import onnx
 import torch
 
-from .architectures import ARCHITECTURES
+from .architectures import ARCHITECTURES, ZooSizeError
 from .names import name_tensors_after_modules
 
 
@@ -27,15 +27,18 @@ def export_model(
 
     BatchNorm stays a separate node (TrainingMode.PRESERVE on an eval-mode module), so
     the importer's folding is what users see; `frames` is L flow fields for two-stream
-    models and the clip length for 3D ones.
+    models and the clip length for 3D ones. An input the architecture's geometry cannot
+    take raises ZooSizeError (a ValueError naming the minimum) before anything is built.
     """
     if name not in ARCHITECTURES:
         raise KeyError(f"unknown zoo model {name!r}; known: {', '.join(ARCHITECTURES)}")
     info = ARCHITECTURES[name]
     frames = info.frames if frames is None else frames
     size = info.size if size is None else size
+    classes = info.num_classes if classes is None else classes
+    info.check_size(frames, size, classes, width)
     torch.manual_seed(seed)
-    net = info.build(classes or info.num_classes, frames, size, width).eval()
+    net = info.build(classes, frames, size, width).eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
@@ -49,7 +52,11 @@ def export_model(
     return Path(path)
 
 
+__all__ = ["ZooSizeError", "export_model", "zoo_listing"]
+
+
 def zoo_listing() -> list[dict]:
+    """One entry per architecture: its inputs at the published setting and the least frames and size it takes."""
     return [
         {
             "name": info.name,
@@ -60,6 +67,8 @@ def zoo_listing() -> list[dict]:
             "frames": info.frames,
             "size": info.size,
             "classes": info.num_classes,
+            "min_frames": info.limits.min_frames,
+            "min_size": info.limits.min_size,
         }
         for info in ARCHITECTURES.values()
     ]

@@ -6,6 +6,10 @@ released Caffe model, which turns pool4's 7×7 grid into 4×4 for a 3×16×112×
 so fc6 sees 512·1·4·4 = 8192 inputs; fc6 and fc7 have 4096 units. Convolutions total
 27,655,936 parameters, fc6 33,558,528, fc7 16,781,312: the network has 79,991,015
 parameters with Sports-1M's 487 classes and 78,409,573 with UCF101's 101.
+
+fc6 is sized for the clip, so the model is built for (`frames`, `size`). Every pool
+must see at least 2 steps: pool5 then still pools, which takes 9 frames (9 → 5 → 3 → 2
+through pool2–pool4) and 17 pixels (17 → 9 → 5 → 3 → 2 through pool1–pool4).
 """
 
 from __future__ import annotations
@@ -14,16 +18,17 @@ import torch
 from torch import nn
 
 from .common import scaled
+from .limits import ceil_pooled
 
 # (group, conv letters, output channels)
 _GROUPS = [(1, "a", 64), (2, "a", 128), (3, "ab", 256), (4, "ab", 512), (5, "ab", 512)]
 
 
 def _pooled(size: int) -> int:
-    """Output length of a kernel-2, stride-2 pool with ceil rounding."""
+    """Output length of a kernel-2, stride-2 pool with ceil rounding, over at least 2 steps."""
     if size < 2:
-        raise ValueError("input too small for C3D's pooling: use at least 16 frames and 32 pixels")
-    return -(-(size - 2) // 2) + 1
+        raise ValueError("input too small for C3D's 2×2×2 pooling: use at least 9 frames and 17 pixels")
+    return ceil_pooled(size, 2, 2)
 
 
 class C3D(nn.Module):
