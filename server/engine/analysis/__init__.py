@@ -1,0 +1,7 @@
+"""Quantitative findings per unit, in the manner of the paper's sections 4.1, 4.2.1 and Fig. 9.
+
+Each module measures one thing over real clips or optimized inputs: responses (the
+recorder's per-clip maxima, for a whole batch at once), class selectivity with a
+permutation test, reliance on each input stream, tuning to replay speed, and how
+optimized inputs change across training checkpoints. docs/ANALYSIS.md defines them.
+"""
