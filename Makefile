@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OUT ?= out
 
-.PHONY: demo test test-all bench bench-smoke setup clean proto
+.PHONY: demo test test-all test-docs bench bench-smoke setup clean proto
 
 setup: $(STAMP)
 
@@ -23,6 +23,10 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ''
+
+# README.md and docs/*.md run as written (their slow lines too with -m '')
+test-docs: $(STAMP)
+	$(BIN)/python -m pytest -q tests/docs
 
 # Every benchmark in one process run (about 12 minutes on 2 cores); installs the Lucent peer into .venv first.
 bench: $(STAMP)
