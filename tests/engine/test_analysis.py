@@ -274,6 +274,9 @@ def test_evolution_over_training_checkpoints(two_stream) -> None:
     assert flow.change.shape == (2, 2, 1) and flow.variation.shape == (3, 2, 1)
     assert np.all(np.isfinite(flow.change)) and np.all((flow.change > 0) & (flow.change < 2))
     assert np.all(np.isfinite(flow.variation)) and np.all(flow.variation > 0)
+    # training settles: each logit's optimized appearance changes more from epoch 1 to 4 than from 4 to the end
+    # (measured: 0.18, 0.25 then 0.02, 0.01)
+    assert np.all(found["rgb"].change[0] > 2 * found["rgb"].change[1]), found["rgb"].change[:, :, 0]
     # the module's numbers equal the definitions computed directly on the last unit's flow
     a, b = (opt["flow"][1, 0].ravel().astype(np.float64) for opt in optimized[1:])
     np.testing.assert_allclose(flow.change[1, 1, 0], 1 - a @ b / (np.linalg.norm(a) * np.linalg.norm(b)), rtol=1e-9)
