@@ -49,7 +49,7 @@ def rpc_message(exc: grpc.RpcError, args: argparse.Namespace) -> str:
     return details
 
 
-def connect(args):
+def connect(args, *, warm_imports: bool = False):
     """A Client for --server, or for an embedded server on the store; checks what can be checked before calling."""
     from .client import Client  # noqa: PLC0415
 
@@ -59,7 +59,7 @@ def connect(args):
             raise UserError(f"--server takes HOST:PORT (e.g. 127.0.0.1:50051), not {args.server!r}")
     elif args.store is not None and args.store.exists() and not args.store.is_dir():
         raise UserError(f"--store {args.store} is a file; give a folder (it is created if missing)")
-    client = Client(args.server, store=args.store, token=args.token)
+    client = Client(args.server, store=args.store, token=args.token, warm_imports=warm_imports and not args.server)
     if args.server and not _answers(client.channel, CONNECT_TIMEOUT_S):
         client.close()
         raise UserError(f"no kinetoscope server answers at {args.server}; start one with `kinetoscope serve --address "
@@ -105,7 +105,7 @@ def cmd_import(args) -> int:
         raise UserError(f"{args.model} is not a file" + ("" if args.model.exists() else " (no such path)"))
     with Status(f"importing {args.model.name}") as status:
         _embedded_start(args, status)
-        with connect(args) as client:
+        with connect(args, warm_imports=True) as client:
             status.say("starting the import worker, then check, fold, convert and verify against onnxruntime …"
                        if not args.server else f"uploading to {args.server}, then check, fold, convert and verify …")
             try:
@@ -315,17 +315,19 @@ def cmd_render(args) -> int:
 def _gallery_recording(args) -> dict:
     """The recording's per-unit column for the gallery: per-class maxima, and top clips when --clips is given."""
     from .render.recorded import gallery_recording  # noqa: PLC0415
+    from .render.result import ResultError, load_result  # noqa: PLC0415
 
-    with np.load(args.result, allow_pickle=False) as result:
-        units = [str(u) for u in result["units"]]
-        class_names = [str(c) for c in result["class_names"]] if "class_names" in result.files else None
+    try:
+        result = load_result(args.result)
+    except ResultError as exc:
+        raise UserError(str(exc)) from None
     with connect(args) as client:
         recording = client.get_recording(args.recording)
     clips = None
     if args.clips is not None:
         found = read_npz(args.clips)
         clips = {name: array for name, array in found.items() if name not in ("labels", "ids")}
-    return gallery_recording(recording, units, clips, class_names)
+    return gallery_recording(recording, result, clips, list(result.class_names) if result.class_names else None)
 
 
 def cmd_zoo(args) -> int:
