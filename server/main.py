@@ -24,7 +24,7 @@ from . import sandbox
 from .allocator import retain_freed_memory
 from .library import ModelLibrary
 from .recordings import RecordingStore
-from .serve_options import ServeOptions, add_serve_arguments
+from .serve_options import DEFAULT_ADDRESS, ServeOptions, add_serve_arguments
 from .service import (
     BearerTokenInterceptor,
     JobQueue,
@@ -38,7 +38,6 @@ from .store import ModelStore
 
 _LOGGER = logging.getLogger(__name__)
 
-DEFAULT_ADDRESS = "127.0.0.1:50051"
 SERVICES = tuple(pb.DESCRIPTOR.services_by_name[name].full_name
                  for name in ("ModelService", "VisualizationService", "RecordingService"))
 _MESSAGE_BYTES = 8 << 20
