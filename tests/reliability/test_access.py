@@ -7,7 +7,6 @@ import socket
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection_pb2
 
 from kinetoscope.server.main import DEFAULT_ADDRESS, SERVICES, build_parser
 from kinetoscope.server.service import ServiceLimits
@@ -20,13 +19,15 @@ TOKEN = "reliability-token"
 
 
 def _methods() -> list[tuple[str, bool, bool]]:
-    """(path, client streams, server streams) of every kinetoscope.v1 method and server reflection."""
-    found = []
-    for service in [pb.DESCRIPTOR.services_by_name[name.rsplit(".", 1)[1]] for name in SERVICES] + [
-            reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"]]:
-        for method in service.methods:
-            found.append((f"/{service.full_name}/{method.name}", method.client_streaming, method.server_streaming))
-    return found
+    """(path, client streams, server streams) of every kinetoscope.v1 method."""
+    return [(f"/{service.full_name}/{method.name}", method.client_streaming, method.server_streaming)
+            for service in [pb.DESCRIPTOR.services_by_name[name.rsplit(".", 1)[1]] for name in SERVICES]
+            for method in service.methods]
+
+
+REFLECTION = ("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+              "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo")
+"""Open without a token: descriptors only, so that tools resolving health through reflection work on a guarded server."""
 
 
 def _call(channel: grpc.Channel, path: str, client_streams: bool, server_streams: bool, metadata) -> grpc.StatusCode:
@@ -51,9 +52,9 @@ def guarded(tmp_path_factory):
     running.stop()
 
 
-def test_every_rpc_but_health_needs_the_token(guarded) -> None:
+def test_every_kinetoscope_rpc_needs_the_token_health_and_reflection_do_not(guarded) -> None:
     methods = _methods()
-    assert len(methods) == 9  # 4 model, 1 visualization, 3 recording, 1 reflection
+    assert len(methods) == 8  # 4 model, 1 visualization, 3 recording
     for path, client_streams, server_streams in methods:
         for metadata in ((), (("authorization", "Bearer wrong"),), (("authorization", TOKEN),),
                          (("authorization", f"Bearer {TOKEN}x"),)):
@@ -65,6 +66,8 @@ def test_every_rpc_but_health_needs_the_token(guarded) -> None:
     watch = health.Watch(health_pb2.HealthCheckRequest(), timeout=10)
     assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
     watch.cancel()
+    for path in REFLECTION:
+        assert _call(guarded.channel, path, True, True, ()) == grpc.StatusCode.OK, path
 
 
 def _outside_address() -> str | None:
