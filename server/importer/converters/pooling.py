@@ -1,4 +1,5 @@
-"""MaxPool/AveragePool with asymmetric and auto pads, ceil_mode and dilations as onnxruntime computes them."""
+"""MaxPool (with its Indices output), AveragePool and LpPool with asymmetric and auto pads, ceil_mode and
+dilations as onnxruntime computes them."""
 
 from __future__ import annotations
 
@@ -40,8 +41,12 @@ class OnnxPool(nn.Module, OnnxToTorchModule):
         auto_pad: str,
         ceil_mode: bool,
         count_include_pad: bool,
+        p: float = 2.0,
+        indices: str = "",
     ) -> None:
+        """mode: max, average or lp (whose norm is `p`); indices: "" (none), "row" or "column" (storage_order)."""
         super().__init__()
+        self.p, self.indices = p, indices
         self.mode, self.kernel, self.strides, self.dilations = mode, kernel, strides, dilations
         self.pads, self.auto_pad, self.ceil_mode, self.count_include_pad = pads, auto_pad, ceil_mode, count_include_pad
         self._plans: dict[tuple[int, ...], tuple] = {}
@@ -64,6 +69,8 @@ class OnnxPool(nn.Module, OnnxToTorchModule):
         floor rule gives the same output size. The general path pads a copy of the
         input and, for average, pools a mask as well: on BN-Inception that made the
         imported graph slower than the model it came from."""
+        if self.mode == "lp" or self.indices:
+            return None
         if begins != ends or any(extras) or (self.mode != "max" and any(d != 1 for d in self.dilations)):
             return None
         for n, k, s, d, pad, out in zip(sizes, self.kernel, self.strides, self.dilations, begins, outs):
@@ -95,7 +102,7 @@ class OnnxPool(nn.Module, OnnxToTorchModule):
             outs.append(out)
         return begins, ends, extras, outs
 
-    def forward(self, input_tensor: torch.Tensor) -> torch.Tensor:  # pylint: disable=missing-function-docstring
+    def forward(self, input_tensor: torch.Tensor):  # pylint: disable=missing-function-docstring
         rank = len(self.kernel)
         batch, channels, *sizes = input_tensor.shape
         (begins, ends, extras, outs), direct = self._plan(sizes)
@@ -114,7 +121,15 @@ class OnnxPool(nn.Module, OnnxToTorchModule):
             lowest = torch.finfo(dtype).min if dtype.is_floating_point else torch.iinfo(dtype).min
             pads = _torch_pads(begins, [max(e, 0) for e in ends])  # onnxruntime's MaxPool does not crop
             padded = _pad(_pad(input_tensor, pads, lowest), tail, lowest)
-            return _MAX_POOL[rank](padded, self.kernel, self.strides, 0, self.dilations)[crop]
+            if not self.indices:
+                return _MAX_POOL[rank](padded, self.kernel, self.strides, 0, self.dilations)[crop]
+            pooled, where = _MAX_POOL[rank](padded, self.kernel, self.strides, 0, self.dilations, return_indices=True)
+            return pooled[crop], self._input_indices(where[crop], padded.shape[2:], begins, input_tensor.shape)
+        if self.mode == "lp":
+            powered = _pad(_pad(input_tensor.abs().pow(self.p), pads), tail)
+            flat = powered.reshape(batch * channels, 1, *powered.shape[2:])
+            pooled = self._window_sum(flat)[crop].pow(1.0 / self.p)
+            return pooled.reshape(batch, channels, *pooled.shape[2:])
 
         flat = input_tensor.reshape(batch * channels, 1, *sizes)
         ones = input_tensor.new_ones((1, 1, *sizes))
@@ -123,6 +138,23 @@ class OnnxPool(nn.Module, OnnxToTorchModule):
         counts = self._window_sum(mask).clamp(min=1.0)  # windows wholly in padding average to 0
         pooled = (sums / counts)[crop]
         return pooled.reshape(batch, channels, *pooled.shape[2:])
+
+    def _input_indices(self, where: torch.Tensor, padded: torch.Size, begins: list[int], shape: torch.Size):
+        """torch's index into each padded plane → ONNX's index into the whole input (N, C, then the spatial
+        axes row-major, or column-major for storage_order 1)."""
+        coords, rest = [], where
+        for size in reversed(padded):
+            coords.append(rest % size)
+            rest = torch.div(rest, size, rounding_mode="floor")
+        coords = [c - b for c, b in zip(reversed(coords), begins)]
+        sizes = list(shape[2:])
+        order = range(len(sizes)) if self.indices == "row" else reversed(range(len(sizes)))
+        flat = torch.zeros_like(where)
+        for axis in order:
+            flat = flat * sizes[axis] + coords[axis]
+        planes = torch.arange(shape[0] * shape[1], device=where.device).reshape(shape[0], shape[1],
+                                                                            *[1] * len(sizes))
+        return flat + planes * math.prod(sizes)
 
     def _window_sum(self, padded: torch.Tensor) -> torch.Tensor:
         rank = len(self.kernel)
@@ -138,8 +170,9 @@ def _convert_pool(node: OnnxNode, mode: str) -> OperationConverterResult:
     rank = len(kernel)
     if rank not in _MAX_POOL:
         raise NotImplementedError(f"{node.operation_type} with {rank} spatial axes is not implemented")
+    indices = ""
     if len(node.output_values) > 1 and node.output_values[1]:
-        raise NotImplementedError(f"{node.operation_type} with the Indices output is not implemented")
+        indices = "column" if int(attrs.get("storage_order", 0)) == 1 else "row"
     auto_pad = attrs.get("auto_pad", "NOTSET")
     if auto_pad not in ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"):
         raise NotImplementedError(f"{node.operation_type} with auto_pad={auto_pad} is not implemented")
@@ -152,6 +185,8 @@ def _convert_pool(node: OnnxNode, mode: str) -> OperationConverterResult:
         auto_pad=auto_pad,
         ceil_mode=bool(attrs.get("ceil_mode", 0)),
         count_include_pad=bool(attrs.get("count_include_pad", 0)),
+        p=float(attrs.get("p", 2.0)),
+        indices=indices,
     )
     return OperationConverterResult(torch_module=module, onnx_mapping=onnx_mapping_from_node(node))
 
@@ -176,6 +211,17 @@ def _(node: OnnxNode, graph: OnnxGraph) -> OperationConverterResult:
 def _(node: OnnxNode, graph: OnnxGraph) -> OperationConverterResult:
     del graph
     return _convert_pool(node, "average")
+
+
+@add_converter("LpPool", 1)
+@add_converter("LpPool", 2)
+@add_converter("LpPool", 11)
+@add_converter("LpPool", 18)
+@add_converter("LpPool", 22)
+def _(node: OnnxNode, graph: OnnxGraph) -> OperationConverterResult:
+    """(LpPool-1's auto_pad, and its p as a float, read the same way.)"""
+    del graph
+    return _convert_pool(node, "lp")
 
 
 class OnnxGlobalMaxPool(nn.Module, OnnxToTorchModule):

@@ -1,4 +1,5 @@
-"""MaxPool / AveragePool / GlobalMaxPool converters match onnxruntime, pads, ceil_mode and dilations included."""
+"""MaxPool (and its Indices) / AveragePool / LpPool / GlobalMaxPool converters match onnxruntime, pads, ceil_mode
+and dilations included."""
 
 from __future__ import annotations
 
@@ -130,12 +131,6 @@ def test_average_pool_gradcheck(one_node) -> None:
     assert torch.autograd.gradcheck(module, (x,))
 
 
-def test_max_pool_indices_output_raises(one_node) -> None:
-    model = one_node("MaxPool", {"x": _input(2)}, 12, {"kernel_shape": [2, 2]}, num_outputs=2)
-    with pytest.raises(NotImplementedError, match="MaxPool with the Indices output"):
-        onnx2torch.convert(model)
-
-
 def test_four_spatial_axes_raise(one_node) -> None:
     feeds = {"x": np.zeros((1, 1, 3, 3, 3, 3), np.float32)}
     with pytest.raises(NotImplementedError, match="MaxPool with 4 spatial axes"):
@@ -154,3 +149,38 @@ def test_symmetric_pads_take_one_torch_pool_call(one_node, op: str) -> None:
         module = onnx2torch.convert(one_node(op, feeds, 22, attrs))
         pool = next(m for m in module.modules() if isinstance(m, OnnxPool))
         assert pool._plan(list(_SIZES[2]))[1] == expected
+
+
+@pytest.mark.parametrize("version", [8, 10, 11, 12, 22])
+@pytest.mark.parametrize("storage_order", [0, 1])
+@pytest.mark.parametrize("rank", [1, 2, 3])
+@pytest.mark.parametrize("case", [_AXIS_CASES[0], _AXIS_CASES[2], _AXIS_CASES[5]], ids=["asymmetric", "ceil", "direct"])
+def test_max_pool_indices(parity, one_node, version: int, storage_order: int, rank: int, case) -> None:
+    """The Indices output: flat positions in the whole input (N, C, spatial), row- or column-major."""
+    if storage_order and rank != 2:
+        pytest.skip("onnxruntime honours storage_order on 2D pools only")
+    attrs = {**_attrs(rank, case, ceil=int(version >= 10)), "storage_order": storage_order}
+    if version < 10:
+        attrs = {k: v for k, v in attrs.items() if k not in ("dilations", "ceil_mode")}
+    elif version < 11 or case[4] == 1:
+        attrs.pop("dilations")
+    feeds = {"x": _input(rank)}
+    parity(one_node("MaxPool", feeds, version, attrs, num_outputs=2), feeds)
+
+
+@pytest.mark.parametrize("version", [11, 18, 22])
+@pytest.mark.parametrize("p", [1, 2, 3])
+@pytest.mark.parametrize("rank", [1, 2, 3])
+def test_lp_pool(parity, one_node, version: int, p: int, rank: int) -> None:
+    case = _AXIS_CASES[4] if version >= 18 else _AXIS_CASES[0]
+    attrs = {**_attrs(rank, case, ceil=1), "p": p}
+    if version < 18:
+        attrs = {k: v for k, v in attrs.items() if k not in ("dilations", "ceil_mode")}
+    feeds = {"x": _input(rank)}
+    parity(one_node("LpPool", feeds, version, attrs), feeds)
+
+
+@pytest.mark.parametrize("auto_pad", ["SAME_UPPER", "SAME_LOWER", "VALID"])
+def test_lp_pool_auto_pad(parity, one_node, auto_pad: str) -> None:
+    feeds = {"x": _input(2)}
+    parity(one_node("LpPool", feeds, 18, {"kernel_shape": [3, 2], "strides": [2, 2], "auto_pad": auto_pad}), feeds)
