@@ -11,6 +11,8 @@ import torch
 from .architectures import ARCHITECTURES, ZooSizeError
 from .names import name_tensors_after_modules
 
+__all__ = ["ZooSizeError", "export_model", "zoo_listing"]
+
 
 def export_model(
     name: str,
@@ -50,9 +52,6 @@ def export_model(
     name_tensors_after_modules(proto)
     onnx.save(proto, str(path))
     return Path(path)
-
-
-__all__ = ["ZooSizeError", "export_model", "zoo_listing"]
 
 
 def zoo_listing() -> list[dict]:

@@ -60,7 +60,8 @@ class ArchitectureInfo:
     output_name: str = "logits"
 
     def check_size(self, frames: int, size: int, classes: int = 1, width: float = 1.0) -> None:
-        """Raise ZooSizeError naming each minimum this model's geometry needs and the request misses.
+        """Raise ZooSizeError naming each minimum this model's geometry needs and the request misses
+        (and a class count below 1 or a width not above 0).
 
         Pure arithmetic: call it before `build`, which would fail deep inside torch instead.
         """

@@ -4,8 +4,9 @@ The grid is frames {the natural small case, 8, 16, 32} × size {32, 64, 112, 224
 is the number L of flow fields for two-stream networks (small case 1) and the clip length
 for 3D ones (small case 2, the least motion). A refusal is a ZooSizeError (a ValueError)
 that names the minimum and comes before any module is built. The minimums themselves are
-checked against the modules: at the minimum no window is larger than its input, one
-below it some window is, and every size above it up to a full period of the pooling fits.
+checked against the modules: at the minimum and at the grid's sizes no window is larger
+than its input, one below it some window is; the slow run checks every size up to a full
+period of the pooling above the minimum.
 """
 
 from __future__ import annotations
