@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -68,8 +69,25 @@ def test_zoo_list_and_export(shared_store, tmp_path) -> None:
     assert [d.dim_value for d in graph.input[0].type.tensor_type.shape.dim] == [1, 3, 8, 32, 32]
 
 
+BAR_TIMES = re.compile(r"\[(?P<elapsed>[\d:]+)<(?P<remaining>[\d:?]+)")
+
+
+def _seconds(clock: str) -> float:
+    """tqdm's [H:]MM:SS as seconds."""
+    value = 0.0
+    for part in clock.split(":"):
+        value = value * 60 + float(part)
+    return value
+
+
 @pytest.mark.slow
 def test_demo(tmp_path) -> None:
-    done = kinetoscope("demo", "--out", "out", home=tmp_path / "home", cwd=tmp_path, timeout=900)
+    """The demo end to end, with its progress bar forced on: no ETA it shows is over 3× the time the bar finally took."""
+    done = kinetoscope("demo", "--out", "out", home=tmp_path / "home", cwd=tmp_path, timeout=900, KINETOSCOPE_PROGRESS="1")
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "gallery: out/index.html" and (tmp_path / "out" / "index.html").is_file()
+    shown = [(_seconds(m["elapsed"]), m["remaining"]) for m in BAR_TIMES.finditer(done.stderr)]
+    assert len(shown) >= 3, done.stderr[-2000:]
+    final = max(elapsed for elapsed, _ in shown)
+    etas = [_seconds(remaining) for _, remaining in shown if "?" not in remaining]
+    assert etas and max(etas) <= 3 * max(final, 1.0), (max(etas), final)
