@@ -74,10 +74,36 @@ def skeleton(model: ModelProto) -> ModelProto:
     return light
 
 
+_SAME_SHAPE_OPS = ("MeanVarianceNormalization",)
+"""Ops whose output has their input's type and shape, where onnx's inference can fail (onnx 1.23 fails
+inside MeanVarianceNormalization-13's own function body and leaves the output, and all after it, shapeless)."""
+
+
+def _same_shape_hints(model: ModelProto) -> int:
+    """Give such ops' shapeless outputs their input's type; return how many were given."""
+    known = {v.name: v for v in list(model.graph.input) + list(model.graph.value_info) + list(model.graph.output)}
+    added = 0
+    for node in model.graph.node:
+        if node.op_type not in _SAME_SHAPE_OPS or not node.output or node.input[0] not in known:
+            continue
+        out = known.get(node.output[0])
+        if out is not None and out.type.tensor_type.HasField("shape"):
+            continue
+        if out is None:
+            out = model.graph.value_info.add()
+        out.name = node.output[0]
+        out.type.CopyFrom(known[node.input[0]].type)
+        known[out.name] = out
+        added += 1
+    return added
+
+
 def infer_shapes(model: ModelProto, *, strict: bool = False) -> ModelProto:
     """Shape inference with data propagation, on the skeleton; shapes copied back."""
     light = skeleton(model)
     inferred = onnx.shape_inference.infer_shapes(light, check_type=True, strict_mode=strict, data_prop=True)
+    if _same_shape_hints(inferred):  # then what follows those nodes is inferred too
+        inferred = onnx.shape_inference.infer_shapes(inferred, check_type=True, strict_mode=strict, data_prop=True)
     weights = {init.name for init in model.graph.initializer}
     graph = model.graph
     del graph.value_info[:]

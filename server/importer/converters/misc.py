@@ -1,5 +1,6 @@
 """Dropout with a seed (inference: the identity and an all-true mask), TopK with ONNX's tie order, CastLike,
-and the version aliases of ops whose newer versions only widened their types."""
+Size, Shape with any start and end, GatherElements with negative indices, and the version aliases of ops
+whose newer versions only widened their types."""
 
 from __future__ import annotations
 
@@ -94,6 +95,70 @@ def _(node: OnnxNode, graph: OnnxGraph) -> OperationConverterResult:
     if node.attributes.get("round_mode", "up") != "up":
         raise NotImplementedError("CastLike with round_mode other than up is not implemented")
     return OperationConverterResult(torch_module=OnnxCastLike(), onnx_mapping=onnx_mapping_from_node(node))
+
+
+class OnnxSize(nn.Module, OnnxToTorchModule):
+    """The number of elements, as an int64 scalar."""
+
+    def forward(self, input_tensor: torch.Tensor) -> torch.Tensor:  # pylint: disable=missing-function-docstring
+        return torch.tensor(input_tensor.numel(), dtype=torch.int64, device=input_tensor.device)
+
+
+@add_converter("Size", 1)
+@add_converter("Size", 13)
+@add_converter("Size", 19)
+@add_converter("Size", 21)
+@add_converter("Size", 23)
+@add_converter("Size", 24)
+@add_converter("Size", 25)
+def _(node: OnnxNode, graph: OnnxGraph) -> OperationConverterResult:
+    del graph
+    return OperationConverterResult(torch_module=OnnxSize(), onnx_mapping=onnx_mapping_from_node(node))
+
+
+class OnnxShape(nn.Module, OnnxToTorchModule):
+    """The dims from `start` to `end` (clamped, negative from the back) as int64, empty when start >= end."""
+
+    def __init__(self, start: int, end: Optional[int]) -> None:
+        super().__init__()
+        self.start, self.end = start, end
+
+    def forward(self, input_tensor: torch.Tensor) -> torch.Tensor:  # pylint: disable=missing-function-docstring
+        dims = list(input_tensor.shape)[self.start:self.end]
+        return torch.tensor(dims, dtype=torch.int64, device=input_tensor.device)
+
+
+@add_converter("Shape", 1, replace=True)
+@add_converter("Shape", 13, replace=True)
+@add_converter("Shape", 15, replace=True)
+def _(node: OnnxNode, graph: OnnxGraph) -> OperationConverterResult:
+    del graph
+    end = node.attributes.get("end")
+    module = OnnxShape(int(node.attributes.get("start", 0)), int(end) if end is not None else None)
+    return OperationConverterResult(torch_module=module, onnx_mapping=onnx_mapping_from_node(node))
+
+
+class OnnxGatherElements(nn.Module, OnnxToTorchModule):
+    """torch.gather with ONNX's negative indices counted from the end of the axis."""
+
+    def __init__(self, axis: int) -> None:
+        super().__init__()
+        self.axis = axis
+
+    def forward(  # pylint: disable=missing-function-docstring
+        self, input_tensor: torch.Tensor, indices: torch.Tensor
+    ) -> torch.Tensor:
+        indices = indices.long()
+        indices = torch.where(indices < 0, indices + input_tensor.shape[self.axis], indices)
+        return torch.gather(input_tensor, dim=self.axis, index=indices)
+
+
+@add_converter("GatherElements", 11, replace=True)
+@add_converter("GatherElements", 13, replace=True)
+def _(node: OnnxNode, graph: OnnxGraph) -> OperationConverterResult:
+    del graph
+    module = OnnxGatherElements(int(node.attributes.get("axis", 0)))
+    return OperationConverterResult(torch_module=module, onnx_mapping=onnx_mapping_from_node(node))
 
 
 # (op, new version, version whose converter it reuses): same attributes, inputs and outputs in onnx.defs;

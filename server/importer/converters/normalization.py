@@ -1,4 +1,5 @@
-"""GroupNormalization-18 (scale and bias per group) and -21 (per channel), which onnx2torch lacks."""
+"""GroupNormalization-18 (scale and bias per group) and -21 (per channel), LpNormalization and
+MeanVarianceNormalization, which onnx2torch lacks."""
 
 from __future__ import annotations
 
@@ -55,3 +56,49 @@ def _(node: OnnxNode, graph: OnnxGraph) -> OperationConverterResult:
 def _(node: OnnxNode, graph: OnnxGraph) -> OperationConverterResult:
     del graph
     return _convert(node, per_group=False)
+
+
+class OnnxLpNormalization(nn.Module, OnnxToTorchModule):
+    """The input divided by its L1 or L2 norm along one axis (no epsilon: ONNX has none; zero vectors stay 0)."""
+
+    def __init__(self, axis: int, p: int) -> None:
+        super().__init__()
+        self.axis, self.p = axis, p
+
+    def forward(self, input_tensor: torch.Tensor) -> torch.Tensor:  # pylint: disable=missing-function-docstring
+        norm = torch.linalg.vector_norm(input_tensor, ord=self.p, dim=self.axis, keepdim=True)
+        return input_tensor / torch.where(norm == 0, torch.ones_like(norm), norm)  # a zero vector stays zero
+
+
+@add_converter("LpNormalization", 1)
+@add_converter("LpNormalization", 22)
+def _(node: OnnxNode, graph: OnnxGraph) -> OperationConverterResult:
+    del graph
+    p = int(node.attributes.get("p", 2))
+    if p not in (1, 2):
+        raise NotImplementedError(f"LpNormalization with p={p} is not implemented")
+    module = OnnxLpNormalization(int(node.attributes.get("axis", -1)), p)
+    return OperationConverterResult(torch_module=module, onnx_mapping=onnx_mapping_from_node(node))
+
+
+class OnnxMeanVarianceNormalization(nn.Module, OnnxToTorchModule):
+    """(x - mean) / (std + 1e-9) over `axes`, as ONNX defines it; the variance from centred values, as
+    onnxruntime computes it (E[x²] - E[x]², ONNX's own expansion, loses digits over few elements)."""
+
+    def __init__(self, axes: list[int]) -> None:
+        super().__init__()
+        self.axes = axes
+
+    def forward(self, input_tensor: torch.Tensor) -> torch.Tensor:  # pylint: disable=missing-function-docstring
+        mean = input_tensor.mean(dim=self.axes, keepdim=True)
+        centred = input_tensor - mean
+        variance = (centred * centred).mean(dim=self.axes, keepdim=True)
+        return centred / (torch.sqrt(variance) + 1e-9)
+
+
+@add_converter("MeanVarianceNormalization", 9)
+@add_converter("MeanVarianceNormalization", 13)
+def _(node: OnnxNode, graph: OnnxGraph) -> OperationConverterResult:
+    del graph
+    module = OnnxMeanVarianceNormalization(list(node.attributes.get("axes", [0, 2, 3])))
+    return OperationConverterResult(torch_module=module, onnx_mapping=onnx_mapping_from_node(node))
