@@ -157,8 +157,6 @@ def test_symmetric_pads_take_one_torch_pool_call(one_node, op: str) -> None:
 @pytest.mark.parametrize("case", [_AXIS_CASES[0], _AXIS_CASES[2], _AXIS_CASES[5]], ids=["asymmetric", "ceil", "direct"])
 def test_max_pool_indices(parity, one_node, version: int, storage_order: int, rank: int, case) -> None:
     """The Indices output: flat positions in the whole input (N, C, spatial), row- or column-major."""
-    if storage_order and rank != 2:
-        pytest.skip("onnxruntime honours storage_order on 2D pools only")
     attrs = {**_attrs(rank, case, ceil=int(version >= 10)), "storage_order": storage_order}
     if version < 10:
         attrs = {k: v for k, v in attrs.items() if k not in ("dilations", "ceil_mode")}
