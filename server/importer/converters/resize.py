@@ -1,4 +1,5 @@
-"""Resize as onnxruntime computes it (every coordinate and nearest mode), one axis at a time with gathers."""
+"""Resize as onnxruntime computes it (every coordinate and nearest mode, antialiased downsampling), one axis at a
+time with gathers."""
 
 from __future__ import annotations
 
@@ -112,8 +113,6 @@ class OnnxResizeExact(nn.Module, OnnxToTorchModule):
             roi, scales, sizes = self.roi, self.scales, self.sizes
         shape = list(input_tensor.shape)
         out, factor = self._plan(shape, scales, sizes)
-        if self.antialias and self.mode != "nearest" and min(factor) < 1:
-            raise NotImplementedError("Resize with antialias=1 when downsampling is not implemented")
         if self.mode != "nearest" and not input_tensor.is_floating_point():
             raise NotImplementedError(f"Resize in {self.mode} mode of {input_tensor.dtype} is not implemented")
         rank = len(shape)
@@ -134,7 +133,9 @@ class OnnxResizeExact(nn.Module, OnnxToTorchModule):
         coord = _original(self.coordinate_mode, positions, scale, out_len, in_len, roi)
         view = [1] * x.dim()
         view[axis] = out_len
-        if self.mode == "nearest":
+        if self.antialias and self.mode != "nearest" and scale < 1:
+            result = self._antialiased_axis(x, axis, coord, scale)
+        elif self.mode == "nearest":
             result = x.index_select(axis, _nearest(coord, self.nearest_mode).clamp(0, in_len - 1).long())
         elif self.mode == "linear":
             clamped = coord.clamp(0, in_len - 1)
@@ -160,6 +161,35 @@ class OnnxResizeExact(nn.Module, OnnxToTorchModule):
             outside = ((coord < 0) | (coord > in_len - 1)).view(view)
             result = torch.where(outside, torch.full_like(result, self.extrapolation), result)
         return result
+
+
+    def _antialiased_axis(self, x: torch.Tensor, axis: int, coord: torch.Tensor, scale: float) -> torch.Tensor:
+        """Downsampling with the filter stretched by 1 / scale, so every input sample contributes.
+
+        Each output is a normalized weighted sum of the inputs within support / scale of its
+        source coordinate (support 1 for linear's triangle, 2 for cubic); taps past the ends
+        take the edge value, or are dropped with exclude_outside. One dense [out, in] matrix."""
+        in_len = x.shape[axis]
+        support = 1.0 if self.mode == "linear" else 2.0
+        reach = int(np.ceil(support / scale)) + 1
+        offsets = torch.arange(-reach, reach + 1, device=x.device)
+        taps = torch.floor(coord).long()[:, None] + offsets[None, :]
+        distance = ((taps.double() - coord.double()[:, None]) * scale).abs()
+        if self.mode == "linear":
+            weights = (1.0 - distance).clamp(min=0.0)
+        else:
+            a = float(self.cubic_a)
+            near = ((a + 2) * distance - (a + 3)) * distance * distance + 1
+            far = ((a * distance - 5 * a) * distance + 8 * a) * distance - 4 * a
+            weights = torch.where(distance <= 1, near, torch.where(distance < 2, far, torch.zeros_like(distance)))
+        inside = (taps >= 0) & (taps < in_len)
+        if self.exclude_outside:
+            weights = torch.where(inside, weights, torch.zeros_like(weights))
+        weights = weights / weights.sum(dim=1, keepdim=True)
+        matrix = torch.zeros(coord.shape[0], in_len, dtype=torch.float64, device=x.device)
+        matrix.scatter_add_(1, taps.clamp(0, in_len - 1), weights)
+        moved = x.movedim(axis, -1)
+        return (moved @ matrix.to(x.dtype).T).movedim(-1, axis)
 
 
 def _constant(name: str, graph: OnnxGraph) -> tuple[bool, Optional[list]]:
@@ -200,10 +230,5 @@ def _(node: OnnxNode, graph: OnnxGraph) -> OperationConverterResult:
     static = all(k for k, _ in known)
     roi, scales, sizes = (value for _, value in known)
     module = OnnxResizeExact(attrs, get("axes"), roi, scales, sizes, static)
-    info = graph.value_info.get(node.input_values[0])
-    shape = [d.dim_value for d in info.type.tensor_type.shape.dim] if info is not None else []
-    if attrs["antialias"] and attrs["mode"] != "nearest" and static and shape and all(shape):
-        if min(module._plan(shape, scales, sizes)[1]) < 1:  # pylint: disable=protected-access
-            raise NotImplementedError("Resize with antialias=1 when downsampling is not implemented")
     inputs = node.input_values[:1] if static else node.input_values
     return OperationConverterResult(torch_module=module, onnx_mapping=OnnxMapping(inputs, node.output_values))

@@ -102,13 +102,6 @@ def test_antialias_upsampling(parity, graph_model, mode: str, coord: str) -> Non
     parity(_model(graph_model, 19, 4, 0, attrs), {"x": _x(4)})
 
 
-@pytest.mark.parametrize("mode,target", itertools.product(["linear", "cubic"], [1, 2, 3]))
-def test_antialias_downsampling_raises(graph_model, mode: str, target: int) -> None:
-    model = _model(graph_model, 18, 4, target, {"mode": mode, "antialias": 1})
-    with pytest.raises(NotImplementedError, match="antialias=1 when downsampling"):
-        onnx2torch.convert(model)
-
-
 def test_run_time_sizes(parity, graph_model) -> None:
     node = helper.make_node("Resize", ["x", "", "", "sizes"], ["y"], mode="linear")
     inputs = [
@@ -132,3 +125,35 @@ def test_unknown_coordinate_mode_raises(graph_model) -> None:
     next(a for a in model.graph.node[0].attribute if a.name == "coordinate_transformation_mode").s = b"quarter_pixel"
     with pytest.raises(NotImplementedError, match="Resize with mode=linear, quarter_pixel"):
         onnx2torch.convert(model)
+
+
+_ANTIALIAS_COORDS = ["half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric", "half_pixel_symmetric"]
+
+
+@pytest.mark.parametrize("version", [18, 19])
+@pytest.mark.parametrize("rank,target,mode", [
+    (4, 1, "linear"), (4, 2, "linear"), (4, 3, "linear"), (5, 1, "linear"), (5, 3, "linear"),
+    (4, 1, "cubic"), (4, 2, "cubic"), (4, 3, "cubic"),  # onnxruntime runs cubic on 4D inputs only
+])
+@pytest.mark.parametrize("exclude_outside", [0, 1])
+def test_antialias(parity, graph_model, version: int, rank: int, target: int, mode: str, exclude_outside: int) -> None:
+    """Downsampling with the filter widened by 1 / scale; an upsampled axis (target 2's first) resizes as without."""
+    attrs = {"mode": mode, "antialias": 1, "exclude_outside": exclude_outside}
+    parity(_model(graph_model, version, rank, target, attrs), {"x": _x(rank)})
+
+
+@pytest.mark.parametrize("coord", _ANTIALIAS_COORDS)
+@pytest.mark.parametrize("mode", ["linear", "cubic"])
+def test_antialias_coordinate_modes(parity, graph_model, coord: str, mode: str) -> None:
+    attrs = {"mode": mode, "antialias": 1, "coordinate_transformation_mode": coord, "cubic_coeff_a": -0.5}
+    parity(_model(graph_model, 18, 4, 1, attrs), {"x": _x(4)})
+
+
+def test_antialias_strong_downsampling(parity, graph_model) -> None:
+    """A quarter-size output: each output averages a window of about eight inputs."""
+    x = np.random.default_rng(1).standard_normal((1, 2, 32, 24)).astype(np.float32)
+    node = helper.make_node("Resize", ["x", "", "", "sizes"], ["y"], mode="linear", antialias=1)
+    sizes = onnx.numpy_helper.from_array(np.array([1, 2, 8, 5], np.int64), "sizes")
+    model = graph_model([node], [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, x.shape)],
+                        [helper.make_value_info("y", onnx.TypeProto())], 18, [sizes])
+    parity(model, {"x": x})
