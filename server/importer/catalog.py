@@ -6,10 +6,19 @@ the receptive field and stride along that input's T, H and W. Convolutions and p
 grow the field by (k−1)·dilation·stride and multiply the stride; ops that collapse a
 spatial axis (global pools, flatten before a fully connected layer) widen the field to
 the whole extent, as for fc6 in the paper's Table 1.
+
+Some ops make every position depend on the whole input: attention (a MatMul of two
+activations, as in non-local blocks) and a globally pooled tensor broadcast back over
+the map (squeeze-excitation). From there on the field along those axes is the whole
+input extent, and the convolutions after do not grow it further. A reshape that
+merges axes and a later one that restores the same shape (GroupNorm exported as
+Reshape → InstanceNormalization → Reshape, the flattening around attention) give the
+axes back their meaning.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 from dataclasses import dataclass, field
@@ -27,6 +36,11 @@ _GLOBAL_OPS = ("GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool")
 _REDUCE_OPS = ("ReduceMean", "ReduceMax", "ReduceMin", "ReduceSum", "ReduceL1", "ReduceL2", "ReduceProd",
                "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare")
 _FLOAT_TYPES = (1, 10, 11, 16)
+_BROADCAST_OPS = ("Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Mean", "Sum", "Where", "PRelu")
+_ATTENTION_OPS = ("MatMul", "Einsum")
+_RESHAPE_OPS = ("Flatten", "Reshape", "Squeeze", "Unsqueeze")
+WHOLE = math.inf
+"""The receptive field of an axis every position of which the unit depends on; reported as the input's extent."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +81,15 @@ class Layer:
 class _Geometry:
     labels: list[str | None]
     sources: dict[str, dict[str, list[float]]]  # input → label → [receptive field, stride]
+    merged: _Merged | None = None
+    """The axes a reshape merged, kept until a reshape restores their shape."""
+
+
+@dataclass
+class _Merged:
+    shape: tuple[int, ...]
+    labels: list[str | None]
+    sources: dict[str, dict[str, list[float]]]
 
 
 def build_catalog(model: ModelProto, inputs: list[InputSpec]) -> list[Layer]:
@@ -74,11 +97,13 @@ def build_catalog(model: ModelProto, inputs: list[InputSpec]) -> list[Layer]:
     types = {name: value.type.tensor_type.elem_type for name, value in value_infos(model).items()}
     weights = initializer_map(model.graph)
     geometry = {spec.name: _input_geometry(spec) for spec in inputs}
+    extents = {spec.name: _extents(spec) for spec in inputs}
     kinds = {spec.name: spec.kind for spec in inputs}
     order = [spec.name for spec in inputs]
     layers: list[Layer] = []
     for node in model.graph.node:
-        known = [geometry[name] for name in node.input if name in geometry]
+        known = [_broadcast(geometry[name], shapes.get(name), shapes.get(node.output[0]), node.op_type)
+                 for name in node.input if name in geometry]
         if not known:
             continue
         for index, out in enumerate(node.output):
@@ -90,10 +115,35 @@ def build_catalog(model: ModelProto, inputs: list[InputSpec]) -> list[Layer]:
                 _LOGGER.debug("catalog: cannot follow %s node %r (%s); its axes are unknown", node.op_type, node.name, exc)
                 geo = _unknown(known, shapes.get(out))
             geometry[out] = geo
-            layer = _layer(node, out, geo, shapes.get(out), types.get(out), kinds, order)
+            layer = _layer(node, out, geo, shapes.get(out), types.get(out), kinds, order, extents)
             if layer is not None:
                 layers.append(layer)
     return layers
+
+
+def _extents(spec: InputSpec) -> dict[str, float]:
+    """The whole input along each of its T, H and W axes (stacked flow: its fields along T)."""
+    axes = {label: float(size) for label, size in zip(spec.layout, spec.shape) if label in ("T", "H", "W")}
+    if spec.kind in ("stacked_flow", "stacked_flow_planar"):
+        axes["T"] = float(spec.shape[spec.layout.index("C")] // 2)
+    return axes
+
+
+def _broadcast(geo: _Geometry, in_shape, out_shape, op: str) -> _Geometry:
+    """An input whose spatial axis is 1 where the output's is larger has collapsed that axis (a global pool):
+    broadcast back over the map, every position depends on the whole input along it."""
+    if op not in _BROADCAST_OPS or in_shape is None or out_shape is None or len(in_shape) != len(out_shape):
+        return geo
+    collapsed = [label for label, n, m in zip(geo.labels, in_shape, out_shape)
+                 if label in ("T", "H", "W") and n == 1 and m > 1]
+    if not collapsed:
+        return geo
+    sources = copy.deepcopy(geo.sources)
+    for per_input in sources.values():
+        for label in collapsed:
+            if label in per_input:
+                per_input[label][0] = WHOLE
+    return _Geometry(labels=list(geo.labels), sources=sources, merged=geo.merged)
 
 
 def _input_geometry(spec: InputSpec) -> _Geometry:
@@ -115,6 +165,24 @@ def _propagate(node: NodeProto, index: int, known: list[_Geometry], shapes, weig
     labels = list(first.labels)
     op = node.op_type
     attrs = {a.name: a for a in node.attribute}
+    merged = next((geo.merged for geo in known if geo.merged is not None), None)
+    if op in _ATTENTION_OPS and len(known) > 1:  # positions attend to each other
+        for per_input in sources.values():
+            for label in per_input:
+                per_input[label][0] = WHOLE
+    if op in _RESHAPE_OPS and merged is not None and out_shape is not None and tuple(out_shape) == merged.shape:
+        return _Geometry(labels=list(merged.labels), sources=_restore(merged.sources, sources))
+    if op in _RESHAPE_OPS and in_shape and out_shape and len(in_shape) == len(labels):
+        before = _Merged(tuple(in_shape), list(labels), copy.deepcopy(sources))
+        labels = _regroup(labels, sources, in_shape, out_shape)
+        if merged is None and any(l in ("T", "H", "W") for l in before.labels) and \
+                not set(before.labels) & {"T", "H", "W"} <= set(labels):
+            merged = before
+        if out_shape is not None and len(out_shape) != len(labels):
+            labels = [None] * len(out_shape)
+        return _Geometry(labels=labels, sources=sources, merged=merged)
+    if op in _WINDOW_OPS or op in _GLOBAL_OPS:
+        merged = None
     if op in _WINDOW_OPS:
         _window(node, attrs, labels, sources, weights)
     elif op in _GLOBAL_OPS:
@@ -132,7 +200,10 @@ def _propagate(node: NodeProto, index: int, known: list[_Geometry], shapes, weig
             labels = [None] * len(perm)
     elif op in ("Gemm", "MatMul"):
         _widen(sources, labels, in_shape, [len(labels) - 1])
-        labels = labels[:-1] + ["C"] if op == "MatMul" else ["N", "C"]
+        if op == "MatMul":  # attention scores (activation × activation) index positions, not channels
+            labels = labels[:-1] + [known[1].labels[-1] if len(known) > 1 and known[1].labels else "C"]
+        else:
+            labels = ["N", "C"]
     elif op in ("Flatten", "Reshape", "Squeeze", "Unsqueeze"):
         if in_shape and out_shape and len(in_shape) == len(labels):
             labels = _regroup(labels, sources, in_shape, out_shape)
@@ -146,7 +217,18 @@ def _propagate(node: NodeProto, index: int, known: list[_Geometry], shapes, weig
                 _scale_stride(sources, label, in_shape[axis] / out_shape[axis])
     if out_shape is not None and len(out_shape) != len(labels):
         labels = [None] * len(out_shape)
-    return _Geometry(labels=labels, sources=sources)
+    return _Geometry(labels=labels, sources=sources, merged=merged)
+
+
+def _restore(before: dict, now: dict) -> dict[str, dict[str, list[float]]]:
+    """The fields from before the merge, except axes that became whole while merged (attention)."""
+    restored = copy.deepcopy(before)
+    for name, axes in now.items():
+        target = restored.setdefault(name, {})
+        for label, (rf, stride) in axes.items():
+            if rf == WHOLE or label not in target:
+                target[label] = [rf, target.get(label, [rf, stride])[1]]
+    return restored
 
 
 def _unknown(known: list[_Geometry], out_shape) -> _Geometry:
@@ -278,7 +360,7 @@ def _merge(known: list[_Geometry]) -> dict[str, dict[str, list[float]]]:
     return merged
 
 
-def _layer(node: NodeProto, name: str, geo: _Geometry, shape, elem_type, kinds, order) -> Layer | None:
+def _layer(node: NodeProto, name: str, geo: _Geometry, shape, elem_type, kinds, order, extents) -> Layer | None:
     if name.startswith(INTERNAL_PREFIX) or shape is None or elem_type not in _FLOAT_TYPES:
         return None
     if len(shape) < 2 or len(geo.labels) != len(shape) or "C" not in geo.labels:
@@ -296,7 +378,8 @@ def _layer(node: NodeProto, name: str, geo: _Geometry, shape, elem_type, kinds, 
         channels=shape[geo.labels.index("C")],
         inputs=tuple(name for name in order if name in geo.sources),
         streams=streams,
-        receptive_field={src: {l: v[0] for l, v in axes.items()} for src, axes in geo.sources.items()},
+        receptive_field={src: {l: extents.get(src, {}).get(l, v[0]) if v[0] == WHOLE else v[0] for l, v in axes.items()}
+                         for src, axes in geo.sources.items()},
         stride={src: {l: v[1] for l, v in axes.items()} for src, axes in geo.sources.items()},
     )
 

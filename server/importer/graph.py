@@ -74,9 +74,10 @@ def skeleton(model: ModelProto) -> ModelProto:
     return light
 
 
-_SAME_SHAPE_OPS = ("MeanVarianceNormalization",)
-"""Ops whose output has their input's type and shape, where onnx's inference can fail (onnx 1.23 fails
-inside MeanVarianceNormalization-13's own function body and leaves the output, and all after it, shapeless)."""
+_SAME_SHAPE_OPS = ("MeanVarianceNormalization", "GroupNormalization")
+"""Ops whose output has their input's type and shape, where onnx's inference can leave it open (onnx 1.23
+fails inside MeanVarianceNormalization-13's function body, and infers nothing for GroupNormalization-21),
+and so every tensor after them shapeless."""
 
 
 def _same_shape_hints(model: ModelProto) -> int:
