@@ -287,3 +287,13 @@ def test_two_stream_with_upsample_and_a_same_conv_transpose(tf_style: str) -> No
     assert transposed.receptive_field["flow"]["H"] == 5.0 and transposed.stride["flow"]["H"] == 1.0
     assert transposed.receptive_field["flow"]["T"] == 5.0  # the 5 stacked flow fields
     assert fused.receptive_field == {"rgb": {"H": 5.0, "W": 5.0}, "flow": {"T": 5.0, "H": 7.0, "W": 7.0}}
+
+
+@pytest.mark.slow
+def test_non_local_field_stays_at_the_input_extent_at_112_px() -> None:
+    """At 112 px (3,136 positions attending to each other) the field after the block is the input, 112 px, and
+    the strided convs after it leave it there; merely widening at the flattening let it grow to 807 px."""
+    data = _export(ResNet3dNonLocal(), opset=17, dynamo=False, shape=(1, 3, 8, 112, 112))
+    imported = import_model(data)
+    assert imported.parity.max_rel_err <= 1e-4
+    assert imported.layer("y").receptive_field["video"] == {"T": 8.0, "H": 112.0, "W": 112.0}
