@@ -204,11 +204,8 @@ def _propagate(node: NodeProto, index: int, known: list[_Geometry], shapes, weig
             labels = labels[:-1] + [known[1].labels[-1] if len(known) > 1 and known[1].labels else "C"]
         else:
             labels = ["N", "C"]
-    elif op in ("Flatten", "Reshape", "Squeeze", "Unsqueeze"):
-        if in_shape and out_shape and len(in_shape) == len(labels):
-            labels = _regroup(labels, sources, in_shape, out_shape)
-        else:  # axes regrouped in a way the shapes do not tell
-            labels = [None] * (len(out_shape) if out_shape is not None else len(labels))
+    elif op in _RESHAPE_OPS:  # axes regrouped in a way the shapes do not tell
+        labels = [None] * (len(out_shape) if out_shape is not None else len(labels))
     elif op == "Slice":
         _slice(node, labels, sources, weights)
     elif op in ("Resize", "Upsample") and in_shape and out_shape:
