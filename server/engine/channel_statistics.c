@@ -2,7 +2,7 @@
  *
  * The same numbers as the numpy lines of ChannelStatistics._drain in statistics.py: the running
  * maximum and sum, the histogram over edges shared by the layer's channels, the
- * top k clips per channel and the per-class maximum. numpy needs about twenty passes
+ * top k clips per channel, the per-class maximum and the per-class sum and count. numpy needs about twenty passes
  * over the chunk for these; here the chunk is walked once, row by row.
  *
  * values is [n, c], row-major (one row per clip). NaN spreads into the maximum, the sum
@@ -126,11 +126,13 @@ static inline float entry_bar(float kth) { return isnan(kth) ? -INFINITY : kth; 
 /* values [n, c] for clips at stream positions index [n] (ascending, after every clip seen before) with
  * labels [n] (-1: none). Updates maximum [c], sum [c] (float64; chunk_sum [c] is scratch), counts
  * [c, bins] over edge [bins + 1] (see bin_row), the top k [c, k] (kept entries in use; bar [c] is
- * scratch) and per_class [classes, c]. Returns the entries now kept per channel: min(k, kept + n). */
+ * scratch), per_class [classes, c] (maximum), class_sum [classes, c] (float64, added clip after clip
+ * as numpy's add.at does) and class_count [classes]. Returns the entries now kept per channel:
+ * min(k, kept + n). */
 int64_t kt_channel_update(const float *values, int64_t n, int64_t c, const int64_t *index, const int64_t *labels,
                           float *maximum, double *sum, double *chunk_sum, const float *edge, int64_t bins,
                           int64_t *counts, float *top_values, int64_t *top_index, int64_t k, int64_t kept,
-                          float *bar, float *per_class, int64_t classes) {
+                          float *bar, float *per_class, int64_t classes, double *class_sum, int64_t *class_count) {
     const int regular = regular_edges(edge, bins);
     const float inverse_width = regular ? (float)bins / (edge[bins] - edge[0]) : 0.0f;
     int32_t bin[BLOCK], counted[BLOCK];
@@ -155,7 +157,12 @@ int64_t kt_channel_update(const float *values, int64_t n, int64_t c, const int64
         }
         if (labels[i] >= 0 && labels[i] < classes) {
             float *by_class = per_class + labels[i] * c;
-            for (int64_t j = 0; j < c; j++) by_class[j] = nan_max(by_class[j], row[j]);
+            double *class_total = class_sum + labels[i] * c;
+            for (int64_t j = 0; j < c; j++) {
+                by_class[j] = nan_max(by_class[j], row[j]);
+                class_total[j] += (double)row[j];
+            }
+            class_count[labels[i]]++;
         }
         if (kept < k) {
             for (int64_t j = 0; j < c; j++) insert_top(top_values + j * k, top_index + j * k, k, kept, row[j], index[i]);

@@ -1,4 +1,4 @@
-"""Streaming per-channel statistics of per-clip maxima: â, mean, top clips, histogram, per-class maximum.
+"""Streaming per-channel statistics of per-clip maxima: â, mean, top clips, histogram, per-class maximum and sum.
 
 Every statistic here is of one number per clip and channel: the channel's maximum over
 all positions of the layer (T, H, W) for that clip. The accumulators hold
@@ -43,8 +43,16 @@ class LayerStatistics:
     """[bins + 1] float64, shared by the layer's channels; the last bin is closed on the right."""
     per_class_max: np.ndarray
     """[C, classes] float32: the maximum per-clip maximum over the clips of each label; NaN where no clip had it."""
+    per_class_sum: np.ndarray
+    """[C, classes] float64: the sum of per-clip maxima over the clips of each label (0 where no clip had it);
+    with `per_class_count` it gives per-class means, which the maximum alone cannot."""
+    per_class_count: np.ndarray
+    """[classes] int64: clips recorded with each label (the same for every channel)."""
 
-    ARRAYS = ("max", "mean", "top_values", "top_index", "top_ids", "histogram", "histogram_edges", "per_class_max")
+    ARRAYS = ("max", "mean", "top_values", "top_index", "top_ids", "histogram", "histogram_edges", "per_class_max",
+              "per_class_sum", "per_class_count")
+    OPTIONAL = ("per_class_sum", "per_class_count")
+    """Arrays that recordings stored before they existed lack; they load empty (no classes)."""
 
     @property
     def channels(self) -> int:
@@ -53,9 +61,20 @@ class LayerStatistics:
     def to_arrays(self) -> dict[str, np.ndarray]:
         return {name: getattr(self, name) for name in self.ARRAYS}
 
+    @property
+    def per_class_mean(self) -> np.ndarray:
+        """[C, classes] float64 mean per-clip maximum per label; NaN where no clip had it (or none was kept)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.per_class_count > 0, self.per_class_sum / np.maximum(self.per_class_count, 1), np.nan)
+
     @classmethod
     def from_arrays(cls, layer: str, clips: int, arrays) -> "LayerStatistics":
-        return cls(layer=layer, clips=int(clips), **{name: np.asarray(arrays[name]) for name in cls.ARRAYS})
+        """From `to_arrays`' names; a mapping without the OPTIONAL arrays gives them empty."""
+        present = {name: np.asarray(arrays[name]) for name in cls.ARRAYS if name not in cls.OPTIONAL or name in arrays}
+        channels = int(present["max"].shape[0])
+        present.setdefault("per_class_sum", np.zeros((channels, 0), np.float64))
+        present.setdefault("per_class_count", np.zeros(0, np.int64))
+        return cls(layer=layer, clips=int(clips), **present)
 
 
 class TopClips:
@@ -248,11 +267,14 @@ class DoublingHistogram:
 
 
 class PerClassMax:
-    """Running maximum per label and channel; the table grows as higher labels appear."""
+    """Running maximum, sum and count per label and channel; the tables grow as higher labels appear."""
 
     def __init__(self, channels: int, classes: int = 0) -> None:
         self.table = np.full((classes, channels), -np.inf, np.float32)
         """[classes, C]: a clip's row of values updates one row."""
+        self.sums = np.zeros((classes, channels), np.float64)
+        """[classes, C]: a clip's row of values added to its label's row, clip after clip (as the C pass does)."""
+        self.counts = np.zeros(classes, np.int64)
 
     def update(self, values: np.ndarray, labels: np.ndarray) -> None:
         """values [B, C]; labels [B], -1 for a clip without a label."""
@@ -267,17 +289,28 @@ class PerClassMax:
         maxima = np.maximum.reduceat(values[labelled][order].astype(np.float32, copy=False), starts, axis=0)  # [G, C]
         present = ordered[starts]
         self.table[present] = np.maximum(self.table[present], maxima)
+        np.add.at(self.sums, labels, values[labelled].astype(np.float64))  # in clip order: bitwise the C pass's sums
+        self.counts += np.bincount(labels, minlength=len(self.counts))
 
     def widen(self, classes: int) -> None:
         """Room for labels below `classes`."""
         if classes > self.table.shape[0]:
+            known = self.table.shape[0]
             grown = np.full((classes, self.table.shape[1]), -np.inf, np.float32)
-            grown[: self.table.shape[0]] = self.table
-            self.table = grown
+            grown[:known] = self.table
+            sums = np.zeros((classes, self.table.shape[1]), np.float64)
+            sums[:known] = self.sums
+            counts = np.zeros(classes, np.int64)
+            counts[:known] = self.counts
+            self.table, self.sums, self.counts = grown, sums, counts
 
     def result(self) -> np.ndarray:
         """[C, classes] float32, NaN where no clip had the label."""
         return np.where(np.isneginf(self.table), np.float32(np.nan), self.table).T.astype(np.float32, order="C")
+
+    def sum_result(self) -> np.ndarray:
+        """[C, classes] float64."""
+        return np.ascontiguousarray(self.sums.T)
 
 
 class ChannelStatistics:
@@ -361,17 +394,21 @@ class ChannelStatistics:
             edges = self.histogram.edges
         self.per_class.widen(int(labels.max()) + 1)
         edges, counts, table = float32_edges(edges), self.histogram.counts, self.per_class.table
+        sums, class_counts = self.per_class.sums, self.per_class.counts
         top_values, top_index = self.top.buffers
         # the kernel writes through these addresses: each must be a contiguous array of the shape it assumes
         if not (counts.flags.c_contiguous and counts.shape == (self.channels, self.histogram.bins)
-                and table.flags.c_contiguous and table.shape[1] == self.channels and table.dtype == np.float32):
+                and table.flags.c_contiguous and table.shape[1] == self.channels and table.dtype == np.float32
+                and sums.flags.c_contiguous and sums.shape == table.shape and sums.dtype == np.float64
+                and class_counts.flags.c_contiguous and class_counts.shape == (table.shape[0],)
+                and class_counts.dtype == np.int64):
             raise RuntimeError(f"layer {self.layer!r}: an accumulator lost its layout")
         self.top.kept = update(
             values.ctypes.data, count, self.channels, index.ctypes.data, labels.ctypes.data,
             self.max.ctypes.data, self.sum.ctypes.data, self._chunk_sum.ctypes.data,
             edges.ctypes.data, self.histogram.bins, counts.ctypes.data,
             top_values.ctypes.data, top_index.ctypes.data, self.top.k, self.top.kept, self._bar.ctypes.data,
-            table.ctypes.data, table.shape[0],
+            table.ctypes.data, table.shape[0], sums.ctypes.data, class_counts.ctypes.data,
         )
         self.top.keep_ids(index, ids)
 
@@ -383,7 +420,8 @@ class ChannelStatistics:
             layer=self.layer, clips=self.clips, max=self.max.copy(), mean=(self.sum / self.clips).astype(np.float32),
             top_values=self.top.values.copy(), top_index=self.top.index.copy(), top_ids=self.top.id_table(),
             histogram=self.histogram.counts.copy(), histogram_edges=self.histogram.edges,
-            per_class_max=self.per_class.result(),
+            per_class_max=self.per_class.result(), per_class_sum=self.per_class.sum_result(),
+            per_class_count=self.per_class.counts.copy(),
         )
 
     def __repr__(self) -> str:

@@ -129,3 +129,26 @@ def test_an_empty_batch_counts_nothing(native: bool) -> None:
     stats.update(np.ones((2, 3), np.float32), np.arange(2), np.array([1, -1]))
     result = stats.finish()
     assert result.clips == 2 and result.histogram.sum() == 6 and result.per_class_max.shape == (3, 2)
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["native", "numpy"])
+def test_per_class_sums_and_counts_give_the_class_means(native: bool) -> None:
+    rng = np.random.default_rng(5)
+    case = stream(rng, [7, 40, 13], 6, lambda r, s: r.normal(1.0, 2.0, s), classes=4)
+    stats = case.record(native=native)
+    values, labels = np.concatenate(case.chunks).astype(np.float64), case.labels
+    assert stats.per_class_sum.shape == (6, 4) and stats.per_class_sum.dtype == np.float64
+    assert stats.per_class_count.tolist() == [int(np.sum(labels == k)) for k in range(4)]
+    for k in range(4):
+        np.testing.assert_allclose(stats.per_class_sum[:, k], values[labels == k].sum(0), rtol=1e-12)
+        np.testing.assert_allclose(stats.per_class_mean[:, k], values[labels == k].mean(0), rtol=1e-12)
+    assert stats.per_class_count.sum() == np.sum(labels >= 0) < stats.clips, "unlabelled clips count in no class"
+
+
+def test_statistics_stored_before_per_class_sums_load_without_them() -> None:
+    stats = Stream([np.ones((3, 2), np.float32)], np.array([0, 1, 1])).record(native=False)
+    old = {name: value for name, value in stats.to_arrays().items() if name not in LayerStatistics.OPTIONAL}
+    loaded = LayerStatistics.from_arrays("layer", 3, old)
+    assert loaded.per_class_sum.shape == (2, 0) and loaded.per_class_count.shape == (0,)
+    assert loaded.per_class_mean.shape == (2, 0)
+    np.testing.assert_array_equal(loaded.per_class_max, stats.per_class_max)

@@ -79,6 +79,10 @@ def test_statistics_equal_brute_force_onnxruntime(model, clips, brute) -> None:
                 per_class[:, label] = expected[labels == label].max(0)
         assert np.isnan(got.per_class_max[:, 9]).all()
         np.testing.assert_allclose(got.per_class_max, per_class, rtol=RTOL, atol=RTOL * np.abs(expected).max())
+        assert got.per_class_count.tolist() == np.bincount(labels[labels >= 0], minlength=10).tolist()
+        class_mean = np.stack([expected[labels == k].mean(0) if (labels == k).any() else np.full(expected.shape[1], np.nan)
+                               for k in range(10)], axis=1)
+        np.testing.assert_allclose(got.per_class_mean, class_mean, rtol=RTOL, atol=RTOL * np.abs(expected).max())
         assert (got.histogram.sum(1) == CLIPS).all()
         edges, tolerance = got.histogram_edges, RTOL * np.abs(expected).max()
         assert edges[0] <= expected.min() + tolerance and expected.max() <= edges[-1] + tolerance
