@@ -26,6 +26,7 @@ from .library import ModelLibrary
 from .recordings import RecordingStore
 from .serve_options import DEFAULT_ADDRESS, ServeOptions, add_serve_arguments
 from .service import (
+    AnalysisServicer,
     BearerTokenInterceptor,
     JobQueue,
     ModelServicer,
@@ -39,7 +40,7 @@ from .store import ModelStore
 _LOGGER = logging.getLogger(__name__)
 
 SERVICES = tuple(pb.DESCRIPTOR.services_by_name[name].full_name
-                 for name in ("ModelService", "VisualizationService", "RecordingService"))
+                 for name in ("ModelService", "VisualizationService", "RecordingService", "AnalysisService"))
 _MESSAGE_BYTES = 8 << 20
 """Largest message either way; the protocol never needs more than ~1 MiB (chunks), this leaves headroom."""
 
@@ -97,7 +98,8 @@ def build_server(
     recordings = RecordingStore(library.store.root)
     jobs = jobs or JobQueue(limits.jobs_per_device, limits.job_queue_size)
     # A thread per call that may block: running + queued jobs, imports, recordings, and a few for quick calls.
-    workers = jobs.slots + jobs.queue_size + limits.max_concurrent_imports + limits.max_concurrent_recordings + 8
+    workers = (jobs.slots + jobs.queue_size + limits.max_concurrent_imports + limits.max_concurrent_recordings
+               + limits.max_concurrent_analyses + 8)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kinetoscope-rpc"),
         interceptors=[BearerTokenInterceptor(token)] if token else [],
@@ -107,6 +109,7 @@ def build_server(
     pb_grpc.add_ModelServiceServicer_to_server(ModelServicer(library, limits), server)
     pb_grpc.add_VisualizationServiceServicer_to_server(VisualizationServicer(library, jobs, limits, device, recordings), server)
     pb_grpc.add_RecordingServiceServicer_to_server(RecordingServicer(library, recordings, limits, device), server)
+    pb_grpc.add_AnalysisServiceServicer_to_server(AnalysisServicer(library, recordings, limits, device), server)
     health_servicer = register_health_and_reflection(server)
     if tls is not None:
         cert, key = tls

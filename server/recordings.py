@@ -1,4 +1,8 @@
-"""Recordings on local disk beside the models: <root>/recordings/<id>/{meta.json, stats.npz}.
+"""Recordings on local disk beside the models: <root>/recordings/<id>/{meta.json, stats.npz[, clips.npz]}.
+
+clips.npz, when present, holds the recorded clips themselves (one array [N, *shape] per
+graph input, their labels and ids), which the per-unit analysis measures units on;
+recordings too large to keep them, and those stored before clips were kept, lack it.
 
 A recording's folder is written under a temporary name and renamed into place in one
 step, so a crash never leaves half a recording behind and a restarted server finds
@@ -15,7 +19,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -28,6 +32,37 @@ _LOGGER = logging.getLogger(__name__)
 class RecordingNotFound(KeyError):
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+CLIPS_FILE = "clips.npz"
+_INPUT_PREFIX = "input."
+
+
+@dataclass(frozen=True)
+class KeptClips:
+    """The recorded clips: one array [N, *input shape] per graph input, labels [N] (-1: none), ids [N] ("": none)."""
+
+    inputs: dict[str, np.ndarray]
+    labels: np.ndarray
+    ids: list[str]
+
+    @property
+    def count(self) -> int:
+        return int(len(self.labels))
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {**{_INPUT_PREFIX + name: array for name, array in self.inputs.items()},
+                "labels": np.asarray(self.labels, np.int64), "ids": np.asarray(self.ids, dtype=str)}
+
+    @classmethod
+    def from_arrays(cls, arrays) -> "KeptClips":
+        inputs = {key[len(_INPUT_PREFIX):]: np.asarray(arrays[key]) for key in arrays if key.startswith(_INPUT_PREFIX)}
+        return cls(inputs, np.asarray(arrays["labels"], np.int64), [str(i) for i in arrays["ids"].tolist()])
+
+    @classmethod
+    def stack(cls, inputs: Mapping[str, Sequence[np.ndarray]], labels: Sequence[int], ids: Sequence[str]) -> "KeptClips":
+        return cls({name: np.stack(list(arrays)) for name, arrays in inputs.items()},
+                   np.asarray(labels, np.int64).reshape(-1), list(ids))
 
 
 @dataclass(frozen=True)
@@ -52,12 +87,26 @@ class StoredRecording:
     def clips(self) -> int:
         return int(self.meta["clips"])
 
+    @property
+    def clips_kept(self) -> bool:
+        """Whether the clips themselves were stored with the statistics."""
+        return (self.folder / CLIPS_FILE).is_file()
+
+    def kept_clips(self) -> KeptClips | None:
+        """The recorded clips, or None when they were not kept (read from disk on every call)."""
+        if not self.clips_kept:
+            return None
+        with np.load(self.folder / CLIPS_FILE, allow_pickle=False) as arrays:
+            return KeptClips.from_arrays({key: arrays[key] for key in arrays.files})
+
     def statistics(self) -> dict[str, LayerStatistics]:
-        """Per layer, in recording order (read from disk on every call)."""
+        """Per layer, in recording order (read from disk on every call); arrays added since a recording was
+        stored load empty (LayerStatistics.OPTIONAL)."""
         with np.load(self.folder / "stats.npz", allow_pickle=False) as arrays:
             return {
                 layer: LayerStatistics.from_arrays(
-                    layer, self.clips, {name: arrays[f"{i}.{name}"] for name in LayerStatistics.ARRAYS})
+                    layer, self.clips, {name: arrays[f"{i}.{name}"] for name in LayerStatistics.ARRAYS
+                                        if f"{i}.{name}" in arrays.files})
                 for i, layer in enumerate(self.layers)
             }
 
@@ -74,8 +123,10 @@ class RecordingStore:
         self.recordings.mkdir(parents=True, exist_ok=True)
         staging.sweep(self.recordings)
 
-    def put(self, meta: Mapping, statistics: Mapping[str, LayerStatistics]) -> StoredRecording:
-        """Stores statistics (layer → LayerStatistics) with `meta` (model, name, ...); adds id, layers, clips, created_at."""
+    def put(self, meta: Mapping, statistics: Mapping[str, LayerStatistics], kept: KeptClips | None = None) -> StoredRecording:
+        """Stores statistics (layer → LayerStatistics) with `meta` (model, name, ...); adds id, layers, clips, created_at.
+
+        `kept`, when given, are the recorded clips, stored beside the statistics in the same step."""
         if not statistics:
             raise ValueError("a recording holds at least one layer")
         recording_id = secrets.token_hex(8)
@@ -91,6 +142,11 @@ class RecordingStore:
         try:
             with open(folder / "stats.npz", "wb") as handle:
                 np.savez(handle, **arrays)
+            if kept is not None:
+                if kept.count != meta["clips"]:
+                    raise ValueError(f"{kept.count} kept clips for a recording of {meta['clips']}")
+                with open(folder / CLIPS_FILE, "wb") as handle:
+                    np.savez(handle, **kept.to_arrays())
             (folder / "meta.json").write_text(json.dumps(meta, indent=1))
             staging.install(folder, final)
         finally:

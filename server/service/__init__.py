@@ -1,5 +1,6 @@
 """The gRPC service layer: servicers, limits, auth, job queue, errors and wire format over the library and engine."""
 
+from .analysis import AnalysisServicer
 from .auth import BearerTokenInterceptor
 from .errors import status_for
 from .jobs import Job, JobQueue, QueueFull
@@ -10,6 +11,6 @@ from .reflection import enable_reflection
 from .visualization import VisualizationServicer
 
 __all__ = [
-    "BearerTokenInterceptor", "Job", "JobQueue", "ModelServicer", "QueueFull", "RecordingServicer", "ServiceLimits",
+    "AnalysisServicer", "BearerTokenInterceptor", "Job", "JobQueue", "ModelServicer", "QueueFull", "RecordingServicer", "ServiceLimits",
     "VisualizationServicer", "enable_reflection", "status_for",
 ]

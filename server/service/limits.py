@@ -45,6 +45,10 @@ class ServiceLimits:
     """Labels of a model without class_names must lie below this."""
     max_recording_bytes: int = 6 << 20
     """A recording's statistics as one GetRecording reply (the server sends at most 8 MiB per message)."""
+    max_kept_clip_bytes: int = 256 << 20
+    """The clips of one recording stored with it for Analyze; a recording past this keeps its statistics only."""
+    max_concurrent_analyses: int = 2
+    """Analyze calls measuring at once (each holds a recording's clips and runs the model on them)."""
     max_concurrent_recordings: int = 2
     """Record calls streaming at once (each holds a batch of clips and a forward session)."""
     import_memory_bytes: int = 8 * GiB

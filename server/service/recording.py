@@ -15,7 +15,7 @@ from kinetoscope.server.engine import Cancelled
 from kinetoscope.server.engine.config import RecordConfig
 from kinetoscope.server.engine.statistics import LayerStatistics
 from kinetoscope.server.library import ModelLibrary
-from kinetoscope.server.recordings import RecordingNotFound, RecordingStore, StoredRecording
+from kinetoscope.server.recordings import KeptClips, RecordingNotFound, RecordingStore, StoredRecording
 from kinetoscope.server.store import StoredModel
 from kinetoscope.v1 import kinetoscope_pb2 as pb, kinetoscope_pb2_grpc as pb_grpc
 
@@ -61,10 +61,12 @@ class RecordingServicer(pb_grpc.RecordingServiceServicer):
         if not context.is_active():
             raise Cancelled("the call ended before the recording was stored")
         check_size(statistics, self.limits)
+        kept = reader.keeper.result()
         meta = {"model": stored.id, "model_name": stored.name, "name": header.name, "top_k": plan.config.top_k,
                 "histogram_bins": plan.config.histogram_bins, "backend": recorder.backend, "created_at": time.time(),
-                "statistic": "per-clip maximum over positions"}
-        return recording_info(self.recordings.put(meta, statistics))
+                "statistic": "per-clip maximum over positions", "kept_clip_bytes": reader.keeper.bytes,
+                "max_kept_clip_bytes": self.limits.max_kept_clip_bytes}
+        return recording_info(self.recordings.put(meta, statistics, kept))
 
     @guarded
     def GetRecording(self, request: pb.GetRecordingRequest, context) -> pb.Recording:
@@ -131,7 +133,7 @@ def _bounded(name: str, value: int, most: int) -> int:
 
 def statistics_bytes(channels: int, top_k: int, bins: int, classes: int) -> int:
     """About what one layer's statistics take in a Recording message (ids of about 16 characters)."""
-    return channels * (10 + top_k * 40 + bins * 8 + classes * 4) + bins * 5 + 64
+    return channels * (10 + top_k * 40 + bins * 8 + classes * 13) + bins * 5 + classes * 10 + 64
 
 
 def check_size(statistics: dict[str, LayerStatistics], limits: ServiceLimits) -> None:
@@ -156,6 +158,7 @@ class ClipReader:
         self.arrays: dict[str, np.ndarray] = {}
         self.current: wire.ChunkAssembler | None = None
         self.bytes = 0
+        self.keeper = ClipKeeper(limits.max_kept_clip_bytes, plan.inputs)
 
     def add(self, request: pb.RecordRequest) -> None:
         part = request.WhichOneof("part")
@@ -244,8 +247,43 @@ class ClipReader:
             self.recorder.add_clip(self.arrays, label, self.start.id or None)
         except ValueError as exc:
             raise BadRequest(f"{where}: {exc}") from None
+        self.keeper.add(self.arrays, label, self.start.id)
         self.clips += 1
         self.start, self.arrays = None, {}
+
+
+class ClipKeeper:
+    """Holds a Record stream's clips for storing with the recording, until they pass `limit` bytes.
+
+    Past the limit every clip held is dropped at once (a recording keeps all its clips or
+    none), and the recording is stored with its statistics only.
+    """
+
+    def __init__(self, limit: int, shapes: dict[str, tuple[int, ...]]) -> None:
+        self.limit, self.shapes = limit, shapes
+        self.inputs: dict[str, list[np.ndarray]] = {}
+        self.labels: list[int] = []
+        self.ids: list[str] = []
+        self.bytes = 0
+        self.dropped = False
+
+    def add(self, arrays: dict[str, np.ndarray], label: int | None, clip_id: str) -> None:
+        self.bytes += sum(int(a.nbytes) for a in arrays.values())
+        if self.dropped:
+            return
+        if self.bytes > self.limit:
+            _LOGGER.info("recording passed %d bytes of clips: storing its statistics without the clips", self.limit)
+            self.inputs, self.labels, self.ids, self.dropped = {}, [], [], True
+            return
+        for name, array in arrays.items():
+            self.inputs.setdefault(name, []).append(array.reshape(self.shapes[name]))
+        self.labels.append(-1 if label is None else int(label))
+        self.ids.append(clip_id)
+
+    def result(self) -> KeptClips | None:
+        if self.dropped or not self.labels:
+            return None
+        return KeptClips.stack(self.inputs, self.labels, self.ids)
 
 
 # ---------------------------------------------------------------- replies
@@ -254,7 +292,8 @@ class ClipReader:
 def recording_info(stored: StoredRecording) -> pb.RecordingInfo:
     meta = stored.meta
     return pb.RecordingInfo(id=stored.id, name=meta.get("name", ""), model=meta["model"], clips=int(meta["clips"]),
-                            layers=list(meta["layers"]), created_at=float(meta.get("created_at", 0.0)))
+                            layers=list(meta["layers"]), created_at=float(meta.get("created_at", 0.0)),
+                            clips_kept=stored.clips_kept)
 
 
 def recording_proto(stored: StoredRecording, statistics: dict[str, LayerStatistics]) -> pb.Recording:
@@ -270,6 +309,8 @@ def layer_proto(stats: LayerStatistics) -> pb.LayerStatistics:
         layer=stats.layer, max=stats.max.tolist(), mean=stats.mean.tolist(), top=tops,
         histogram=wire.to_tensor(stats.histogram.astype(np.int64)), histogram_edges=stats.histogram_edges.tolist(),
         per_class_max=wire.to_tensor(stats.per_class_max.astype(np.float32)),
+        per_class_sum=wire.to_tensor(stats.per_class_sum.astype(np.float64)) if stats.per_class_count.size else None,
+        per_class_count=stats.per_class_count.tolist(),
     )
 
 

@@ -33,12 +33,14 @@ class Running:
     models: pb_grpc.ModelServiceStub = field(init=False)
     vis: pb_grpc.VisualizationServiceStub = field(init=False)
     rec: pb_grpc.RecordingServiceStub = field(init=False)
+    analysis: pb_grpc.AnalysisServiceStub = field(init=False)
     health: health_pb2_grpc.HealthStub = field(init=False)
 
     def __post_init__(self) -> None:
         self.models = pb_grpc.ModelServiceStub(self.channel)
         self.vis = pb_grpc.VisualizationServiceStub(self.channel)
         self.rec = pb_grpc.RecordingServiceStub(self.channel)
+        self.analysis = pb_grpc.AnalysisServiceStub(self.channel)
         self.health = health_pb2_grpc.HealthStub(self.channel)
 
     def serving(self, service: str = "") -> bool:

@@ -443,7 +443,7 @@ class ChannelTop(_message.Message):
     def __init__(self, clips: _Optional[_Iterable[_Union[TopClip, _Mapping]]] = ...) -> None: ...
 
 class LayerStatistics(_message.Message):
-    __slots__ = ("layer", "max", "mean", "top", "histogram", "histogram_edges", "per_class_max")
+    __slots__ = ("layer", "max", "mean", "top", "histogram", "histogram_edges", "per_class_max", "per_class_sum", "per_class_count")
     LAYER_FIELD_NUMBER: _ClassVar[int]
     MAX_FIELD_NUMBER: _ClassVar[int]
     MEAN_FIELD_NUMBER: _ClassVar[int]
@@ -451,6 +451,8 @@ class LayerStatistics(_message.Message):
     HISTOGRAM_FIELD_NUMBER: _ClassVar[int]
     HISTOGRAM_EDGES_FIELD_NUMBER: _ClassVar[int]
     PER_CLASS_MAX_FIELD_NUMBER: _ClassVar[int]
+    PER_CLASS_SUM_FIELD_NUMBER: _ClassVar[int]
+    PER_CLASS_COUNT_FIELD_NUMBER: _ClassVar[int]
     layer: str
     max: _containers.RepeatedScalarFieldContainer[float]
     mean: _containers.RepeatedScalarFieldContainer[float]
@@ -458,23 +460,27 @@ class LayerStatistics(_message.Message):
     histogram: Tensor
     histogram_edges: _containers.RepeatedScalarFieldContainer[float]
     per_class_max: Tensor
-    def __init__(self, layer: _Optional[str] = ..., max: _Optional[_Iterable[float]] = ..., mean: _Optional[_Iterable[float]] = ..., top: _Optional[_Iterable[_Union[ChannelTop, _Mapping]]] = ..., histogram: _Optional[_Union[Tensor, _Mapping]] = ..., histogram_edges: _Optional[_Iterable[float]] = ..., per_class_max: _Optional[_Union[Tensor, _Mapping]] = ...) -> None: ...
+    per_class_sum: Tensor
+    per_class_count: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, layer: _Optional[str] = ..., max: _Optional[_Iterable[float]] = ..., mean: _Optional[_Iterable[float]] = ..., top: _Optional[_Iterable[_Union[ChannelTop, _Mapping]]] = ..., histogram: _Optional[_Union[Tensor, _Mapping]] = ..., histogram_edges: _Optional[_Iterable[float]] = ..., per_class_max: _Optional[_Union[Tensor, _Mapping]] = ..., per_class_sum: _Optional[_Union[Tensor, _Mapping]] = ..., per_class_count: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class RecordingInfo(_message.Message):
-    __slots__ = ("id", "name", "model", "clips", "layers", "created_at")
+    __slots__ = ("id", "name", "model", "clips", "layers", "created_at", "clips_kept")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     CLIPS_FIELD_NUMBER: _ClassVar[int]
     LAYERS_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    CLIPS_KEPT_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     model: str
     clips: int
     layers: _containers.RepeatedScalarFieldContainer[str]
     created_at: float
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., model: _Optional[str] = ..., clips: _Optional[int] = ..., layers: _Optional[_Iterable[str]] = ..., created_at: _Optional[float] = ...) -> None: ...
+    clips_kept: bool
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., model: _Optional[str] = ..., clips: _Optional[int] = ..., layers: _Optional[_Iterable[str]] = ..., created_at: _Optional[float] = ..., clips_kept: _Optional[bool] = ...) -> None: ...
 
 class Recording(_message.Message):
     __slots__ = ("info", "layers")
@@ -501,3 +507,107 @@ class ListRecordingsResponse(_message.Message):
     RECORDINGS_FIELD_NUMBER: _ClassVar[int]
     recordings: _containers.RepeatedCompositeFieldContainer[RecordingInfo]
     def __init__(self, recordings: _Optional[_Iterable[_Union[RecordingInfo, _Mapping]]] = ...) -> None: ...
+
+class AnalyzeOptions(_message.Message):
+    __slots__ = ("permutations", "alpha", "top_classes", "seed", "speeds", "skip_speed")
+    PERMUTATIONS_FIELD_NUMBER: _ClassVar[int]
+    ALPHA_FIELD_NUMBER: _ClassVar[int]
+    TOP_CLASSES_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    SPEEDS_FIELD_NUMBER: _ClassVar[int]
+    SKIP_SPEED_FIELD_NUMBER: _ClassVar[int]
+    permutations: int
+    alpha: float
+    top_classes: int
+    seed: int
+    speeds: _containers.RepeatedScalarFieldContainer[float]
+    skip_speed: bool
+    def __init__(self, permutations: _Optional[int] = ..., alpha: _Optional[float] = ..., top_classes: _Optional[int] = ..., seed: _Optional[int] = ..., speeds: _Optional[_Iterable[float]] = ..., skip_speed: _Optional[bool] = ...) -> None: ...
+
+class AnalyzeRequest(_message.Message):
+    __slots__ = ("model", "recording", "layers", "options")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    RECORDING_FIELD_NUMBER: _ClassVar[int]
+    LAYERS_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    recording: str
+    layers: _containers.RepeatedScalarFieldContainer[str]
+    options: AnalyzeOptions
+    def __init__(self, model: _Optional[str] = ..., recording: _Optional[str] = ..., layers: _Optional[_Iterable[str]] = ..., options: _Optional[_Union[AnalyzeOptions, _Mapping]] = ...) -> None: ...
+
+class UnitAnalysis(_message.Message):
+    __slots__ = ("channel", "class_mean", "class_max", "selectivity", "sparseness", "top_classes", "p_value", "label", "reliance", "shares", "stream_label", "speed_curve", "preferred_speed", "speed_invariance")
+    class RelianceEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    class SharesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    CLASS_MEAN_FIELD_NUMBER: _ClassVar[int]
+    CLASS_MAX_FIELD_NUMBER: _ClassVar[int]
+    SELECTIVITY_FIELD_NUMBER: _ClassVar[int]
+    SPARSENESS_FIELD_NUMBER: _ClassVar[int]
+    TOP_CLASSES_FIELD_NUMBER: _ClassVar[int]
+    P_VALUE_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    RELIANCE_FIELD_NUMBER: _ClassVar[int]
+    SHARES_FIELD_NUMBER: _ClassVar[int]
+    STREAM_LABEL_FIELD_NUMBER: _ClassVar[int]
+    SPEED_CURVE_FIELD_NUMBER: _ClassVar[int]
+    PREFERRED_SPEED_FIELD_NUMBER: _ClassVar[int]
+    SPEED_INVARIANCE_FIELD_NUMBER: _ClassVar[int]
+    channel: int
+    class_mean: _containers.RepeatedScalarFieldContainer[float]
+    class_max: _containers.RepeatedScalarFieldContainer[float]
+    selectivity: float
+    sparseness: float
+    top_classes: _containers.RepeatedScalarFieldContainer[int]
+    p_value: float
+    label: str
+    reliance: _containers.ScalarMap[str, float]
+    shares: _containers.ScalarMap[str, float]
+    stream_label: str
+    speed_curve: _containers.RepeatedScalarFieldContainer[float]
+    preferred_speed: float
+    speed_invariance: float
+    def __init__(self, channel: _Optional[int] = ..., class_mean: _Optional[_Iterable[float]] = ..., class_max: _Optional[_Iterable[float]] = ..., selectivity: _Optional[float] = ..., sparseness: _Optional[float] = ..., top_classes: _Optional[_Iterable[int]] = ..., p_value: _Optional[float] = ..., label: _Optional[str] = ..., reliance: _Optional[_Mapping[str, float]] = ..., shares: _Optional[_Mapping[str, float]] = ..., stream_label: _Optional[str] = ..., speed_curve: _Optional[_Iterable[float]] = ..., preferred_speed: _Optional[float] = ..., speed_invariance: _Optional[float] = ...) -> None: ...
+
+class LayerAnalysis(_message.Message):
+    __slots__ = ("layer", "inputs", "units")
+    LAYER_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
+    UNITS_FIELD_NUMBER: _ClassVar[int]
+    layer: str
+    inputs: _containers.RepeatedScalarFieldContainer[str]
+    units: _containers.RepeatedCompositeFieldContainer[UnitAnalysis]
+    def __init__(self, layer: _Optional[str] = ..., inputs: _Optional[_Iterable[str]] = ..., units: _Optional[_Iterable[_Union[UnitAnalysis, _Mapping]]] = ...) -> None: ...
+
+class AnalyzeResponse(_message.Message):
+    __slots__ = ("model", "recording", "clips", "class_names", "speeds", "alpha", "permutations", "layers")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    RECORDING_FIELD_NUMBER: _ClassVar[int]
+    CLIPS_FIELD_NUMBER: _ClassVar[int]
+    CLASS_NAMES_FIELD_NUMBER: _ClassVar[int]
+    SPEEDS_FIELD_NUMBER: _ClassVar[int]
+    ALPHA_FIELD_NUMBER: _ClassVar[int]
+    PERMUTATIONS_FIELD_NUMBER: _ClassVar[int]
+    LAYERS_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    recording: str
+    clips: int
+    class_names: _containers.RepeatedScalarFieldContainer[str]
+    speeds: _containers.RepeatedScalarFieldContainer[float]
+    alpha: float
+    permutations: int
+    layers: _containers.RepeatedCompositeFieldContainer[LayerAnalysis]
+    def __init__(self, model: _Optional[str] = ..., recording: _Optional[str] = ..., clips: _Optional[int] = ..., class_names: _Optional[_Iterable[str]] = ..., speeds: _Optional[_Iterable[float]] = ..., alpha: _Optional[float] = ..., permutations: _Optional[int] = ..., layers: _Optional[_Iterable[_Union[LayerAnalysis, _Mapping]]] = ...) -> None: ...

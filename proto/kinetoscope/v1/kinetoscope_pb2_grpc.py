@@ -454,3 +454,79 @@ class RecordingService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class AnalysisServiceStub:
+    """Missing associated documentation comment in .proto file."""
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Analyze = channel.unary_unary(
+                '/kinetoscope.v1.AnalysisService/Analyze',
+                request_serializer=kinetoscope_dot_v1_dot_kinetoscope__pb2.AnalyzeRequest.SerializeToString,
+                response_deserializer=kinetoscope_dot_v1_dot_kinetoscope__pb2.AnalyzeResponse.FromString,
+                _registered_method=True)
+
+
+class AnalysisServiceServicer:
+    """Missing associated documentation comment in .proto file."""
+
+    def Analyze(self, request, context):
+        """INVALID_ARGUMENT: unknown layer, bad options, a recording of another model;
+        NOT_FOUND: model or recording; FAILED_PRECONDITION: the recording kept no clips, or
+        has labelled clips of fewer than two classes; RESOURCE_EXHAUSTED: the reply would
+        pass the server's reply limit (analyze fewer layers at once).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_AnalysisServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Analyze': grpc.unary_unary_rpc_method_handler(
+                    servicer.Analyze,
+                    request_deserializer=kinetoscope_dot_v1_dot_kinetoscope__pb2.AnalyzeRequest.FromString,
+                    response_serializer=kinetoscope_dot_v1_dot_kinetoscope__pb2.AnalyzeResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'kinetoscope.v1.AnalysisService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('kinetoscope.v1.AnalysisService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class AnalysisService:
+    """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def Analyze(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kinetoscope.v1.AnalysisService/Analyze',
+            kinetoscope_dot_v1_dot_kinetoscope__pb2.AnalyzeRequest.SerializeToString,
+            kinetoscope_dot_v1_dot_kinetoscope__pb2.AnalyzeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
