@@ -43,16 +43,22 @@ class LayerStatistics:
     """[bins + 1] float64, shared by the layer's channels; the last bin is closed on the right."""
     per_class_max: np.ndarray
     """[C, classes] float32: the maximum per-clip maximum over the clips of each label; NaN where no clip had it."""
-    per_class_sum: np.ndarray
+    per_class_sum: np.ndarray | None = None
     """[C, classes] float64: the sum of per-clip maxima over the clips of each label (0 where no clip had it);
     with `per_class_count` it gives per-class means, which the maximum alone cannot."""
-    per_class_count: np.ndarray
-    """[classes] int64: clips recorded with each label (the same for every channel)."""
+    per_class_count: np.ndarray | None = None
+    """[classes] int64: clips recorded with each label (the same for every channel). Both default to no classes."""
 
     ARRAYS = ("max", "mean", "top_values", "top_index", "top_ids", "histogram", "histogram_edges", "per_class_max",
               "per_class_sum", "per_class_count")
     OPTIONAL = ("per_class_sum", "per_class_count")
     """Arrays that recordings stored before they existed lack; they load empty (no classes)."""
+
+    def __post_init__(self) -> None:
+        if self.per_class_sum is None:
+            self.per_class_sum = np.zeros((self.channels, 0), np.float64)
+        if self.per_class_count is None:
+            self.per_class_count = np.zeros(self.per_class_sum.shape[1], np.int64)
 
     @property
     def channels(self) -> int:
@@ -71,9 +77,6 @@ class LayerStatistics:
     def from_arrays(cls, layer: str, clips: int, arrays) -> "LayerStatistics":
         """From `to_arrays`' names; a mapping without the OPTIONAL arrays gives them empty."""
         present = {name: np.asarray(arrays[name]) for name in cls.ARRAYS if name not in cls.OPTIONAL or name in arrays}
-        channels = int(present["max"].shape[0])
-        present.setdefault("per_class_sum", np.zeros((channels, 0), np.float64))
-        present.setdefault("per_class_count", np.zeros(0, np.int64))
         return cls(layer=layer, clips=int(clips), **present)
 
 
