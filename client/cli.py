@@ -111,6 +111,17 @@ def build_parser() -> argparse.ArgumentParser:
     record.add_argument("--name", default="", help="a name to refer to the recording by")
     record.add_argument("--json", action="store_true")
 
+    analyze = command("analyze", "per-unit class selectivity (with a permutation test), stream reliance and speed "
+                                 "tuning, measured on a recording's clips (docs/ANALYSIS.md)")
+    analyze.add_argument("model", help="model id or name")
+    analyze.add_argument("--recording", required=True, help="a recording of the model, made with labelled clips "
+                                                            "(`kinetoscope record --clips FILE.npz` with 'labels')")
+    analyze.add_argument("--layers", default="", help="layer (tensor or node) names, comma-separated "
+                                                      "(default: the recording's layers)")
+    analyze.add_argument("--permutations", type=int, default=0, help="label shuffles of the selectivity test (default 1000)")
+    analyze.add_argument("--no-speed", action="store_true", help="skip speed tuning (one forward pass fewer per speed)")
+    analyze.add_argument("--json", action="store_true")
+
     render = command("render", "write PNG/GIF/MP4 and an index.html gallery for a result.npz")
     render.add_argument("result", type=Path, help="DIR/result.npz from `kinetoscope maximize`")
     render.add_argument("--out", type=Path, default=None, help="gallery folder (default: beside the result)")

@@ -7,6 +7,7 @@ same code works against a remote server and on a laptop with nothing running.
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Callable, Iterator, Mapping, Sequence
 
@@ -52,6 +53,7 @@ class Client:
         self.models = pb_grpc.ModelServiceStub(self.channel)
         self.visualization = pb_grpc.VisualizationServiceStub(self.channel)
         self.recordings = pb_grpc.RecordingServiceStub(self.channel)
+        self.analysis = pb_grpc.AnalysisServiceStub(self.channel)
 
     # -- lifetime
     def close(self) -> None:
@@ -135,6 +137,19 @@ class Client:
         reply = self.recordings.ListRecordings(pb.ListRecordingsRequest(model=model), metadata=self._metadata)
         return [recording_info(r) for r in reply.recordings]
 
+    # -- analysis
+    def analyze(self, model: str, recording: str, layers: Sequence[str] = (), *, permutations: int = 0,
+                alpha: float | None = None, top_classes: int = 0, seed: int = 0, speeds: Sequence[float] = (),
+                skip_speed: bool = False, timeout: float | None = None) -> dict:
+        """Per-unit selectivity, stream reliance and speed tuning of `layers` (default: the recording's) on the
+        recording's clips, as the JSON-able document docs/ANALYSIS.md describes ("Over gRPC and the CLI")."""
+        options = pb.AnalyzeOptions(permutations=permutations, top_classes=top_classes, seed=seed, speeds=list(speeds),
+                                    skip_speed=skip_speed)
+        if alpha is not None:
+            options.alpha = alpha
+        request = pb.AnalyzeRequest(model=model, recording=recording, layers=list(layers), options=options)
+        return analysis_document(self.analysis.Analyze(request, metadata=self._metadata, timeout=timeout))
+
 
 def clip_count(clips: Mapping[str, np.ndarray], labels=None, ids=None) -> int:
     """The number of clips; raises ValueError when the arrays, labels and ids disagree."""
@@ -165,7 +180,42 @@ def _record_requests(header: pb.RecordHeader, clips: Mapping[str, np.ndarray], l
 
 
 def recording_info(r: pb.RecordingInfo) -> RecordingInfo:
-    return RecordingInfo(id=r.id, name=r.name, model=r.model, clips=r.clips, layers=list(r.layers), created_at=r.created_at)
+    return RecordingInfo(id=r.id, name=r.name, model=r.model, clips=r.clips, layers=list(r.layers), created_at=r.created_at,
+                         clips_kept=r.clips_kept)
+
+
+def analysis_document(reply: pb.AnalyzeResponse) -> dict:
+    """The `kinetoscope analyze --json` document: plain dicts, lists, numbers and strings; NaN becomes None."""
+    names = list(reply.class_names)
+
+    def class_name(index: int) -> str:
+        return names[index] if 0 <= index < len(names) else str(index)
+
+    def unit(u: pb.UnitAnalysis) -> dict:
+        top = [int(k) for k in u.top_classes]
+        return {
+            "channel": u.channel, "selectivity": _number(u.selectivity), "sparseness": _number(u.sparseness),
+            "top_class": top[0] if top else None, "top_class_name": class_name(top[0]) if top else None,
+            "top_classes": top, "top_class_names": [class_name(k) for k in top],
+            "p_value": _number(u.p_value), "label": u.label,
+            "class_mean": [_number(v) for v in u.class_mean], "class_max": [_number(v) for v in u.class_max],
+            "stream_reliance": {k: _number(v) for k, v in sorted(u.reliance.items())},
+            "stream_shares": {k: _number(v) for k, v in sorted(u.shares.items())},
+            "stream_label": u.stream_label or None,
+            "speed": {"curve": [_number(v) for v in u.speed_curve], "preferred": _number(u.preferred_speed),
+                      "invariance": _number(u.speed_invariance)} if len(u.speed_curve) else None,
+        }
+
+    return {
+        "model": reply.model, "recording": reply.recording, "clips": reply.clips, "class_names": names,
+        "alpha": reply.alpha, "permutations": reply.permutations, "speeds": list(reply.speeds),
+        "inputs": {layer.layer: list(layer.inputs) for layer in reply.layers},
+        "layers": {layer.layer: [unit(u) for u in layer.units] for layer in reply.layers},
+    }
+
+
+def _number(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
 
 
 def layer_recording(layer: pb.LayerStatistics) -> LayerRecording:
@@ -178,6 +228,8 @@ def layer_recording(layer: pb.LayerStatistics) -> LayerRecording:
         histogram=tensors.from_tensor(layer.histogram, "histogram"),
         histogram_edges=np.array(layer.histogram_edges, np.float64),
         per_class_max=tensors.from_tensor(layer.per_class_max, "per_class_max"),
+        per_class_sum=tensors.from_tensor(layer.per_class_sum, "per_class_sum") if layer.HasField("per_class_sum") else None,
+        per_class_count=np.array(layer.per_class_count, np.int64) if layer.HasField("per_class_sum") else None,
     )
 
 

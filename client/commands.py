@@ -23,7 +23,8 @@ class UserError(Exception):
 
 def run(args: argparse.Namespace) -> int:
     handlers = {"import": cmd_import, "models": cmd_models, "layers": cmd_layers, "maximize": cmd_maximize,
-                "render": cmd_render, "zoo": cmd_zoo, "demo": cmd_demo, "record": cmd_record, "sweep": cmd_sweep}
+                "render": cmd_render, "zoo": cmd_zoo, "demo": cmd_demo, "record": cmd_record, "sweep": cmd_sweep,
+                "analyze": cmd_analyze}
     try:
         return handlers[args.command](args)
     except grpc.RpcError as exc:
@@ -236,6 +237,39 @@ def cmd_record(args) -> int:
     lines.append(f"use it with: kinetoscope maximize {info.name} --layer L --units U --recording {recorded.id}")
     _emit(args, recording.to_json(), "\n".join(lines))
     return 0
+
+
+def cmd_analyze(args) -> int:
+    layers = [name.strip() for name in args.layers.split(",") if name.strip()]
+    if args.layers and not layers:
+        raise UserError("--layers takes layer names like conv_fusion,logits")
+    if args.permutations < 0:
+        raise UserError(f"--permutations takes a positive number of label shuffles, not {args.permutations}")
+    with connect(args) as client:
+        with Status("analyze") as status:
+            status.say(f"measuring the units of {args.model} on recording {args.recording} …")
+            document = client.analyze(args.model, args.recording, layers, permutations=args.permutations,
+                                      skip_speed=args.no_speed)
+    _emit(args, document, format_analysis(document))
+    return 0
+
+
+def format_analysis(document: dict) -> str:
+    """One row per unit: layer, unit, selectivity, label, top class, stream reliance (and stream label)."""
+    def number(value) -> str:
+        return "-" if value is None else f"{value:.2f}"
+
+    lines = [f"{document['clips']} labelled clips of recording {document['recording']}; class-specific: p <= "
+             f"{document['alpha']:g} over {document['permutations']} label shuffles",
+             f"{'layer':<20} {'unit':>5} {'select.':>7}  {'label':<14} {'top class':<18} reliance"]
+    for layer, units in document["layers"].items():
+        for unit in units:
+            reliance = ", ".join(f"{name} {number(value)}" for name, value in unit["stream_reliance"].items())
+            if unit["stream_label"]:
+                reliance += f" ({unit['stream_label']})"
+            lines.append(f"{layer[:20]:<20} {unit['channel']:>5} {number(unit['selectivity']):>7}  {unit['label']:<14} "
+                         f"{str(unit['top_class_name'])[:18]:<18} {reliance or '-'}")
+    return "\n".join(lines)
 
 
 def read_clips(args, info) -> tuple[dict[str, np.ndarray], np.ndarray | None, list[str] | None]:

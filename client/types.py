@@ -173,6 +173,8 @@ class RecordingInfo:
     clips: int
     layers: list[str]
     created_at: float
+    clips_kept: bool = False
+    """The clips are stored with the recording, so Analyze can measure units on them."""
 
 
 @dataclass
@@ -195,10 +197,26 @@ class LayerRecording:
     """[bins + 1], shared by the channels."""
     per_class_max: np.ndarray
     """[C, classes]; NaN where no clip had that label."""
+    per_class_sum: np.ndarray | None = None
+    """[C, classes] float64 sums of the per-clip maximum per label; no classes for a recording stored before them."""
+    per_class_count: np.ndarray | None = None
+    """[classes] int64 clips per label."""
+
+    def __post_init__(self) -> None:
+        if self.per_class_sum is None:
+            self.per_class_sum = np.zeros((self.channels, 0), np.float64)
+        if self.per_class_count is None:
+            self.per_class_count = np.zeros(self.per_class_sum.shape[1], np.int64)
 
     @property
     def channels(self) -> int:
         return int(self.max.shape[0])
+
+    @property
+    def per_class_mean(self) -> np.ndarray:
+        """[C, classes] mean per-clip maximum per label; NaN where no clip had it."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.per_class_count > 0, self.per_class_sum / np.maximum(self.per_class_count, 1), np.nan)
 
     def to_json(self) -> dict:
         return {"max": self.max.tolist(), "mean": self.mean.tolist(), "top": self.top_index.tolist()}

@@ -47,6 +47,13 @@ CASES = [
     ("record-unknown-layer", [S, "record", "small", "--clips", "{tmp}/clips.npz", "--layers", "conv99"], "record", "conv99"),
     ("record-odd-bins", [S, "record", "small", "--clips", "{tmp}/clips.npz", "--layers", "logits", "--bins", "3"], "record", "bins"),
     ("record-missing-videos", [S, "record", "small", "--videos", "{tmp}/no-videos", "--layers", "logits"], "record", "no-videos"),
+    ("analyze-unknown-model", [S, "analyze", "nope", "--recording", "unlabelled"], "analyze", "no model 'nope'"),
+    ("analyze-unknown-recording", [S, "analyze", "small", "--recording", "nosuch"], "analyze", "no recording 'nosuch'"),
+    ("analyze-unknown-layer", [S, "analyze", "small", "--recording", "unlabelled", "--layers", "conv99"], "analyze",
+     "no layer 'conv99'"),
+    ("analyze-clips-without-labels", [S, "analyze", "small", "--recording", "unlabelled"], "analyze", "no labelled clips"),
+    ("analyze-negative-permutations", [S, "analyze", "small", "--recording", "unlabelled", "--permutations", "-5"],
+     "analyze", "--permutations"),
     ("render-missing-result", ["render", "{tmp}/missing.npz"], "render", "not a file"),
     ("render-garbage-result", ["render", "{tmp}/garbage.npz"], "render", "cannot read"),
     ("render-not-a-result", ["render", "{tmp}/clips.npz"], "render", "units"),
@@ -75,11 +82,12 @@ USAGE_CASES = [  # argparse's own: usage line + `kinetoscope CMD: error: ...`
      "kinetoscope maximize: error", "many"),
     ("record-clips-and-videos", ["record", "small", "--clips", "a.npz", "--videos", "v", "--layers", "x"],
      "kinetoscope record: error", "not allowed"),
+    ("analyze-without-recording", ["analyze", "small"], "kinetoscope analyze: error", "--recording"),
 ]
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory, shared_store) -> dict[str, str]:
+def files(tmp_path_factory, shared_store, served) -> dict[str, str]:
     tmp = tmp_path_factory.mktemp("wrong")
     (tmp / "garbage.onnx").write_bytes(b"\x08\x07garbage" * 10)
     (tmp / "garbage.npz").write_bytes(b"not a zip file at all")
@@ -95,6 +103,10 @@ def files(tmp_path_factory, shared_store) -> dict[str, str]:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     (tmp / "frobnicate.onnx").write_bytes(model.SerializeToString())
     from .console import TRAINED
+
+    done = kinetoscope("--server", served.address, "--token", TOKEN, "record", "small", "--clips", str(tmp / "clips.npz"),
+                       "--layers", "logits", "--name", "unlabelled", home=shared_store.home, timeout=120)
+    assert done.returncode == 0, done.stderr  # a recording whose clips carry no labels, for `analyze`
 
     return {"tmp": str(tmp), "model": str(TRAINED)}
 
