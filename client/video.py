@@ -6,7 +6,8 @@ conventions are those of kinetoscope's inputs (and of `kinetoscope.model_zoo.syn
 * RGB pixels 0..255 are mapped linearly onto the input's value range, so the default
   range -128..127 gives `pixel − 128`.
 * Optical flow is in pixels/frame (x rightwards, y downwards) of the frames the model
-  sees, i.e. after resizing (see `kinetoscope.client.flow`). Flow inputs take it
+  sees, i.e. after resizing, clipped to ±20 px/frame, estimated with TV-L1 unless
+  `flow_method="dis"` asks for the faster DIS (see `kinetoscope.client.flow`). Flow inputs take it
   multiplied by `flow_scale` and clipped to the input's range. The default
   `FLOW_SCALE = 16` is the synthetic dataset's convention (1 px/frame → 16, so 4
   px/frame spans half of -128..127); pass the scale the model was trained with. Zero
@@ -31,11 +32,11 @@ from typing import Any, Iterable, NamedTuple, Sequence
 
 import numpy as np
 
-from .flow import FLOW_METHODS, flow_method, optical_flow
+from .flow import DEFAULT_METHOD, FLOW_METHODS, check_method, optical_flow, tvl1_available
 
 __all__ = [
     "FLOW_METHODS", "FLOW_SCALE", "VIDEO_EXTENSIONS", "VideoClips", "clips_from_videos", "decode",
-    "flow_method", "optical_flow", "sample_clips", "to_inputs",
+    "optical_flow", "sample_clips", "to_inputs", "tvl1_available",
 ]
 
 VIDEO_EXTENSIONS = frozenset({
@@ -160,11 +161,13 @@ def to_inputs(
     model_inputs: Iterable[Any],
     *,
     flow_scale: float = FLOW_SCALE,
+    flow_method: str = DEFAULT_METHOD,
 ) -> dict[str, np.ndarray]:
     """One clip `[T, H, W, 3]` uint8 (and its flow `[T − 1, 2, H, W]`) → {input name: array without batch}.
 
     `model_inputs` are `InputInfo`s or dicts with name, shape (with batch), kind, layout
-    and value_range (or range). `flow` is estimated here when None and an input needs it.
+    and value_range (or range). `flow` is estimated here (with `flow_method`, "tvl1" or
+    "dis") when None and an input needs it.
     Frames or flow of another size than an input's are centre-cropped and resized to it.
     """
     specs = [_spec(item) for item in model_inputs]
@@ -172,7 +175,7 @@ def to_inputs(
     if frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"clip frames must be [T, H, W, 3] RGB, got shape {frames.shape}")
     if flow is None and any(spec.kind in MOTION_KINDS for spec in specs):
-        flow = optical_flow(frames)
+        flow = optical_flow(frames, method=flow_method)
     return {spec.name: _arrange(_canonical(spec, frames, flow, flow_scale), spec) for spec in specs}
 
 
@@ -303,11 +306,13 @@ def clips_from_videos(
     clips_per_video: int = 1,
     flow_scale: float = FLOW_SCALE,
     stride: int = 1,
+    flow_method: str = DEFAULT_METHOD,
 ) -> VideoClips:
     """Inputs for every video in `folder/<class>/<video files>`, labelled by sorted sub-folder name.
 
-    Unreadable videos are skipped with a warning naming them, so one bad file does not
-    cost a whole run. Unpacks as (inputs, labels, ids, class_names).
+    Flow for motion inputs comes from `flow_method`: "tvl1" (as two-stream networks were
+    trained, slow) or "dis" (fast). Unreadable videos are skipped with a warning naming
+    them, so one bad file does not cost a whole run. Unpacks as (inputs, labels, ids, class_names).
     """
     specs = [_spec(item) for item in model_inputs]
     if not specs:
@@ -316,6 +321,8 @@ def clips_from_videos(
     size = (max(dict(zip(s.layout, s.shape))["H"] for s in specs), max(dict(zip(s.layout, s.shape))["W"] for s in specs))
     length = max(_frames_needed(spec) for spec in specs)
     motion = any(spec.kind in MOTION_KINDS for spec in specs)
+    if motion:
+        check_method(flow_method)  # before decoding anything
     arrays: dict[str, list[np.ndarray]] = {spec.name: [] for spec in specs}
     labels: list[int] = []
     ids: list[str] = []
@@ -324,7 +331,8 @@ def clips_from_videos(
         if frames is None:
             continue
         for index, clip in enumerate(sample_clips(frames, length, clips_per_video, stride)):
-            inputs = to_inputs(clip, optical_flow(clip) if motion else None, specs, flow_scale=flow_scale)
+            flow = optical_flow(clip, method=flow_method) if motion else None
+            inputs = to_inputs(clip, flow, specs, flow_scale=flow_scale)
             for name, value in inputs.items():
                 arrays[name].append(value)
             labels.append(label)

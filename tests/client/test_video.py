@@ -18,7 +18,7 @@ cv2 = pytest.importorskip("cv2")
 
 from kinetoscope.client.types import InputInfo
 from kinetoscope.client.video import (
-    FLOW_METHODS, clips_from_videos, decode, flow_method, optical_flow, sample_clips, to_inputs,
+    clips_from_videos, decode, optical_flow, sample_clips, to_inputs, tvl1_available,
 )
 
 SIZE, FRAMES, SQUARE, SPEED = 48, 12, 10, 2
@@ -150,8 +150,8 @@ def test_sample_clips_are_evenly_spaced() -> None:
 # ---------------------------------------------------------------- optical flow
 
 
-def test_flow_method_is_known() -> None:
-    assert flow_method() in FLOW_METHODS
+def test_the_installed_opencv_has_tv_l1() -> None:
+    assert tvl1_available(), "kinetoscope depends on opencv-contrib-python-headless, which carries cv2.optflow"
 
 
 @pytest.mark.parametrize("ext", sorted(CODECS))
@@ -159,7 +159,7 @@ def test_flow_method_is_known() -> None:
 def test_flow_points_the_way_the_square_moves(tmp_path, ext, name) -> None:
     frames, masks = moving_square(DIRECTIONS[name])
     path = write_video(tmp_path / f"clip.{ext}", frames, *CODECS[ext])
-    flow = optical_flow(decode(path))
+    flow = optical_flow(decode(path), method="dis")  # TV-L1: test_flow_tvl1.py
     assert flow.shape == (FRAMES - 1, 2, SIZE, SIZE) and flow.dtype == np.float32
     assert_points(mean_flow(flow, masks), SPEED * np.array(DIRECTIONS[name], dtype=float))
 
@@ -173,7 +173,7 @@ def test_flow_matches_the_exact_flow_of_synthetic_clips(tmp_path) -> None:
         path = write_video(tmp_path / f"synthetic{label}.mkv", frames, "ffv1", "bgr0")  # lossless
         decoded = decode(path)
         assert np.array_equal(decoded, frames)
-        flow = optical_flow(decoded)
+        flow = optical_flow(decoded, method="dis")
         moving = clip.mask[:-1]
         truth = np.array([clip.flow[:, 0][moving].mean(), clip.flow[:, 1][moving].mean()])
         assert_points(mean_flow(flow, clip.mask), truth)
@@ -243,7 +243,7 @@ def test_wrong_declarations_are_clear_errors() -> None:
 
 def test_two_stream_inputs_from_a_folder(dataset) -> None:
     with pytest.warns(UserWarning, match="broken.mp4"):
-        inputs, labels, ids, class_names = clips_from_videos(dataset, TWO_STREAM)
+        inputs, labels, ids, class_names = clips_from_videos(dataset, TWO_STREAM, flow_method="dis")
     assert class_names == ["down", "left", "right", "up"]
     assert inputs["rgb"].shape == (8, 3, 32, 32) and inputs["flow"].shape == (8, 20, 32, 32)
     assert inputs["rgb"].dtype == inputs["flow"].dtype == np.float32
