@@ -139,7 +139,7 @@ CLIENT = textwrap.dedent('''
                                    response_deserializer=Response.FromString)
         out["health"] = {name: call(Request(service=name), timeout=30).status == serving
                          for name in ("", "kinetoscope.v1.ModelService", "kinetoscope.v1.VisualizationService",
-                                      "kinetoscope.v1.RecordingService")}
+                                      "kinetoscope.v1.RecordingService", "kinetoscope.v1.AnalysisService")}
         watch = channel.unary_stream("/grpc.health.v1.Health/Watch", request_serializer=Request.SerializeToString,
                                      response_deserializer=Response.FromString)(Request(service=""), timeout=30)
         out["watch_serving"] = next(iter(watch)).status == serving
@@ -194,7 +194,19 @@ CLIENT = textwrap.dedent('''
         out["recording"] = {"clips": recorded.clips, "layers": list(recorded.layers), "listed": [r.id for r in listed] == [recorded.id],
                             "channels": len(fusion.max), "top": len(fusion.top[0].clips),
                             "top_ids": sorted({c.clip_id for top in fusion.top for c in top.clips}) <= [f"clip-{i}" for i in range(4)],
-                            "per_class_max": list(fusion.per_class_max.shape)}
+                            "per_class_max": list(fusion.per_class_max.shape),
+                            "per_class_sum": list(fusion.per_class_sum.shape), "per_class_count": list(fusion.per_class_count),
+                            "clips_kept": recorded.clips_kept}
+
+        analysis = rpc.AnalysisServiceStub(channel).Analyze(pb.AnalyzeRequest(
+            model=info.id, recording=recorded.id, layers=["logits"],
+            options=pb.AnalyzeOptions(permutations=99, speeds=[0.5, 1.0, 2.0])), metadata=auth, timeout=120)
+        units = analysis.layers[0].units
+        out["analysis"] = {"clips": analysis.clips, "layers": [layer.layer for layer in analysis.layers],
+                           "units": len(units), "class_mean": len(units[0].class_mean),
+                           "labels": sorted({u.label for u in units} - {"class-specific", "distributed"}),
+                           "reliance": sorted(units[0].reliance), "shares": sorted(units[0].shares),
+                           "speed_curve": len(units[0].speed_curve)}
 
         out["deleted"] = models.DeleteModel(pb.DeleteModelRequest(model=info.id), metadata=auth, timeout=30).id
         out["after_delete"] = len(models.ListModels(pb.ListModelsRequest(), metadata=auth, timeout=30).models)
@@ -212,14 +224,15 @@ def test_a_client_generated_from_the_proto_alone_drives_every_rpc(tmp_path) -> N
     assert report["unauthenticated"] == "UNAUTHENTICATED"
 
     services = ["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection",
-                "kinetoscope.v1.ModelService", "kinetoscope.v1.RecordingService", "kinetoscope.v1.VisualizationService"]
+                "kinetoscope.v1.AnalysisService", "kinetoscope.v1.ModelService", "kinetoscope.v1.RecordingService", "kinetoscope.v1.VisualizationService"]
     assert report["services_v1"] == report["services_v1alpha"] == services
     unit_result = report["contract"].pop("unit_result")
     assert report["contract"] == {"file": "kinetoscope/v1/kinetoscope.proto", "package": "kinetoscope.v1", "same": True,
-                                  "services": ["ModelService", "VisualizationService", "RecordingService"]}
+                                  "services": ["ModelService", "VisualizationService", "RecordingService",
+                                               "AnalysisService"]}
     assert unit_result[-1] == "target" and "objective" in unit_result
     assert report["reflection_v1_file"] == [["grpc/reflection/v1/reflection.proto", "grpc.reflection.v1", ["ServerReflection"]]]
-    assert all(report["health"].values()) and len(report["health"]) == 4 and report["watch_serving"]
+    assert all(report["health"].values()) and len(report["health"]) == 5 and report["watch_serving"]
 
     model = report["model"]
     assert report["listed"] == [model["id"]] and model["layers"] > 10 and model["classes"] == 10
@@ -238,7 +251,11 @@ def test_a_client_generated_from_the_proto_alone_drives_every_rpc(tmp_path) -> N
 
     recording = report["recording"]
     assert recording == {"clips": 4, "layers": ["conv_fusion", "logits"], "listed": True, "channels": 64, "top": 2,
-                         "top_ids": True, "per_class_max": [64, 10]}
+                         "top_ids": True, "per_class_max": [64, 10], "per_class_sum": [64, 10],
+                         "per_class_count": [2, 2, 0, 0, 0, 0, 0, 0, 0, 0], "clips_kept": True}
+    assert report["analysis"] == {"clips": 4, "layers": ["logits"], "units": 10, "class_mean": 10, "labels": [],
+                                  "reliance": ["flow", "rgb"], "shares": ["appearance", "joint", "motion"],
+                                  "speed_curve": 3}
     assert report["deleted"] == model["id"] and report["after_delete"] == 0
 
 
