@@ -1,0 +1,73 @@
+"""The unit page's two charts as PNG files, drawn with matplotlib's Agg canvas.
+
+Figures are made with `matplotlib.figure.Figure` and saved without pyplot, so no GUI
+backend is ever chosen and nothing global changes in the caller's process.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+_BAR = "#4c72b0"
+_BEST = "#d62728"
+
+
+def _figure(width: float, height: float, bottom: float = 0.16):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415 - only while writing charts
+    from matplotlib.figure import Figure  # noqa: PLC0415
+
+    figure = Figure(figsize=(width, height), dpi=100)  # fixed margins: a layout engine doubles the drawing time
+    figure.subplots_adjust(left=0.14, right=0.97, top=0.9, bottom=bottom)
+    FigureCanvasAgg(figure)  # attaches itself: savefig renders with Agg whatever backend pyplot uses
+    return figure
+
+
+def class_chart(path: Path, maxima: Sequence[float] | None, means: Sequence[float] | None,
+                class_names: Sequence[str]) -> Path:
+    """Bars of the maximum response per class (strongest in red), the class mean as black ticks."""
+    values = np.asarray(maxima if maxima is not None else means, dtype=np.float64).reshape(-1)
+    count = len(values)
+    names = list(class_names) if len(class_names) == count else [str(i) for i in range(count)]
+    longest = max((len(n) for n in names), default=1)
+    height = 2.4 + 0.045 * longest  # room below the axes for the rotated class names
+    figure = _figure(max(4.0, 0.38 * count + 1.5), height, bottom=(0.25 + 0.045 * longest) / height)
+    axes = figure.add_subplot()
+    shown = np.nan_to_num(values, nan=0.0)
+    colours = [_BAR] * count
+    if count and np.isfinite(values).any():
+        colours[int(np.nanargmax(values))] = _BEST
+    axes.bar(np.arange(count), shown, color=colours, label="max" if maxima is not None else "mean")
+    if maxima is not None and means is not None and len(means) == count:
+        axes.scatter(np.arange(count), np.asarray(means, dtype=np.float64), marker="_", s=160, color="black",
+                     label="mean", zorder=3)
+        axes.legend(loc="best", fontsize=8)
+    axes.axhline(0.0, color="#999", linewidth=0.6)
+    axes.set_xticks(np.arange(count), names, rotation=60, ha="right", fontsize=7)
+    axes.set_ylabel("response")
+    axes.set_title("response per class", fontsize=10)
+    figure.savefig(path, format="png")
+    return path
+
+
+def speed_chart(path: Path, speeds: Sequence[float], curve: Sequence[float], preferred: float | None) -> Path:
+    """The mean response against playback speed (log scale, 1 = recorded speed), the preferred speed marked."""
+    speeds_array = np.asarray(speeds, dtype=np.float64).reshape(-1)
+    values = np.asarray(curve, dtype=np.float64).reshape(-1)
+    figure = _figure(4.0, 3.0, bottom=0.17)
+    axes = figure.add_subplot()
+    axes.plot(speeds_array, values, marker="o", color=_BAR)
+    if np.all(speeds_array > 0):
+        axes.set_xscale("log", base=2)
+    axes.set_xticks(speeds_array, [f"{s:g}×" for s in speeds_array])
+    axes.minorticks_off()
+    if preferred is not None and np.isfinite(preferred):
+        axes.axvline(preferred, color=_BEST, linestyle="--", linewidth=1, label=f"preferred {preferred:g}×")
+        axes.legend(loc="best", fontsize=8)
+    axes.set_xlabel("playback speed")
+    axes.set_ylabel("mean response")
+    axes.set_title("speed tuning", fontsize=10)
+    figure.savefig(path, format="png")
+    return path
