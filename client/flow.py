@@ -11,10 +11,13 @@ Two estimators:
 * `tvl1` (the default): Dual TV-L1 (Zach, Pock and Bischof 2007), the estimator the
   two-stream networks were trained with, from OpenCV's contrib build (`cv2.optflow`),
   with OpenCV's parameters as the two-stream flow tools use them (`TVL1Settings`).
-  It is slow: on a 2-core CPU about 7 frames/s for 32×32 frames (estimated at 96×96,
-  see below) and about 4 frames/s for 112×112 frames.
-* `dis`: Dense Inverse Search, in every OpenCV build; close to TV-L1 on rigid motion
-  and 20–30× faster (about 170 frames/s at 32×32, 110 at 112×112 on the same CPU).
+  It is slow: measured on one core of the development machine (x86-64, OpenCV 5.1),
+  about 9 frames/s for 32×32 frames (estimated at 96×96, see below) and 6 frames/s
+  for 112×112 frames, so a 10-field stack costs 1–2 s per clip.
+* `dis`: Dense Inverse Search, in every OpenCV build, about 20× faster (190 and 140
+  frames/s on the same core). On the synthetic clips it is at least as accurate and
+  holds where TV-L1 loses the shape at 32×32: a shape of nearly its background's grey,
+  or fast motion (3 px/frame, 2√2 diagonally); at 112×112 both follow every class.
 
 Small frames are upsampled (by a whole factor, to a short side of at least `MIN_SIDE`)
 before estimation and the flow is brought back to the frame size: patch-based DIS
