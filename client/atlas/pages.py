@@ -240,7 +240,7 @@ def layer_page(layer: LayerInfo, rows: Sequence[UnitRow], settings: Sequence[tup
         head.append('<th data-type="text">label</th>')
     if has["reliance_label"]:
         head.append('<th data-type="text">reliance</th>')
-    head += [f'<th data-type="number" title="share of the drive lost without this stream">share {esc(s)}</th>'
+    head += [f'<th data-type="number" title="share of the drive lost without this input">reliance {esc(s)}</th>'
              for s in shares]
     if has["speed"]:
         head.append('<th data-type="number" title="playback speed of the largest mean response">preferred speed</th>')

@@ -20,6 +20,9 @@ import pytest
 from kinetoscope.client.render import make_example_result, render_result
 
 CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync")
+"""Headless, offline, no first-run or background traffic; callers add a fresh --user-data-dir."""
 
 pytestmark = [
     pytest.mark.browser,
@@ -79,9 +82,7 @@ def served(tmp_path: Path) -> Iterator[tuple[Path, int]]:
 
 def _chromium(url: str, profile: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={profile}", "--virtual-time-budget=5000", *extra, url],
+        [str(CHROMIUM), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=5000", *extra, url],
         capture_output=True, text=True, timeout=120,
     )
 

@@ -1,0 +1,96 @@
+"""`kinetoscope atlas MODEL [--recording R] [--results DIR] [--analysis FILE.json] [--clips FILE.npz] --out DIR`.
+
+Finds every `result.npz` under --results (a `maximize --out` folder or a sweep folder;
+a sweep's per-batch `units-*.npz` are left out, its merged `result.npz` per layer
+count), asks the server for the model's catalog and the recording, and writes the site.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+RESULT_FILE = "result.npz"
+
+
+def add_atlas_arguments(parser: argparse.ArgumentParser) -> None:
+    """The `atlas` command's arguments (the global --server/--store/--token come from the caller)."""
+    parser.add_argument("model", help="model id or name")
+    parser.add_argument("--results", type=Path, default=Path("out"),
+                        help=f"folder searched recursively for {RESULT_FILE} files (default out)")
+    parser.add_argument("--recording", default="", help="recording id or name: recorded â, top clips, per-class maxima")
+    parser.add_argument("--analysis", type=Path, default=None,
+                        help="per-unit measures as a JSON document {\"layers\": {name: [{\"channel\": ..}, ..]}}")
+    parser.add_argument("--clips", type=Path, default=None,
+                        help="the FILE.npz the recording was made from, for top-clip thumbnails")
+    parser.add_argument("--out", type=Path, required=True, help="folder for the site (index.html and the rest)")
+    parser.add_argument("--json", action="store_true")
+
+
+def find_results(folder: Path) -> list[Path]:
+    """Every result file under `folder`, in path order; the folder itself may be one file."""
+    if folder.is_file():
+        return [folder]
+    return sorted(folder.rglob(RESULT_FILE))
+
+
+def run_atlas(args: argparse.Namespace, client: Any) -> int:
+    """Writes the atlas for `args.model` with `client` (a connected `Client`); user mistakes raise UserError."""
+    from ..commands import UserError, read_npz  # noqa: PLC0415
+    from ..render.result import ResultError, load_result  # noqa: PLC0415
+    from .writer import write_atlas  # noqa: PLC0415
+
+    if not args.results.exists():
+        raise UserError(f"--results {args.results} does not exist; give the folder `kinetoscope maximize --out` "
+                        "or `kinetoscope sweep` wrote")
+    paths = find_results(args.results)
+    if not paths:
+        raise UserError(f"no {RESULT_FILE} under {args.results}; run `kinetoscope maximize MODEL ... --out "
+                        f"{args.results}` first")
+    blocking = next((p for p in (args.out, *args.out.parents) if p.exists()), None)
+    if blocking is not None and not blocking.is_dir():
+        raise UserError(f"cannot write into {args.out}: {blocking} is a file; choose another folder with --out")
+    if args.out.resolve() in [p.parent.resolve() for p in paths]:
+        raise UserError(f"--out {args.out} holds a result file; choose a folder of its own for the site")
+    analysis = _read_analysis(args.analysis, UserError) if args.analysis is not None else None
+    clips = None
+    if args.clips is not None:
+        if not args.recording:
+            raise UserError("--clips shows a recording's top clips: give --recording too")
+        clips = {name: array for name, array in read_npz(args.clips).items() if name not in ("labels", "ids")}
+    try:
+        results = [load_result(path) for path in paths]
+    except ResultError as exc:
+        raise UserError(str(exc)) from None
+    info, layers = client.get_model(args.model)
+    recording = client.get_recording(args.recording) if args.recording else None
+    try:
+        index = write_atlas(args.out, info, layers, results, recording, analysis, clips=clips)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    pages = sum(1 for _ in args.out.rglob("*.html"))
+    document = {"index": str(index), "results": [str(p) for p in paths], "pages": pages}
+    if getattr(args, "json", False):
+        json.dump(document, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        print(f"atlas: {index} ({pages} pages from {len(paths)} result file(s))")
+    return 0
+
+
+def _read_analysis(path: Path, error: type[Exception]) -> dict[str, Any]:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise error(f"--analysis {path} does not exist") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise error(f"--analysis {path} is not a JSON document: {exc}") from None
+    if not isinstance(document, dict) or not isinstance(document.get("layers", {}), dict):
+        raise error(f"--analysis {path} must be a JSON object whose 'layers' maps layer names to lists of units")
+    return document
+
+
+__all__ = ["add_atlas_arguments", "find_results", "run_atlas"]
