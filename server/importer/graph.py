@@ -56,22 +56,51 @@ def skeleton(model: ModelProto) -> ModelProto:
     """A copy without big weights: they become typed graph inputs of the same shape.
 
     Checks and shape inference need the weights' shapes, not their values, and this
-    copy always fits protobuf's 2 GiB limit.
+    copy always fits protobuf's 2 GiB limit. The big weights are never copied.
     """
-    light = ModelProto()
-    light.CopyFrom(model)
+    light = without_initializers(model)
     graph = light.graph
-    keep = []
     declared = {v.name for v in graph.input}
-    for init in graph.initializer:
-        if len(init.raw_data) >= _SKELETON_MIN_BYTES:
+    for init in model.graph.initializer:
+        if stored_nbytes(init) >= _SKELETON_MIN_BYTES:
             if init.name not in declared:
                 graph.input.append(onnx.helper.make_tensor_value_info(init.name, init.data_type, list(init.dims)))
         else:
-            keep.append(init)
-    del graph.initializer[:]
-    graph.initializer.extend(keep)
+            graph.initializer.append(init)
     return light
+
+
+def without_initializers(model: ModelProto) -> ModelProto:
+    """A copy of everything but the graph's initializers (ModelProto.CopyFrom would copy every weight)."""
+    light = ModelProto()
+    _copy_fields(model, light, skip="graph")
+    _copy_fields(model.graph, light.graph, skip="initializer")
+    return light
+
+
+def _copy_fields(source, target, skip: str) -> None:
+    for field, value in source.ListFields():
+        if field.name == skip:
+            continue
+        if field.is_repeated:
+            getattr(target, field.name).extend(value)
+        elif field.type == field.TYPE_MESSAGE:
+            getattr(target, field.name).CopyFrom(value)
+        else:
+            setattr(target, field.name, value)
+
+
+def stored_nbytes(tensor: TensorProto) -> int:
+    """The bytes a tensor's values take, from its dims and type: reading `raw_data` copies it, every time."""
+    if tensor.data_type == TensorProto.STRING or tensor.data_location == TensorProto.EXTERNAL:
+        return sum(len(s) for s in tensor.string_data)
+    count = 1
+    for dim in tensor.dims:
+        count *= max(dim, 0)
+    try:
+        return count * onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
+    except (KeyError, TypeError, ValueError):
+        return 0
 
 
 _SAME_SHAPE_OPS = ("MeanVarianceNormalization", "GroupNormalization")
@@ -118,7 +147,7 @@ def infer_shapes(model: ModelProto, *, strict: bool = False) -> ModelProto:
 
 def weight_bytes(model: ModelProto) -> int:
     """Bytes held by initializers; protobuf's own ByteSize fails above 2 GiB."""
-    return sum(len(init.raw_data) + 4 * len(init.float_data) + 8 * len(init.int64_data) for init in model.graph.initializer)
+    return sum(stored_nbytes(init) for init in model.graph.initializer)
 
 
 def opset_of(model: ModelProto, domain: str = "") -> int:

@@ -3,6 +3,10 @@
 onnx can write IR versions newer than the installed onnxruntime reads; the IR version
 only gates file-format features, so a model whose opsets an older IR covers is
 lowered to that IR instead of being refused.
+
+A verification session is built from the graph without its weights, which are handed
+to onnxruntime as arrays: serializing the model for onnxruntime to parse would hold
+two more copies of every weight at once, and takes seconds on a large model.
 """
 
 from __future__ import annotations
@@ -13,15 +17,23 @@ import tempfile
 from pathlib import Path
 from typing import Iterable
 
+import numpy as np
 import onnx
 import onnxruntime as ort
-from onnx import ModelProto
+from onnx import ModelProto, TensorProto, numpy_helper
 
 from .errors import InvalidModel
-from .graph import weight_bytes
+from .graph import stored_nbytes, weight_bytes, without_initializers
 
 _LOGGER = logging.getLogger(__name__)
 _PROTO_LIMIT = (2 << 30) - (64 << 20)
+_HANDED_MIN_BYTES = 1 << 10
+"""Initializers at least this large are handed to onnxruntime as arrays rather than inside the graph."""
+_HANDED_TYPES = frozenset({
+    TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16, TensorProto.INT8, TensorProto.UINT8,
+    TensorProto.INT16, TensorProto.UINT16, TensorProto.INT32, TensorProto.UINT32, TensorProto.INT64,
+    TensorProto.UINT64, TensorProto.BOOL,
+})
 
 
 def make_session(model: ModelProto, extra_outputs: Iterable[str] = ()) -> ort.InferenceSession:
@@ -31,12 +43,35 @@ def make_session(model: ModelProto, extra_outputs: Iterable[str] = ()) -> ort.In
     """
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.add_session_config_entry("session.disable_prepacking", "1")  # no packed copy of each weight
+    light, weights = _split_weights(model)
+    if weights:
+        options.add_external_initializers(list(weights), list(weights.values()))
     try:
-        return open_session(with_outputs(model, extra_outputs), options)
+        session = open_session(with_outputs(light, extra_outputs), options)
+        session.handed_weights = weights  # onnxruntime reads them in place: they live as long as the session
+        return session
     except InvalidModel:
         raise
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own untyped errors
         raise InvalidModel(f"onnxruntime cannot load the model: {exc}", stage="verify") from None
+
+
+def _split_weights(model: ModelProto) -> tuple[ModelProto, dict[str, ort.OrtValue]]:
+    """The graph with its big initializers marked external, and those initializers as onnxruntime values."""
+    light = without_initializers(model)
+    weights: dict[str, ort.OrtValue] = {}
+    for init in model.graph.initializer:
+        if stored_nbytes(init) < _HANDED_MIN_BYTES or init.data_type not in _HANDED_TYPES or init.name in weights:
+            light.graph.initializer.append(init)
+            continue
+        array = np.ascontiguousarray(numpy_helper.to_array(init))
+        stub = light.graph.initializer.add(name=init.name, data_type=init.data_type, dims=init.dims)
+        stub.data_location = TensorProto.EXTERNAL
+        for key, value in (("location", "handed-in-memory"), ("offset", "0"), ("length", str(array.nbytes))):
+            stub.external_data.add(key=key, value=value)
+        weights[init.name] = ort.OrtValue.ortvalue_from_numpy(array)
+    return light, weights
 
 
 def open_session(model: ModelProto, options: ort.SessionOptions) -> ort.InferenceSession:

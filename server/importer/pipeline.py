@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Mapping, Sequence, TypeVar
 
 import torch
 from onnx import ModelProto
@@ -18,19 +19,19 @@ from .check import check_model
 from .constants import drop_unused_initializers, fold_constants
 from .convert import convert
 from .errors import ImportFailed, InvalidModel, ParityError, UnsupportedModel
+from .files import open_model_files
 from .fold_bn import fold_batchnorm
 from .graph import infer_shapes
-from kinetoscope.model_files import read_model_files
-
 from .inputs import InputSpec, as_specs
 from .layout import describe_inputs
 from .options import ImportOptions
 from .rewrites import drop_redundant_allowzero
 from .load import load_model
 from .static_shapes import complete_shapes, make_static
-from .verify import Parity, verify
+from .verify import Parity, check_parity, reference_run
 
 _LOGGER = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass
@@ -85,22 +86,25 @@ def import_model(
     """
     say = progress or (lambda stage: None)
     if isinstance(model, (str, Path)):
-        data, found = read_model_files(Path(model))
+        data, found = open_model_files(Path(model))
         external_data = {**found, **(external_data or {})}
     else:
         data = bytes(model)
+    model_id = hashlib.sha256(data).hexdigest()[:16]
     limits = options.limits
     say("load")
-    loaded = load_model(data, external_data, limits)
+    graph = load_model(data, external_data, limits)
+    reload = _reloader(model, data, external_data, limits)
+    del data  # a path's bytes are read again only to locate a divergence
     say("check")
-    check_model(loaded, limits)
-    specs = make_static(loaded, as_specs(inputs))
-    infer_shapes(loaded)
-    check_bounds(loaded, limits)
-    original = ModelProto()
-    original.CopyFrom(loaded)
+    check_model(graph, limits)
+    specs = make_static(graph, as_specs(inputs))
+    infer_shapes(graph)
+    check_bounds(graph, limits)
+    say("reference")
+    probe = [specs[name] for name in _input_order(graph)]
+    reference = _guarded(lambda: reference_run(graph, probe, options.seed))
 
-    graph = loaded
     say("normalize")
     fold_constants(graph, limits)
     explicit_pads(graph)
@@ -110,6 +114,7 @@ def import_model(
     say("fold")
     report = fold_batchnorm(graph) if options.fold_batchnorm else None
     drop_unused_initializers(graph)
+    gc.collect()  # the folded-away weights
     infer_shapes(graph)
     complete_shapes(graph, limits)
 
@@ -117,11 +122,12 @@ def import_model(
     module = _convert(graph)
     ordered = [specs[name] for name in _input_order(graph)]
     say("verify")
-    parity = _verify(original, graph, module, ordered, options)
+    parity = _guarded(lambda: check_parity(reference, reload, graph, module, ordered, tolerance=options.tolerance,
+                                           seed=options.seed))
     say("catalog")
     catalog = build_catalog(graph, ordered)
     return ImportedModel(
-        id=hashlib.sha256(data).hexdigest()[:16],
+        id=model_id,
         module=module,
         graph=graph,
         inputs=ordered,
@@ -131,6 +137,13 @@ def import_model(
         bn_remaining=report.remaining if report else 0,
         output_names=[out.name for out in graph.graph.output],
     )
+
+
+def _reloader(model: bytes | str | Path, data: bytes, external_data, limits) -> Callable[[], ModelProto]:
+    """The original model again, parsed anew: kept as its source, not as a second parsed copy of every weight."""
+    if isinstance(model, (str, Path)):
+        return lambda: load_model(Path(model).read_bytes(), external_data, limits)
+    return lambda: load_model(data, external_data, limits)
 
 
 def _convert(graph: ModelProto) -> torch.nn.Module:
@@ -145,16 +158,15 @@ def _convert(graph: ModelProto) -> torch.nn.Module:
                                f"({type(exc).__name__}: {_first_line(str(exc))})", stage="convert") from None
 
 
-def _verify(original: ModelProto, graph: ModelProto, module: torch.nn.Module, ordered: list[InputSpec],
-            options: ImportOptions) -> Parity:
-    """verify(), with every failure inside it reported as an import error of the verify stage.
+def _guarded(run: Callable[[], T]) -> T:
+    """Verification, with every failure inside it reported as an import error of the verify stage.
 
     onnx's checker and shape inference let some contradictions through (a Conv whose
     weight has other channels than its input); onnxruntime finds them when it runs.
     A converted module that fails to run is a converter defect, reported as such.
     """
     try:
-        return verify(original, graph, module, ordered, tolerance=options.tolerance, seed=options.seed)
+        return run()
     except ImportFailed:
         raise
     except Exception as exc:  # noqa: BLE001 - onnxruntime's errors have no common public base

@@ -12,6 +12,7 @@ maximization could not move the input.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import onnx
@@ -42,17 +43,41 @@ class Parity:
 
 
 def random_inputs(original: ModelProto, specs: list[InputSpec], seed: int = 0) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
     types = {value.name: value.type.tensor_type.elem_type for value in original.graph.input}
+    return _draw({s.name: onnx.helper.tensor_dtype_to_np_dtype(types[s.name]) for s in specs}, specs, seed)
+
+
+def _draw(dtypes: dict[str, np.dtype], specs: list[InputSpec], seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
     feeds = {}
     for spec in specs:
-        dtype = onnx.helper.tensor_dtype_to_np_dtype(types[spec.name])
+        dtype = dtypes[spec.name]
         lo, hi = spec.value_range or DEFAULT_RANGE
         if np.issubdtype(dtype, np.floating):
             feeds[spec.name] = rng.uniform(lo, hi, size=spec.shape).astype(dtype)
         else:
             feeds[spec.name] = rng.integers(0, 2, size=spec.shape).astype(dtype)
     return feeds
+
+
+@dataclass
+class Reference:
+    """What onnxruntime computes on the original model for the seeded probe: all verification needs of it."""
+
+    feeds: dict[str, np.ndarray]
+    output_names: list[str]
+    outputs: list[np.ndarray]
+
+
+def reference_run(original: ModelProto, specs: list[InputSpec], seed: int = 0) -> Reference:
+    """onnxruntime's outputs on one seeded random probe; the session is dropped at once, its weights with it.
+
+    Taken before the graph is normalized, so the original model need not be kept beside it."""
+    feeds = random_inputs(original, specs, seed)
+    output_names = [out.name for out in original.graph.output]
+    session = make_session(original)
+    _check_output_names(output_names, [out.name for out in session.get_outputs()], "onnxruntime's session")
+    return Reference(feeds=feeds, output_names=output_names, outputs=session.run(output_names, feeds))
 
 
 def verify(
@@ -64,26 +89,53 @@ def verify(
     tolerance: float = 1e-4,
     seed: int = 0,
 ) -> Parity:
-    feeds = random_inputs(original, specs, seed)
-    output_names = [out.name for out in original.graph.output]
-    session = make_session(original)
-    _check_output_names(output_names, [out.name for out in session.get_outputs()], "onnxruntime's session")
+    return check_parity(reference_run(original, specs, seed), lambda: original, converted, module, specs,
+                        tolerance=tolerance, seed=seed)
+
+
+def check_parity(
+    reference: Reference,
+    original: Callable[[], ModelProto],
+    converted: ModelProto,
+    module: torch.nn.Module,
+    specs: list[InputSpec],
+    *,
+    tolerance: float = 1e-4,
+    seed: int = 0,
+) -> Parity:
+    """Compare the torch graph with `reference`, then check its gradients on the same forward pass.
+
+    `original` gives the original model again, only to locate a divergence."""
+    output_names = reference.output_names
     _check_output_names(output_names, [out.name for out in converted.graph.output], "the converted graph")
-    reference = session.run(output_names, feeds)
-    with torch.no_grad():
-        produced = _as_list(module(*[torch.from_numpy(feeds[s.name]) for s in specs]))
+    tensors = _probe_tensors(reference.feeds, specs)
+    produced = _as_list(module(*tensors))
     if len(produced) != len(output_names):
         raise ParityError(
             f"the torch graph returns {len(produced)} output(s) but the model declares {len(output_names)} "
             f"({', '.join(map(repr, output_names))}); every declared output must be computed", stage=_STAGE)
-    errors = {name: _errors(ref, got) for name, ref, got in zip(output_names, reference, produced)}
+    errors = {name: _errors(ref, got) for name, ref, got in zip(output_names, reference.outputs, produced)}
     worst_rel = max((e["max_rel_err"] for e in errors.values()), default=0.0)
     worst_abs = max((e["max_abs_err"] for e in errors.values()), default=0.0)
     if not worst_rel <= tolerance:
-        raise ParityError(_divergence(original, converted, module, specs, feeds, tolerance, worst_rel), stage=_STAGE)
-    gradients = _gradient_norms(module, original, specs, seed)
+        del produced, tensors
+        raise ParityError(_divergence(original(), converted, module, specs, reference.feeds, tolerance, worst_rel),
+                          stage=_STAGE)
+    first = _gradients_of(produced, specs, tensors)
+    del produced, tensors
+    dtypes = {name: feed.dtype for name, feed in reference.feeds.items()}
+    gradients = _gradient_norms(module, dtypes, specs, seed, first)
     return Parity(max_abs_err=worst_abs, max_rel_err=worst_rel, outputs=errors, gradient_norms=gradients.norms,
                   gradient_scale=gradients.scale)
+
+
+def _probe_tensors(feeds: dict[str, np.ndarray], specs: list[InputSpec]) -> list[torch.Tensor]:
+    """The probe as torch inputs, float ones tracking gradients (one forward serves parity and gradients)."""
+    tensors = [torch.from_numpy(feeds[s.name]).clone() for s in specs]
+    for tensor in tensors:
+        if tensor.is_floating_point():
+            tensor.requires_grad_(True)
+    return tensors
 
 
 def _check_output_names(declared: list[str], found: list[str], where: str) -> None:
@@ -133,18 +185,24 @@ def _divergence(original, converted, module, specs, feeds, tolerance: float, wor
     return header
 
 
-def _gradient_norms(module: torch.nn.Module, original: ModelProto, specs: list[InputSpec], seed: int) -> GradientCheck:
+def _gradient_norms(module: torch.nn.Module, dtypes: dict[str, np.dtype], specs: list[InputSpec], seed: int,
+                    first: tuple) -> GradientCheck:
     """Per float input, the norm of d(random projection of the float outputs)/d(input).
 
-    At the declared range first; a model whose outputs saturate there (a softmax over
-    large logits) is tried again on inputs scaled down, since activation maximization
-    starts from small inputs anyway. Integer and bool outputs have no gradient and are
-    left out; a model with no float output has nothing to differentiate and is kept."""
-    tried = []
-    for scale in _GRADIENT_SCALES:
+    At the declared range first (`first`: measured on the parity probe's own forward pass);
+    a model whose outputs saturate there (a softmax over large logits) is tried again on
+    inputs scaled down, since activation maximization starts from small inputs anyway.
+    Integer and bool outputs have no gradient and are left out; a model with no float
+    output has nothing to differentiate and is kept."""
+    norms, bad = first
+    tried = [specs]
+    if bad is None:
+        return GradientCheck(norms=norms, scale=1.0)
+    for scale in _GRADIENT_SCALES[1:]:
         scaled = [s.with_(value_range=_scaled(s, scale)) for s in specs]
         tried.append(scaled)
-        norms, bad = _gradients_at(module, scaled, random_inputs(original, scaled, seed))
+        tensors = _probe_tensors(_draw(dtypes, scaled, seed), scaled)
+        norms, bad = _gradients_of(_as_list(module(*tensors)), scaled, tensors)
         if bad is None:
             return GradientCheck(norms=norms, scale=scale)
     spec, norm = bad
@@ -180,13 +238,9 @@ def _fmt_range(value_range) -> str:
     return f"{lo:g}..{hi:g}"
 
 
-def _gradients_at(module: torch.nn.Module, specs: list[InputSpec], feeds):
+def _gradients_of(outputs: list[torch.Tensor], specs: list[InputSpec], tensors: list[torch.Tensor]):
     """(norms, None) when every float input gets a finite non-zero gradient, else (norms, (spec, norm))."""
-    tensors = [torch.from_numpy(feeds[s.name]).clone() for s in specs]
-    for tensor in tensors:
-        if tensor.is_floating_point():
-            tensor.requires_grad_(True)
-    floats = [o for o in _as_list(module(*tensors)) if o.is_floating_point()]
+    floats = [o for o in outputs if o.is_floating_point()]
     if not floats:
         return {}, None
     differentiable = [o for o in floats if o.requires_grad]
