@@ -12,6 +12,7 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip uninstall --quiet -y opencv-python-headless opencv-python  # cv2 now comes from opencv-contrib
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 

@@ -105,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     clips.add_argument("--clips", type=Path, help="FILE.npz: one array [N, *input shape] per graph input, optional "
                                                   "'labels' [N] and 'ids' [N]")
     clips.add_argument("--videos", type=Path, help="a folder of videos, decoded and turned into the model's inputs")
+    record.add_argument("--flow", choices=["tvl1", "dis"], default="tvl1",
+                        help="optical flow for --videos: tvl1 (as two-stream networks were trained; slow) or dis (about 20x faster)")
     record.add_argument("--layers", required=True, help="layer (tensor or node) names, comma-separated")
     record.add_argument("--top", type=int, default=5, help="top clips kept per channel (default 5)")
     record.add_argument("--bins", type=int, default=0, help="histogram bins, even (default: the server's, 64)")

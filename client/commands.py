@@ -274,7 +274,7 @@ def format_analysis(document: dict) -> str:
 
 def read_clips(args, info) -> tuple[dict[str, np.ndarray], np.ndarray | None, list[str] | None]:
     """The clips of --clips FILE.npz or --videos DIR: arrays per graph input, labels and ids (None when absent)."""
-    found = videos_as_clips(args.videos, info) if args.videos is not None else read_npz(args.clips)
+    found = videos_as_clips(args.videos, info, args.flow) if args.videos is not None else read_npz(args.clips)
     names = [i.name for i in info.inputs]
     missing = [name for name in names if name not in found]
     extra = [key for key in found if key not in (*names, "labels", "ids")]
@@ -301,7 +301,7 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
         raise UserError(f"cannot read {path} as .npz: {exc}") from None
 
 
-def videos_as_clips(folder: Path, info) -> dict[str, np.ndarray]:
+def videos_as_clips(folder: Path, info, flow_method: str = "tvl1") -> dict[str, np.ndarray]:
     """FOLDER/<class>/<video files> decoded into the model's inputs, as an .npz would hold them.
 
     Sub-folders named after the model's classes label their clips with those classes;
@@ -314,7 +314,7 @@ def videos_as_clips(folder: Path, info) -> dict[str, np.ndarray]:
         raise UserError(f"--videos needs video decoding, which this installation lacks ({exc}); "
                         "use --clips FILE.npz") from None
     try:
-        clips = clips_from_videos(folder, info.inputs)
+        clips = clips_from_videos(folder, info.inputs, flow_method=flow_method)
     except (OSError, ValueError) as exc:
         raise UserError(str(exc)) from None
     found = {**clips.inputs, "ids": np.array(clips.ids)}
