@@ -110,7 +110,7 @@ SCRIPT = r"""
       });
     }
     for (const control of document.querySelectorAll(`[data-filter="${table.id}"]`)) {
-      control.addEventListener("input", () => applyFilters(table));
+      for (const type of ["input", "change"]) control.addEventListener(type, () => applyFilters(table));
     }
     applyFilters(table);
   }
