@@ -15,7 +15,7 @@ import logging
 import re
 import tempfile
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import onnx
@@ -36,15 +36,20 @@ _HANDED_TYPES = frozenset({
 })
 
 
-def make_session(model: ModelProto, extra_outputs: Iterable[str] = ()) -> ort.InferenceSession:
+def make_session(model: ModelProto, extra_outputs: Iterable[str] = (),
+                 input_shapes: Mapping[str, Sequence[int]] | None = None) -> ort.InferenceSession:
     """A CPU session computing the graph outputs and `extra_outputs` (intermediate tensors).
 
     Unoptimized, so every intermediate tensor keeps its name and its exact value.
+    `input_shapes` runs the graph at other input shapes than it declares (the shapes
+    inferred for the declared ones are dropped, so onnxruntime infers its own).
     """
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     options.add_session_config_entry("session.disable_prepacking", "1")  # no packed copy of each weight
     light, weights = _split_weights(model)
+    if input_shapes:
+        _reshape_inputs(light, input_shapes)
     if weights:
         options.add_external_initializers(list(weights), list(weights.values()))
     try:
@@ -72,6 +77,19 @@ def _split_weights(model: ModelProto) -> tuple[ModelProto, dict[str, ort.OrtValu
             stub.external_data.add(key=key, value=value)
         weights[init.name] = ort.OrtValue.ortvalue_from_numpy(array)
     return light, weights
+
+
+def _reshape_inputs(model: ModelProto, shapes: Mapping[str, Sequence[int]]) -> None:
+    graph = model.graph
+    for value in graph.input:
+        if value.name in shapes:
+            dims = value.type.tensor_type.shape.dim
+            del dims[:]
+            for size in shapes[value.name]:
+                dims.add(dim_value=int(size))
+    del graph.value_info[:]
+    for value in graph.output:
+        value.type.tensor_type.ClearField("shape")
 
 
 def open_session(model: ModelProto, options: ort.SessionOptions) -> ort.InferenceSession:

@@ -102,7 +102,8 @@ def import_model(
     infer_shapes(graph)
     check_bounds(graph, limits)
     say("reference")
-    probe = [specs[name] for name in _input_order(graph)]
+    described = {s.name: s for s in describe_inputs(graph, specs)}
+    probe = [described[name] for name in _input_order(graph)]
     reference = _guarded(lambda: reference_run(graph, probe, options.seed))
 
     say("normalize")
