@@ -25,7 +25,10 @@ def convert(model: ModelProto) -> torch.fx.GraphModule:
     try:
         # Shapes are already inferred (on a skeleton, so models over 2 GiB work too);
         # onnx2torch's own inference would serialize the whole model again.
-        with patch.object(onnx2torch.converter, "safe_shape_inference", _already_inferred):
+        # Every layer's weights come from the graph: drawing random ones first is wasted time.
+        with patch.object(onnx2torch.converter, "safe_shape_inference", _already_inferred), \
+                patch.object(torch.nn.modules.conv._ConvNd, "reset_parameters", _no_init), \
+                patch.object(torch.nn.Linear, "reset_parameters", _no_init):
             module = onnx2torch.convert(model, attach_onnx_mapping=True)
     except NotImplementedError:
         _raise_every_failure(model)
@@ -38,6 +41,10 @@ def convert(model: ModelProto) -> torch.fx.GraphModule:
 
 def _already_inferred(model: ModelProto) -> ModelProto:
     return model
+
+
+def _no_init(module: torch.nn.Module) -> None:
+    """Conv and Linear layers are built, then given the graph's weights; their random initialization is skipped."""
 
 
 def tensor_sources(module: torch.nn.Module) -> dict[str, tuple[torch.nn.Module, int | None]]:

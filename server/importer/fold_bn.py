@@ -76,32 +76,34 @@ def _foldable_producer(graph, bn: NodeProto) -> NodeProto | None:
 def _fold_into(graph, node: NodeProto, bn: NodeProto, scale: np.ndarray, shift: np.ndarray) -> bool:
     weights = initializer_map(graph)
     attrs = {attr.name: attr for attr in node.attribute}
-    w = numpy_helper.to_array(weights[node.input[1]]).astype(np.float64)
+    w = numpy_helper.to_array(weights[node.input[1]])
+    w = w.astype(np.promote_types(w.dtype, np.float32), copy=False)  # scaled in its own precision: one rounding
+    scale_w = scale.astype(w.dtype)
     has_bias = len(node.input) > 2 and node.input[2] != ""
     channels = scale.shape[0]
     if node.op_type == "Conv":
         if w.shape[0] != channels:
             return False
-        w = w * scale.reshape(-1, *[1] * (w.ndim - 1))
+        w = w * scale_w.reshape(-1, *[1] * (w.ndim - 1))
         bias = numpy_helper.to_array(weights[node.input[2]]).astype(np.float64) if has_bias else 0.0
     elif node.op_type == "ConvTranspose":
         group = attrs["group"].i if "group" in attrs else 1
         if w.shape[1] * group != channels:
             return False
         grouped = w.reshape(group, w.shape[0] // group, w.shape[1], *w.shape[2:])
-        grouped = grouped * scale.reshape(group, 1, w.shape[1], *[1] * (w.ndim - 2))
+        grouped = grouped * scale_w.reshape(group, 1, w.shape[1], *[1] * (w.ndim - 2))
         w = grouped.reshape(w.shape)
         bias = numpy_helper.to_array(weights[node.input[2]]).astype(np.float64) if has_bias else 0.0
     else:
         w, bias = _gemm_terms(node, attrs, w, weights, has_bias, channels)
         if w is None:
             return False
-        w = w * scale.reshape(1, -1) if not _flag(attrs, "transB") else w * scale.reshape(-1, 1)
+        w = w * scale_w.reshape(1, -1) if not _flag(attrs, "transB") else w * scale_w.reshape(-1, 1)
     new_bias = bias * scale + shift
     dtype = onnx.helper.tensor_dtype_to_np_dtype(weights[node.input[1]].data_type)
     w_name = _fresh(graph, f"{bn.output[0]}.weight")
     b_name = _fresh(graph, f"{bn.output[0]}.bias")
-    graph.initializer.append(numpy_helper.from_array(w.astype(dtype), w_name))
+    graph.initializer.append(numpy_helper.from_array(w.astype(dtype, copy=False), w_name))
     graph.initializer.append(numpy_helper.from_array(np.broadcast_to(new_bias, (channels,)).astype(dtype), b_name))
     inputs = [node.input[0], w_name, b_name]
     del node.input[:]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import logging
 from dataclasses import dataclass
@@ -115,7 +114,6 @@ def import_model(
     say("fold")
     report = fold_batchnorm(graph) if options.fold_batchnorm else None
     drop_unused_initializers(graph)
-    gc.collect()  # the folded-away weights
     infer_shapes(graph)
     complete_shapes(graph, limits)
 
