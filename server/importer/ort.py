@@ -4,9 +4,10 @@ onnx can write IR versions newer than the installed onnxruntime reads; the IR ve
 only gates file-format features, so a model whose opsets an older IR covers is
 lowered to that IR instead of being refused.
 
-A verification session is built from the graph without its weights, which are handed
-to onnxruntime as arrays: serializing the model for onnxruntime to parse would hold
-two more copies of every weight at once, and takes seconds on a large model.
+A verification session is built from the graph without its big weights, which it
+takes as inputs, fed as arrays onnxruntime reads in place: serializing the model for
+onnxruntime to parse would hold two more copies of every weight at once, and takes
+seconds on a large model.
 """
 
 from __future__ import annotations
@@ -27,17 +28,36 @@ from .graph import stored_nbytes, weight_bytes, without_initializers
 
 _LOGGER = logging.getLogger(__name__)
 _PROTO_LIMIT = (2 << 30) - (64 << 20)
-_HANDED_MIN_BYTES = 1 << 10
-"""Initializers at least this large are handed to onnxruntime as arrays rather than inside the graph."""
-_HANDED_TYPES = frozenset({
+_FED_MIN_BYTES = 64 << 10
+"""Initializers at least this large are fed to onnxruntime as inputs rather than kept inside the graph."""
+_FED_TYPES = frozenset({
     TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16, TensorProto.INT8, TensorProto.UINT8,
     TensorProto.INT16, TensorProto.UINT16, TensorProto.INT32, TensorProto.UINT32, TensorProto.INT64,
     TensorProto.UINT64, TensorProto.BOOL,
 })
 
 
+class WeightFedSession:
+    """An onnxruntime session that takes the graph's big weights as inputs, fed with every run.
+
+    onnxruntime reads input arrays in place, where it copies initializers it is given."""
+
+    def __init__(self, session: ort.InferenceSession, weights: dict[str, np.ndarray]) -> None:
+        self.session = session
+        self.weights = weights
+
+    def run(self, output_names: Sequence[str] | None, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        return self.session.run(output_names, {**feeds, **self.weights})
+
+    def get_outputs(self):
+        return self.session.get_outputs()
+
+    def get_inputs(self):
+        return [value for value in self.session.get_inputs() if value.name not in self.weights]
+
+
 def make_session(model: ModelProto, extra_outputs: Iterable[str] = (),
-                 input_shapes: Mapping[str, Sequence[int]] | None = None) -> ort.InferenceSession:
+                 input_shapes: Mapping[str, Sequence[int]] | None = None) -> WeightFedSession:
     """A CPU session computing the graph outputs and `extra_outputs` (intermediate tensors).
 
     Unoptimized, so every intermediate tensor keeps its name and its exact value.
@@ -46,36 +66,29 @@ def make_session(model: ModelProto, extra_outputs: Iterable[str] = (),
     """
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    options.add_session_config_entry("session.disable_prepacking", "1")  # no packed copy of each weight
     light, weights = _split_weights(model)
     if input_shapes:
         _reshape_inputs(light, input_shapes)
-    if weights:
-        options.add_external_initializers(list(weights), list(weights.values()))
     try:
-        session = open_session(with_outputs(light, extra_outputs), options)
-        session.handed_weights = weights  # onnxruntime reads them in place: they live as long as the session
-        return session
+        return WeightFedSession(open_session(with_outputs(light, extra_outputs), options), weights)
     except InvalidModel:
         raise
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own untyped errors
         raise InvalidModel(f"onnxruntime cannot load the model: {exc}", stage="verify") from None
 
 
-def _split_weights(model: ModelProto) -> tuple[ModelProto, dict[str, ort.OrtValue]]:
-    """The graph with its big initializers marked external, and those initializers as onnxruntime values."""
+def _split_weights(model: ModelProto) -> tuple[ModelProto, dict[str, np.ndarray]]:
+    """The graph with its big initializers turned into typed inputs, and those initializers as arrays."""
     light = without_initializers(model)
-    weights: dict[str, ort.OrtValue] = {}
+    declared = {value.name for value in light.graph.input}
+    weights: dict[str, np.ndarray] = {}
     for init in model.graph.initializer:
-        if stored_nbytes(init) < _HANDED_MIN_BYTES or init.data_type not in _HANDED_TYPES or init.name in weights:
+        if stored_nbytes(init) < _FED_MIN_BYTES or init.data_type not in _FED_TYPES or init.name in weights:
             light.graph.initializer.append(init)
             continue
-        array = np.ascontiguousarray(numpy_helper.to_array(init))
-        stub = light.graph.initializer.add(name=init.name, data_type=init.data_type, dims=init.dims)
-        stub.data_location = TensorProto.EXTERNAL
-        for key, value in (("location", "handed-in-memory"), ("offset", "0"), ("length", str(array.nbytes))):
-            stub.external_data.add(key=key, value=value)
-        weights[init.name] = ort.OrtValue.ortvalue_from_numpy(array)
+        weights[init.name] = numpy_helper.to_array(init)
+        if init.name not in declared:
+            light.graph.input.append(onnx.helper.make_tensor_value_info(init.name, init.data_type, list(init.dims)))
     return light, weights
 
 
