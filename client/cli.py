@@ -132,6 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--clips", type=Path, default=None, help="the FILE.npz the recording was made from, for top-clip thumbnails")
     render.add_argument("--json", action="store_true")
 
+    from .atlas.cli import add_atlas_arguments  # noqa: PLC0415 - argparse only; the writer loads on use
+
+    atlas = command("atlas", "write a static site of every maximized unit: model, layer and unit pages "
+                             "with measures, sortable tables and charts")
+    add_atlas_arguments(atlas)
+
     zoo = command("zoo", "the paper's architectures: list them or export one to ONNX")
     zoo_commands = zoo.add_subparsers(dest="zoo_command", required=True, metavar="list|export")
     zoo_list = zoo_commands.add_parser("list", help="list the zoo's architectures", parents=[common])

@@ -24,7 +24,7 @@ class UserError(Exception):
 def run(args: argparse.Namespace) -> int:
     handlers = {"import": cmd_import, "models": cmd_models, "layers": cmd_layers, "maximize": cmd_maximize,
                 "render": cmd_render, "zoo": cmd_zoo, "demo": cmd_demo, "record": cmd_record, "sweep": cmd_sweep,
-                "analyze": cmd_analyze}
+                "analyze": cmd_analyze, "atlas": cmd_atlas}
     try:
         return handlers[args.command](args)
     except grpc.RpcError as exc:
@@ -239,6 +239,13 @@ def cmd_record(args) -> int:
     return 0
 
 
+def cmd_atlas(args) -> int:
+    from .atlas.cli import run_atlas  # noqa: PLC0415
+
+    with connect(args) as client:
+        return run_atlas(args, client)
+
+
 def cmd_analyze(args) -> int:
     layers = [name.strip() for name in args.layers.split(",") if name.strip()]
     if args.layers and not layers:
@@ -409,7 +416,11 @@ def cmd_demo(args) -> int:
     """The main job end to end: the zoo's trained two-stream model, every class and some fusion units, γ sweep."""
     from kinetoscope.v1 import kinetoscope_pb2 as pb  # noqa: PLC0415
 
+    from kinetoscope.model_zoo.synthetic import SyntheticActions  # noqa: PLC0415
+
+    from .atlas.writer import write_atlas  # noqa: PLC0415
     from .render.cli import render_result  # noqa: PLC0415
+    from .render.result import load_result  # noqa: PLC0415
     from .units import objectives  # noqa: PLC0415
 
     model_file = Path(__file__).resolve().parent.parent / "model_zoo" / "trained" / "two_stream_small.onnx"
@@ -432,10 +443,47 @@ def cmd_demo(args) -> int:
             settings = [(1.0, g) for g in gammas]
             with StepProgress(len(wanted) * len(settings), "maximize", "loading the model, building the native step") as progress:
                 result = client.maximize(info.id, wanted, settings, options=pb.MaximizeOptions(seed=0), progress=progress)
+            status.say("recording ten synthetic clips per class …")
+            data = SyntheticActions()
+            clips = data.batch(10 * len(data.class_names), seed=1)
+            recorded = client.record(info.id, {"rgb": clips.rgb, "flow": clips.flow}, clips.label,
+                                     layers=list(DEMO_LAYERS), name="demo")
+            status.say("measuring every unit: class selectivity, stream reliance, speed tuning …")
+            analysis = client.analyze(info.id, recorded.id, list(DEMO_LAYERS))
+            model_info, layers = client.get_model(info.id)
+            recording = client.get_recording(recorded.id)
+            status.clear()
     path = args.out / "result.npz"
     result.save_npz(path)
     index = render_result(path, args.out)
+    atlas = write_atlas(args.out / "atlas", model_info, layers, [load_result(path)], recording, analysis,
+                        clips={"rgb": clips.rgb, "flow": clips.flow})
     print(f"maximized {len(result.units)} units × γ ∈ {{{', '.join(f'{g:g}' for g in gammas)}}} "
           f"in {result.seconds:.0f} s on {info.name} ({info.id})")
+    for line in analysis_summary(analysis):
+        print(line)
+    print(f"atlas: {atlas}")
     print(f"gallery: {index}")
     return 0
+
+
+DEMO_LAYERS = ("conv_fusion", "logits")
+
+
+def analysis_summary(analysis: dict) -> list[str]:
+    """One line per layer: how many units are class-specific, and which stream they rely on."""
+    lines = []
+    for layer, units in analysis["layers"].items():
+        specific = sum(unit.get("label") == "class-specific" for unit in units)
+        own = sum(unit.get("top_class") == unit.get("channel") for unit in units)
+        streams: dict[str, int] = {}
+        for unit in units:
+            if unit.get("stream_label"):
+                streams[unit["stream_label"]] = streams.get(unit["stream_label"], 0) + 1
+        text = f"{layer}: {specific} of {len(units)} units class-specific"
+        if layer == "logits":
+            text += f", {own} of {len(units)} prefer their own class"
+        if streams:
+            text += "; relying on " + ", ".join(f"{name} {count}" for name, count in sorted(streams.items()))
+        lines.append(text)
+    return lines

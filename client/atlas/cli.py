@@ -67,6 +67,9 @@ def run_atlas(args: argparse.Namespace, client: Any) -> int:
         raise UserError(str(exc)) from None
     info, layers = client.get_model(args.model)
     recording = client.get_recording(args.recording) if args.recording else None
+    if analysis is None and recording is not None and recording.info.clips_kept:
+        layers_with_results = sorted({t.layer for r in results for u in range(r.n_units) if (t := r.target(u))})
+        analysis = client.analyze(args.model, args.recording, layers_with_results)
     try:
         index = write_atlas(args.out, info, layers, results, recording, analysis, clips=clips)
     except ValueError as exc:

@@ -86,6 +86,8 @@ def test_demo(tmp_path) -> None:
     done = kinetoscope("demo", "--out", "out", home=tmp_path / "home", cwd=tmp_path, timeout=900, KINETOSCOPE_PROGRESS="1")
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "gallery: out/index.html" and (tmp_path / "out" / "index.html").is_file()
+    assert "atlas: out/atlas/index.html" in done.stdout.splitlines() and (tmp_path / "out" / "atlas" / "index.html").is_file()
+    assert "logits: 10 of 10 units class-specific, 10 of 10 prefer their own class" in done.stdout
     shown = [(_seconds(m["elapsed"]), m["remaining"]) for m in BAR_TIMES.finditer(done.stderr)]
     assert len(shown) >= 3, done.stderr[-2000:]
     final = max(elapsed for elapsed, _ in shown)
