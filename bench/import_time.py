@@ -1,30 +1,124 @@
-"""Benchmark of importing a large 3D ResNet against creating an onnxruntime session for the same file.
+"""Benchmark of importing a large 3D ResNet against creating an onnxruntime session for the same file,
+and of the memory an import of a model over 2 GiB takes.
 
 An onnxruntime session is the least any tool pays to run an ONNX file; kinetoscope's
 import also checks, normalizes, folds BatchNorm, converts to torch and proves the result
-against onnxruntime (forward on seeded inputs, gradients w.r.t. every input), then
+against onnxruntime (forward on a seeded input, gradients w.r.t. every input), then
 catalogs every layer. This reports the ratio and where the import's time goes, stage
 by stage (import_model's progress callback marks each stage's start).
+
+Memory: a chain of 1×1 convolutions with 2.2 GB of weights in an external-data file is
+imported in a fresh process; its peak resident set (the interpreter, torch and
+onnxruntime included) is compared with the model's bytes. The imported model itself
+holds the weights twice (the ONNX graph and the torch module).
 """
 
 from __future__ import annotations
 
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import onnxruntime
 import torch
 from benchlib import ZooModel, machine_line
+from onnx import TensorProto, helper
 from quiet import guard_for
-from suite import Options, Report, Verdict
+from suite import Options, Report, Verdict, at_most
 
 from kinetoscope.server.importer import import_model
 
 SECTION = "## Import time"
+TIME_TARGET = at_most(5)
+MEMORY_TARGET = at_most(2.5)
+
+
+@dataclass(frozen=True)
+class WideModel:
+    """`layers` 1×1 convolutions of `channels` → `channels`, weights in one external-data file."""
+
+    layers: int
+    channels: int
+
+    @property
+    def weight_bytes(self) -> int:
+        return self.layers * self.channels * self.channels * 4
+
+    @property
+    def label(self) -> str:
+        return f"{self.layers} × conv 1×1 {self.channels}→{self.channels}, external data"
+
+    def write(self, folder: Path) -> Path:
+        """The model and its weights file, written one weight at a time (the bench never holds them all)."""
+        rng = np.random.default_rng(0)
+        nodes, weights, previous = [], [], "x"
+        size = self.channels * self.channels * 4
+        with open(folder / "weights.bin", "wb") as blob:
+            for index in range(self.layers):
+                weight = TensorProto(name=f"w{index}", data_type=TensorProto.FLOAT, dims=[self.channels, self.channels, 1, 1],
+                                     data_location=TensorProto.EXTERNAL)
+                for key, value in (("location", "weights.bin"), ("offset", str(index * size)), ("length", str(size))):
+                    weight.external_data.add(key=key, value=value)
+                weights.append(weight)
+                blob.write((rng.standard_normal((self.channels, self.channels), dtype=np.float32) / 64).tobytes())
+                output = "y" if index == self.layers - 1 else f"h{index}"
+                nodes.append(helper.make_node("Conv", [previous, weight.name], [output], name=f"conv{index}"))
+                previous = output
+        shape = [1, self.channels, 1, 1]
+        graph = helper.make_graph(nodes, "wide", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)], initializer=weights)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        model.ir_version = 10
+        path = folder / "wide.onnx"
+        path.write_bytes(model.SerializeToString())
+        return path
+
+
+def wide_model(smoke: bool) -> WideModel:
+    """33 × 4096² fp32 weights ≈ 2.2 GB (over protobuf's 2 GiB); the smoke run takes 8 MB."""
+    return WideModel(2, 1024) if smoke else WideModel(33, 4096)
+
+
+IMPORT_IN_CHILD = "import sys; from kinetoscope.server.importer import import_model; import_model(sys.argv[1])"
+FLOOR_IN_CHILD = "import kinetoscope.server.importer.pipeline"
+
+
+def peak_rss(code: str, *args: str) -> int:
+    """Peak resident bytes of a fresh interpreter running `code`."""
+    process = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    errors = process.stderr.read().decode(errors="replace") if process.stderr else ""
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"the import child failed: {errors.strip()[-500:]}")
+    return usage.ru_maxrss * 1024
+
+
+@dataclass(frozen=True)
+class Memory:
+    model: WideModel
+    file_bytes: int
+    peak: int
+    floor: int
+
+    @property
+    def ratio(self) -> float:
+        return self.peak / self.file_bytes
+
+
+def measure_memory(smoke: bool) -> Memory:
+    chosen = wide_model(smoke)
+    with tempfile.TemporaryDirectory(prefix="kinetoscope-bench-wide-") as folder:
+        path = chosen.write(Path(folder))
+        file_bytes = sum(item.stat().st_size for item in Path(folder).iterdir())
+        floor = peak_rss(FLOOR_IN_CHILD)
+        peak = peak_rss(IMPORT_IN_CHILD, str(path))
+    return Memory(chosen, file_bytes, peak, floor)
 
 
 @dataclass
@@ -70,6 +164,7 @@ def run(options: Options, command: str = "bench/run_all.py") -> Report:
         for _ in range(repeats):
             guard.run(lambda: timed_session(path, timings))
             guard.run(lambda: timed_import(path, timings))
+    memory = measure_memory(options.smoke)  # not repeated: memory does not depend on other processes
     total, session = statistics.median(timings.imports), statistics.median(timings.sessions)
     ratio = total / session
     stages = sorted(timings.stages.items(), key=lambda item: -statistics.median(item[1]))
@@ -97,7 +192,21 @@ def run(options: Options, command: str = "bench/run_all.py") -> Report:
         *rows,
         "",
         f"The largest stage is {slowest} ({statistics.median(slowest_times):.2f} s).",
+        "",
+        f"Peak memory of `import_model(path)` in a fresh process, {memory.model.label}: one run.",
+        "",
+        "| what | MB |",
+        "|---|---:|",
+        f"| model and its external data | {memory.file_bytes / 1e6:.0f} |",
+        f"| fresh interpreter with the importer loaded (floor) | {memory.floor / 1e6:.0f} |",
+        f"| peak RSS of the import | {memory.peak / 1e6:.0f} |",
+        f"| ratio (peak RSS / model bytes) | {memory.ratio:.2f}× |",
         *guard.notes(),
     ]).rstrip() + "\n"
-    verdict = Verdict("6 import / onnxruntime session creation", f"{chosen.label} ({megabytes:.0f} MB)", ratio, unit="×")
-    return Report(SECTION, text, [verdict], guard.notes())
+    verdicts = [
+        Verdict("6 import / onnxruntime session creation", f"{chosen.label} ({megabytes:.0f} MB)", ratio, TIME_TARGET,
+                unit="×"),
+        Verdict("6 import peak RSS / model bytes", f"{memory.model.label} ({memory.file_bytes / 1e6:.0f} MB)",
+                memory.ratio, None if options.smoke else MEMORY_TARGET, unit="×"),
+    ]
+    return Report(SECTION, text, verdicts, guard.notes())
