@@ -44,9 +44,7 @@ def open_model_files(path: Path) -> tuple[bytes, dict[str, FileBlob]]:
     """The model's bytes and, unread, the regular non-symlink files beside it that it names."""
     data = Path(path).read_bytes()
     files = {}
-    # An external tensor names its file under the key "location"; without that word there is none, and
-    # the whole model need not be parsed once more just to find out.
-    for name in sorted(external_locations(data) if b"location" in data else ()):
+    for name in sorted(external_locations(data)):
         candidate = Path(path).parent / name
         if is_plain_name(name) and not candidate.is_symlink() and candidate.is_file():
             files[name] = FileBlob(candidate)

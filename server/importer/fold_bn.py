@@ -103,8 +103,8 @@ def _fold_into(graph, node: NodeProto, bn: NodeProto, scale: np.ndarray, shift: 
     dtype = onnx.helper.tensor_dtype_to_np_dtype(weights[node.input[1]].data_type)
     w_name = _fresh(graph, f"{bn.output[0]}.weight")
     b_name = _fresh(graph, f"{bn.output[0]}.bias")
-    graph.initializer.append(numpy_helper.from_array(w.astype(dtype, copy=False), w_name))
-    graph.initializer.append(numpy_helper.from_array(np.broadcast_to(new_bias, (channels,)).astype(dtype), b_name))
+    _add_initializer(graph, w.astype(dtype, copy=False), w_name)
+    _add_initializer(graph, np.broadcast_to(new_bias, (channels,)).astype(dtype), b_name)
     inputs = [node.input[0], w_name, b_name]
     del node.input[:]
     node.input.extend(inputs)
@@ -113,6 +113,12 @@ def _fold_into(graph, node: NodeProto, bn: NodeProto, scale: np.ndarray, shift: 
     node.output[0] = bn.output[0]
     graph.node.remove(bn)
     return True
+
+
+def _add_initializer(graph, array: np.ndarray, name: str) -> None:
+    """Written into the graph in place: from_array() then append() would copy the weight twice more."""
+    graph.initializer.add(name=name, data_type=onnx.helper.np_dtype_to_tensor_dtype(array.dtype), dims=array.shape,
+                          raw_data=np.ascontiguousarray(array).tobytes())
 
 
 def _gemm_terms(node, attrs, w, weights, has_bias, channels):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Sequence, TypeVar
@@ -89,7 +90,7 @@ def import_model(
         external_data = {**found, **(external_data or {})}
     else:
         data = bytes(model)
-    model_id = hashlib.sha256(data).hexdigest()[:16]
+    model_id = _hash_beside(data)
     limits = options.limits
     say("load")
     graph = load_model(data, external_data, limits)
@@ -126,7 +127,7 @@ def import_model(
     say("catalog")
     catalog = build_catalog(graph, ordered)
     return ImportedModel(
-        id=model_id,
+        id=model_id(),
         module=module,
         graph=graph,
         inputs=ordered,
@@ -136,6 +137,19 @@ def import_model(
         bn_remaining=report.remaining if report else 0,
         output_names=[out.name for out in graph.graph.output],
     )
+
+
+def _hash_beside(data: bytes) -> Callable[[], str]:
+    """The model id, hashed on another thread while the import goes on (hashlib lets go of the GIL)."""
+    digest: list[str] = []
+    worker = threading.Thread(target=lambda: digest.append(hashlib.sha256(data).hexdigest()[:16]), daemon=True)
+    worker.start()
+
+    def model_id() -> str:
+        worker.join()
+        return digest[0]
+
+    return model_id
 
 
 def _reloader(model: bytes | str | Path, data: bytes, external_data, limits) -> Callable[[], ModelProto]:
