@@ -44,10 +44,6 @@ class UnitResult:
     stopped: str | None = None
     """Why optimization of this unit stopped early (e.g. a non-finite value), if it did."""
 
-    @property
-    def relative_activation(self) -> float | None:
-        return self.activation / self.reference_max if self.reference_max else None
-
 
 @dataclass
 class MaximizeResult:

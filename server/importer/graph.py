@@ -148,10 +148,3 @@ def infer_shapes(model: ModelProto, *, strict: bool = False) -> ModelProto:
 def weight_bytes(model: ModelProto) -> int:
     """Bytes held by initializers; protobuf's own ByteSize fails above 2 GiB."""
     return sum(stored_nbytes(init) for init in model.graph.initializer)
-
-
-def opset_of(model: ModelProto, domain: str = "") -> int:
-    for entry in model.opset_import:
-        if entry.domain in (domain, "ai.onnx" if domain == "" else domain):
-            return entry.version
-    raise KeyError(domain)

@@ -161,4 +161,3 @@ def test_maximization_normalized_by_a_recording_reports_activation_relative_to_t
         unit = row[0]
         assert unit.reference_max == pytest.approx(float(stats.max[channel]), rel=0, abs=0)
         assert unit.normalizer == pytest.approx(rho2 * float(stats.max[channel]))
-        assert unit.relative_activation == pytest.approx(unit.activation / float(stats.max[channel]))
