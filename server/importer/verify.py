@@ -43,6 +43,8 @@ class Parity:
     gradient_scale: float = 1.0
     """The factor the declared input ranges were scaled by to measure those gradients (< 1 where the
     model saturates at its declared range)."""
+    probe_shapes: dict[str, list[int]] = field(default_factory=dict)
+    """Per input, the shape of the probe all of this was measured on (see probe.py)."""
 
 
 def random_inputs(original: ModelProto, specs: list[InputSpec], seed: int = 0) -> dict[str, np.ndarray]:
@@ -163,7 +165,7 @@ def _certify(reference: Reference, locate: Callable[[float], str] | None, module
     dtypes = {name: feed.dtype for name, feed in reference.feeds.items()}
     gradients = _gradient_norms(module, dtypes, specs, seed, first)
     return Parity(max_abs_err=worst_abs, max_rel_err=worst_rel, outputs=errors, gradient_norms=gradients.norms,
-                  gradient_scale=gradients.scale)
+                  gradient_scale=gradients.scale, probe_shapes={s.name: list(s.shape) for s in specs})
 
 
 def _shapes(specs: list[InputSpec]) -> list[tuple[int, ...]]:

@@ -12,7 +12,7 @@ from kinetoscope.server.importer import ParityError, import_model
 from kinetoscope.server.importer.convert import tensor_sources
 from kinetoscope.server.importer.verify import verify
 
-from .onnx_builders import init, model
+from .onnx_builders import init, model, run_ort
 
 RNG = np.random.default_rng(2)
 
@@ -166,3 +166,59 @@ def test_a_zero_gradient_refusal_names_the_ranges_tried_and_how_to_declare_anoth
     assert "declared range -128..127" in message and "-12.8..12.7" in message and "-0.128..0.127" in message
     assert "--input x=1x3x4x4:image:-1..1" in message
     assert "node" not in message, "a zero gradient is the model's, not one op's"
+
+
+def _video_net(frames: int, size: int, batch: int = 1, flatten_features: int | None = None):
+    """Conv3d (stride 2) → ReLU → global pool, or → Flatten → Gemm over a fixed grid when `flatten_features` is set."""
+    rng = np.random.default_rng(4)
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], pads=[1] * 6, strides=[1, 2, 2], name="conv"),
+        helper.make_node("Relu", ["c"], ["r"], name="relu"),
+    ]
+    inits = [init("w", rng.normal(size=(4, 3, 3, 3, 3)) * 0.1)]
+    if flatten_features is None:
+        nodes.append(helper.make_node("GlobalAveragePool", ["r"], ["y"], name="pool"))
+    else:
+        nodes += [helper.make_node("Flatten", ["r"], ["f"], name="flatten"),
+                  helper.make_node("Gemm", ["f", "fc"], ["y"], transB=1, name="fc")]
+        inits.append(init("fc", rng.normal(size=(5, flatten_features)) * 0.01))
+    return model(nodes, {"x": [batch, 3, frames, size, size]}, ["y"], inits)
+
+
+def test_a_video_net_is_verified_on_one_smaller_clip() -> None:
+    imported = import_model(_video_net(frames=16, size=80, batch=2).SerializeToString())
+    assert imported.parity.probe_shapes == {"x": [1, 3, 8, 48, 48]}, "batch 1; time and space cut, residues kept"
+    assert imported.parity.max_rel_err < 1e-5
+    assert imported.parity.gradient_norms["x"] > 0
+    assert imported.inputs[0].shape == (2, 3, 16, 80, 80), "the declared shape itself is kept"
+
+
+def test_a_graph_that_cannot_run_smaller_is_verified_at_its_declared_size() -> None:
+    imported = import_model(_video_net(frames=16, size=80, flatten_features=4 * 16 * 40 * 40).SerializeToString())
+    assert imported.parity.probe_shapes == {"x": [1, 3, 16, 80, 80]}
+    assert imported.parity.max_rel_err < 1e-5
+
+
+def test_a_divergence_on_the_smaller_clip_is_named_at_the_declared_size() -> None:
+    original = _video_net(frames=16, size=80)
+    imported = import_model(original.SerializeToString())
+    conv, _ = tensor_sources(imported.module)["c"]
+    with torch.no_grad():
+        conv.weight[0, 0, 1, 1, 1] += 1.0
+    with pytest.raises(ParityError, match=r"first diverges at layer 'c' \(Conv node 'conv'\)"):
+        verify(original, imported.graph, imported.module, imported.inputs)
+
+
+def test_onnxruntime_takes_big_weights_as_inputs_and_keeps_small_ones() -> None:
+    from kinetoscope.server.importer.ort import make_session
+
+    big = RNG.normal(size=(64, 64, 3, 3)).astype(np.float32)  # 147 KiB
+    nodes = [helper.make_node("Conv", ["x", "big"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Conv", ["c", "small"], ["y"])]
+    m = model(nodes, {"x": [1, 64, 6, 6]}, ["y"], [init("big", big), init("small", RNG.normal(size=(2, 64, 1, 1)))])
+    session = make_session(m)
+    assert list(session.weights) == ["big"]
+    assert [value.name for value in session.get_inputs()] == ["x"]
+    x = RNG.normal(size=(1, 64, 6, 6)).astype(np.float32)
+    got, want = session.run(["y"], {"x": x})[0], run_ort(m, {"x": x})[0]
+    assert np.max(np.abs(got - want)) <= 1e-5 * np.max(np.abs(want))
