@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 GiB = 1 << 30
@@ -10,12 +11,32 @@ COMPILE_FROM = 64
 """Iterations from which `MaximizeConfig.compile=None` compiles the update on the CPU."""
 
 
+_FLOAT_BOUNDS = {
+    # field: (smallest allowed, whether the smallest itself is allowed)
+    "learning_rate": (0.0, False), "final_learning_rate": (0.0, False), "alpha": (0.0, False), "bound": (0.0, False),
+    "v_ratio": (0.0, False), "motion_tv_factor": (0.0, True), "init_scale": (0.0, True),
+    "objective_weight": (-math.inf, False),
+}
+
+
+def check_number(name: str, value: object, least: float, inclusive: bool) -> None:
+    """A finite number above `least` (or equal, when `inclusive`); a ValueError that names the field otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not (
+            value >= least if inclusive else value > least):
+        bound = f">= {least:g}" if inclusive else (f"> {least:g}" if math.isfinite(least) else "finite")
+        raise ValueError(f"{name} must be a number {bound}, got {value!r}")
+
+
 @dataclass(frozen=True)
 class Setting:
     """One regularizer setting: κ weights spatial variation, γ temporal variation (eq. 3)."""
 
     kappa: float = 1.0
     gamma: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("kappa", "gamma"):
+            check_number(name, getattr(self, name), 0.0, inclusive=True)
 
     def __repr__(self) -> str:
         return f"κ={self.kappa:g},γ={self.gamma:g}"
@@ -62,6 +83,18 @@ class MaximizeConfig:
     H·W pixels of the input, while eq. 1 divides the unit by its ρ_l² receptive-field
     pixels; the default H·W puts both on the same per-pixel footing (None → H·W of the
     largest input)."""
+
+    def __post_init__(self) -> None:
+        for name, (least, inclusive) in _FLOAT_BOUNDS.items():
+            value = getattr(self, name)
+            if value is not None:
+                check_number(name, value, least, inclusive)
+        for name in ("iterations", "max_batch"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, int) and value >= 1):
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if not all(0 <= beta < 1 for beta in self.betas) or not self.eps > 0:
+            raise ValueError(f"betas must lie in [0, 1) and eps be > 0, got {self.betas!r} and {self.eps!r}")
 
     def native_on(self, device: str) -> bool:
         return device == "cpu" and self.compile is not False

@@ -23,11 +23,6 @@ if TYPE_CHECKING:
 
 _LOGGER = logging.getLogger(__name__)
 
-_FLOAT_OPTIONS = {
-    # option: (smallest allowed, whether the smallest itself is allowed)
-    "learning_rate": (0.0, False), "final_learning_rate": (0.0, False), "alpha": (0.0, False), "bound": (0.0, False),
-    "v_ratio": (0.0, False), "motion_tv_factor": (0.0, True), "init_scale": (0.0, True), "objective_weight": (-math.inf, False),
-}
 _MAX_NAMES = 40
 
 
@@ -200,15 +195,11 @@ def _position(target: pb.Target, entry: dict) -> list[int]:
 
 def _setting(index: int, setting: pb.RegularizerSetting) -> Setting:
     """Unset κ and γ take the engine's defaults (1), not proto3's 0."""
-    values = {}
-    for name in ("kappa", "gamma"):
-        if not setting.HasField(name):
-            continue
-        value = getattr(setting, name)
-        if not (math.isfinite(value) and value >= 0):
-            raise BadRequest(f"settings[{index}].{name} must be a finite number >= 0, got {value}")
-        values[name] = value
-    return Setting(**values)
+    values = {name: getattr(setting, name) for name in ("kappa", "gamma") if setting.HasField(name)}
+    try:
+        return Setting(**values)
+    except ValueError as exc:
+        raise BadRequest(f"settings[{index}].{exc}") from None
 
 
 def _config(options: pb.MaximizeOptions, limits: ServiceLimits) -> MaximizeConfig:
@@ -217,16 +208,10 @@ def _config(options: pb.MaximizeOptions, limits: ServiceLimits) -> MaximizeConfi
                  "jitter", "init_scale", "seed", "normalize", "objective_weight", "max_batch"):
         if options.HasField(name):
             values[name] = getattr(options, name)
-    for name, (least, inclusive) in _FLOAT_OPTIONS.items():
-        value = values.get(name)
-        if value is not None and not (math.isfinite(value) and (value >= least if inclusive else value > least)):
-            bound = f">= {least:g}" if inclusive else (f"> {least:g}" if math.isfinite(least) else "finite")
-            raise BadRequest(f"options.{name} must be {bound}, got {value}")
-    if values.get("max_batch") is not None and values["max_batch"] < 1:
-        raise BadRequest(f"options.max_batch must be >= 1, got {values['max_batch']}")
-    config = MaximizeConfig(**values)
-    if not 1 <= config.iterations <= limits.max_iterations:
-        if config.iterations < 1:
-            raise BadRequest(f"options.iterations must be >= 1, got {config.iterations}")
+    try:
+        config = MaximizeConfig(**values)
+    except ValueError as exc:
+        raise BadRequest(f"options.{exc}") from None
+    if config.iterations > limits.max_iterations:
         raise LimitExceeded(f"{config.iterations} iterations asked; this server runs at most {limits.max_iterations} per call")
     return config
