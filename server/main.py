@@ -28,19 +28,25 @@ from .serve_options import DEFAULT_ADDRESS, ServeOptions, add_serve_arguments
 from .service import (
     AnalysisServicer,
     BearerTokenInterceptor,
+    JobManager,
     JobQueue,
+    JobServicer,
+    LocalExecutor,
     ModelServicer,
     RecordingServicer,
     ServiceLimits,
     VisualizationServicer,
     enable_reflection,
+    local_runner,
 )
+from .jobs import JobStore
 from .store import ModelStore
 
 _LOGGER = logging.getLogger(__name__)
 
 SERVICES = tuple(pb.DESCRIPTOR.services_by_name[name].full_name
-                 for name in ("ModelService", "VisualizationService", "RecordingService", "AnalysisService"))
+                 for name in ("ModelService", "VisualizationService", "RecordingService", "AnalysisService",
+                                "JobService"))
 _MESSAGE_BYTES = 8 << 20
 """Largest message either way; the protocol never needs more than ~1 MiB (chunks), this leaves headroom."""
 
@@ -56,6 +62,26 @@ class Server:
     library: ModelLibrary
     device: str
     recordings: RecordingStore | None = None
+    job_manager: JobManager | None = None
+
+    def stop(self, grace: float | None = None):
+        """Stops the stored jobs' tasks (they resume on the next start), then the gRPC server."""
+        if self.job_manager is not None:
+            self.job_manager.shutdown()
+        return self.grpc_server.stop(grace)
+
+
+class ServerHandle:
+    """What create_server returns: the grpc.Server, whose `stop` also stops the stored jobs' running tasks."""
+
+    def __init__(self, built: Server) -> None:
+        self._built = built
+
+    def stop(self, grace: float | None):
+        return self._built.stop(grace)
+
+    def __getattr__(self, name: str):
+        return getattr(self._built.grpc_server, name)
 
 
 def create_server(
@@ -77,7 +103,7 @@ def create_server(
     """
     built = build_server(address, store_dir, token=token, tls=tls, limits=limits, device=device, jobs=jobs,
                          warm_imports=warm_imports)
-    return built.grpc_server, built.port
+    return ServerHandle(built), built.port
 
 
 def build_server(
@@ -110,6 +136,10 @@ def build_server(
     pb_grpc.add_VisualizationServiceServicer_to_server(VisualizationServicer(library, jobs, limits, device, recordings), server)
     pb_grpc.add_RecordingServiceServicer_to_server(RecordingServicer(library, recordings, limits, device), server)
     pb_grpc.add_AnalysisServiceServicer_to_server(AnalysisServicer(library, recordings, limits, device), server)
+    executor = LocalExecutor(local_runner(library, limits, recordings, device), jobs)
+    manager = JobManager(JobStore(library.store.root), library.store, executor, limits, recordings)
+    manager.resume()
+    pb_grpc.add_JobServiceServicer_to_server(JobServicer(manager), server)
     health_servicer = register_health_and_reflection(server)
     if tls is not None:
         cert, key = tls
@@ -118,7 +148,7 @@ def build_server(
         port = server.add_insecure_port(address)
     _LOGGER.info("kinetoscope bound to %s (port %d, device %s, store %s%s%s)", address, port, device,
                  library.store.root, ", TLS" if tls else "", ", token required" if token else "")
-    return Server(server, port, health_servicer, jobs, library, device, recordings)
+    return Server(server, port, health_servicer, jobs, library, device, recordings, manager)
 
 
 def register_health_and_reflection(server: grpc.Server) -> health.HealthServicer:
@@ -183,7 +213,7 @@ def serve(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         built.health.enter_graceful_shutdown()
-        built.grpc_server.stop(grace_s).wait()
+        built.stop(grace_s).wait()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -211,6 +241,7 @@ def main(argv: Sequence[str] | None = None, *, options: ServeOptions | None = No
             jobs_per_device=options.jobs_per_device, job_queue_size=options.queue,
             max_upload_bytes=options.max_upload_mib << 20, import_memory_bytes=options.import_memory_mib << 20,
             import_timeout_s=options.import_timeout, isolate_imports=options.isolate_imports,
+            max_jobs_per_token=options.max_jobs_per_token, max_tasks_per_job=options.max_tasks_per_job,
         )
         serve(options.address, options.store, token=options.token or None, tls=tls, limits=limits, device=options.device)
     except OSError as exc:

@@ -20,6 +20,8 @@ JOB_QUEUE_SIZE = 8
 MAX_UPLOAD_MIB = 8 << 10
 IMPORT_MEMORY_MIB = 8 << 10
 IMPORT_TIMEOUT_S = 600
+MAX_JOBS_PER_TOKEN = 16
+MAX_TASKS_PER_JOB = 10_000
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,8 @@ class ServeOptions:
     import_memory_mib: int = IMPORT_MEMORY_MIB
     import_timeout: int = IMPORT_TIMEOUT_S
     isolate_imports: bool = True
+    max_jobs_per_token: int = MAX_JOBS_PER_TOKEN
+    max_tasks_per_job: int = MAX_TASKS_PER_JOB
     log_level: str = "INFO"
 
     @classmethod
@@ -52,7 +56,9 @@ class ServeOptions:
         if not host or not port.isdigit() or int(port) > 65535:
             return f"--address takes HOST:PORT (e.g. {DEFAULT_ADDRESS}, port 0 picks a free one), not {self.address!r}"
         for flag, value in (("--jobs-per-device", self.jobs_per_device), ("--max-upload-mib", self.max_upload_mib),
-                            ("--import-memory-mib", self.import_memory_mib), ("--import-timeout", self.import_timeout)):
+                            ("--import-memory-mib", self.import_memory_mib), ("--import-timeout", self.import_timeout),
+                            ("--max-jobs-per-token", self.max_jobs_per_token),
+                            ("--max-tasks-per-job", self.max_tasks_per_job)):
             if value < 1:
                 return f"{flag} takes a positive number, not {value}"
         if self.queue < 0:
@@ -91,6 +97,10 @@ def add_serve_arguments(parser: argparse.ArgumentParser, *, global_store_and_tok
                         help="memory one import's child process may use before the import is refused (default %(default)s)")
     limits.add_argument("--import-timeout", type=int, default=IMPORT_TIMEOUT_S, metavar="SECONDS",
                         help="seconds one import may take before it is stopped and refused (default %(default)s)")
+    limits.add_argument("--max-jobs-per-token", type=int, default=MAX_JOBS_PER_TOKEN, metavar="N",
+                        help="stored jobs (`kinetoscope jobs`) not yet ended per token (default %(default)s)")
+    limits.add_argument("--max-tasks-per-job", type=int, default=MAX_TASKS_PER_JOB, metavar="N",
+                        help="tasks (unit batches) one stored job may split into (default %(default)s)")
     limits.add_argument("--no-import-isolation", dest="isolate_imports", action="store_false",
                         help="import in the server process, without the child process and its limits")
     parser.add_argument("--log-level", default="INFO", type=str.upper, choices=LOG_LEVELS,

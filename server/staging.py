@@ -42,6 +42,40 @@ def install(staging: Path, final: Path) -> None:
     shutil.rmtree(previous, ignore_errors=True)
 
 
+def write_file_atomic(path: Path, data: bytes) -> None:
+    """Writes `data` to a hidden temporary file beside `path`, fsyncs it, renames it over `path` and fsyncs the folder.
+
+    A crash at any point leaves either the old file or the new one under `path`, never
+    half of one; the temporary name starts with `.partial-<pid>-` like staging folders.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(prefix=f"{PARTIAL}-{os.getpid()}-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    fsync_folder(path.parent)
+
+
+def fsync_folder(folder: Path) -> None:
+    """Makes a rename in `folder` durable (a no-op where folders cannot be opened, as on Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def discard(folder: Path, key: str) -> None:
     """Removes `folder` by first renaming it away, so a crash never leaves half of it under its real name."""
     trash = new_folder(folder.parent, DELETING, key)

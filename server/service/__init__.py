@@ -3,6 +3,9 @@
 from .analysis import AnalysisServicer
 from .auth import BearerTokenInterceptor
 from .errors import status_for
+from .executor import Executor, LocalExecutor, TaskSpec
+from .job_manager import JobManager
+from .job_service import JobServicer, local_runner
 from .jobs import Job, JobQueue, QueueFull
 from .limits import ServiceLimits
 from .models import ModelServicer
@@ -11,6 +14,7 @@ from .reflection import enable_reflection
 from .visualization import VisualizationServicer
 
 __all__ = [
-    "AnalysisServicer", "BearerTokenInterceptor", "Job", "JobQueue", "ModelServicer", "QueueFull", "RecordingServicer", "ServiceLimits",
+    "AnalysisServicer", "BearerTokenInterceptor", "Executor", "JobManager", "JobServicer", "LocalExecutor",
+    "TaskSpec", "local_runner", "Job", "JobQueue", "ModelServicer", "QueueFull", "RecordingServicer", "ServiceLimits",
     "VisualizationServicer", "enable_reflection", "status_for",
 ]

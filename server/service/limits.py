@@ -30,6 +30,10 @@ class ServiceLimits:
     """Maximize calls that may wait for a free device slot; one more is refused."""
     jobs_per_device: int = 1
     """Maximize calls running at once on the server's device."""
+    max_jobs_per_token: int = 16
+    """Stored jobs (JobService) not yet ended per bearer token (all callers share one quota without a token)."""
+    max_tasks_per_job: int = 10_000
+    """Tasks one stored job may split into."""
     max_concurrent_imports: int = 2
     """ImportModel calls receiving or importing at once (each holds its upload in memory)."""
     max_record_clips: int = 1_000_000

@@ -39,6 +39,8 @@ def test_serve_defaults_are_the_service_limits() -> None:
     assert serve_options.MAX_UPLOAD_MIB << 20 == limits.max_upload_bytes
     assert serve_options.IMPORT_MEMORY_MIB << 20 == limits.import_memory_bytes
     assert serve_options.IMPORT_TIMEOUT_S == limits.import_timeout_s
+    assert (serve_options.MAX_JOBS_PER_TOKEN, serve_options.MAX_TASKS_PER_JOB) == (limits.max_jobs_per_token,
+                                                                                   limits.max_tasks_per_job)
     from kinetoscope.server.main import DEFAULT_ADDRESS
 
     assert serve_options.DEFAULT_ADDRESS == DEFAULT_ADDRESS

@@ -34,6 +34,7 @@ class Running:
     vis: pb_grpc.VisualizationServiceStub = field(init=False)
     rec: pb_grpc.RecordingServiceStub = field(init=False)
     analysis: pb_grpc.AnalysisServiceStub = field(init=False)
+    job_service: pb_grpc.JobServiceStub = field(init=False)
     health: health_pb2_grpc.HealthStub = field(init=False)
 
     def __post_init__(self) -> None:
@@ -41,6 +42,7 @@ class Running:
         self.vis = pb_grpc.VisualizationServiceStub(self.channel)
         self.rec = pb_grpc.RecordingServiceStub(self.channel)
         self.analysis = pb_grpc.AnalysisServiceStub(self.channel)
+        self.job_service = pb_grpc.JobServiceStub(self.channel)
         self.health = health_pb2_grpc.HealthStub(self.channel)
 
     def serving(self, service: str = "") -> bool:

@@ -7,6 +7,36 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class JobState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    JOB_STATE_UNSPECIFIED: _ClassVar[JobState]
+    QUEUED: _ClassVar[JobState]
+    RUNNING: _ClassVar[JobState]
+    SUCCEEDED: _ClassVar[JobState]
+    FAILED: _ClassVar[JobState]
+    CANCELLED: _ClassVar[JobState]
+
+class TaskState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TASK_STATE_UNSPECIFIED: _ClassVar[TaskState]
+    TASK_QUEUED: _ClassVar[TaskState]
+    TASK_RUNNING: _ClassVar[TaskState]
+    TASK_DONE: _ClassVar[TaskState]
+    TASK_FAILED: _ClassVar[TaskState]
+    TASK_CANCELLED: _ClassVar[TaskState]
+JOB_STATE_UNSPECIFIED: JobState
+QUEUED: JobState
+RUNNING: JobState
+SUCCEEDED: JobState
+FAILED: JobState
+CANCELLED: JobState
+TASK_STATE_UNSPECIFIED: TaskState
+TASK_QUEUED: TaskState
+TASK_RUNNING: TaskState
+TASK_DONE: TaskState
+TASK_FAILED: TaskState
+TASK_CANCELLED: TaskState
+
 class Tensor(_message.Message):
     __slots__ = ("shape", "dtype", "data")
     SHAPE_FIELD_NUMBER: _ClassVar[int]
@@ -611,3 +641,241 @@ class AnalyzeResponse(_message.Message):
     permutations: int
     layers: _containers.RepeatedCompositeFieldContainer[LayerAnalysis]
     def __init__(self, model: _Optional[str] = ..., recording: _Optional[str] = ..., clips: _Optional[int] = ..., class_names: _Optional[_Iterable[str]] = ..., speeds: _Optional[_Iterable[float]] = ..., alpha: _Optional[float] = ..., permutations: _Optional[int] = ..., layers: _Optional[_Iterable[_Union[LayerAnalysis, _Mapping]]] = ...) -> None: ...
+
+class SweepLayer(_message.Message):
+    __slots__ = ("layer", "channels", "kind", "batch", "model")
+    LAYER_FIELD_NUMBER: _ClassVar[int]
+    CHANNELS_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    layer: str
+    channels: _containers.RepeatedScalarFieldContainer[int]
+    kind: Target.Kind
+    batch: int
+    model: str
+    def __init__(self, layer: _Optional[str] = ..., channels: _Optional[_Iterable[int]] = ..., kind: _Optional[_Union[Target.Kind, str]] = ..., batch: _Optional[int] = ..., model: _Optional[str] = ...) -> None: ...
+
+class SweepRequest(_message.Message):
+    __slots__ = ("models", "layers", "settings", "options", "recording")
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    LAYERS_FIELD_NUMBER: _ClassVar[int]
+    SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    RECORDING_FIELD_NUMBER: _ClassVar[int]
+    models: _containers.RepeatedScalarFieldContainer[str]
+    layers: _containers.RepeatedCompositeFieldContainer[SweepLayer]
+    settings: _containers.RepeatedCompositeFieldContainer[RegularizerSetting]
+    options: MaximizeOptions
+    recording: str
+    def __init__(self, models: _Optional[_Iterable[str]] = ..., layers: _Optional[_Iterable[_Union[SweepLayer, _Mapping]]] = ..., settings: _Optional[_Iterable[_Union[RegularizerSetting, _Mapping]]] = ..., options: _Optional[_Union[MaximizeOptions, _Mapping]] = ..., recording: _Optional[str] = ...) -> None: ...
+
+class SubmitJobRequest(_message.Message):
+    __slots__ = ("maximize", "sweep", "name", "batch")
+    MAXIMIZE_FIELD_NUMBER: _ClassVar[int]
+    SWEEP_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
+    maximize: MaximizeRequest
+    sweep: SweepRequest
+    name: str
+    batch: int
+    def __init__(self, maximize: _Optional[_Union[MaximizeRequest, _Mapping]] = ..., sweep: _Optional[_Union[SweepRequest, _Mapping]] = ..., name: _Optional[str] = ..., batch: _Optional[int] = ...) -> None: ...
+
+class JobTask(_message.Message):
+    __slots__ = ("index", "model", "layer", "channels", "first_objective", "kind", "state", "runs", "seconds", "error", "key")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    LAYER_FIELD_NUMBER: _ClassVar[int]
+    CHANNELS_FIELD_NUMBER: _ClassVar[int]
+    FIRST_OBJECTIVE_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    RUNS_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    model: str
+    layer: str
+    channels: _containers.RepeatedScalarFieldContainer[int]
+    first_objective: int
+    kind: Target.Kind
+    state: TaskState
+    runs: int
+    seconds: float
+    error: str
+    key: str
+    def __init__(self, index: _Optional[int] = ..., model: _Optional[str] = ..., layer: _Optional[str] = ..., channels: _Optional[_Iterable[int]] = ..., first_objective: _Optional[int] = ..., kind: _Optional[_Union[Target.Kind, str]] = ..., state: _Optional[_Union[TaskState, str]] = ..., runs: _Optional[int] = ..., seconds: _Optional[float] = ..., error: _Optional[str] = ..., key: _Optional[str] = ...) -> None: ...
+
+class JobCounts(_message.Message):
+    __slots__ = ("done", "failed", "cancelled", "left", "total")
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_FIELD_NUMBER: _ClassVar[int]
+    LEFT_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    done: int
+    failed: int
+    cancelled: int
+    left: int
+    total: int
+    def __init__(self, done: _Optional[int] = ..., failed: _Optional[int] = ..., cancelled: _Optional[int] = ..., left: _Optional[int] = ..., total: _Optional[int] = ...) -> None: ...
+
+class JobInfo(_message.Message):
+    __slots__ = ("id", "name", "state", "kind", "models", "tasks", "created_at", "started_at", "finished_at", "error", "next_offset", "settings", "iterations")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    TASKS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    NEXT_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    ITERATIONS_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    name: str
+    state: JobState
+    kind: str
+    models: _containers.RepeatedScalarFieldContainer[str]
+    tasks: JobCounts
+    created_at: float
+    started_at: float
+    finished_at: float
+    error: str
+    next_offset: int
+    settings: _containers.RepeatedCompositeFieldContainer[RegularizerSetting]
+    iterations: int
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., kind: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., tasks: _Optional[_Union[JobCounts, _Mapping]] = ..., created_at: _Optional[float] = ..., started_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., error: _Optional[str] = ..., next_offset: _Optional[int] = ..., settings: _Optional[_Iterable[_Union[RegularizerSetting, _Mapping]]] = ..., iterations: _Optional[int] = ...) -> None: ...
+
+class JobDetail(_message.Message):
+    __slots__ = ("info", "tasks", "spec")
+    INFO_FIELD_NUMBER: _ClassVar[int]
+    TASKS_FIELD_NUMBER: _ClassVar[int]
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    info: JobInfo
+    tasks: _containers.RepeatedCompositeFieldContainer[JobTask]
+    spec: SubmitJobRequest
+    def __init__(self, info: _Optional[_Union[JobInfo, _Mapping]] = ..., tasks: _Optional[_Iterable[_Union[JobTask, _Mapping]]] = ..., spec: _Optional[_Union[SubmitJobRequest, _Mapping]] = ...) -> None: ...
+
+class GetJobRequest(_message.Message):
+    __slots__ = ("job",)
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    job: str
+    def __init__(self, job: _Optional[str] = ...) -> None: ...
+
+class ListJobsRequest(_message.Message):
+    __slots__ = ("states", "model")
+    STATES_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    states: _containers.RepeatedScalarFieldContainer[JobState]
+    model: str
+    def __init__(self, states: _Optional[_Iterable[_Union[JobState, str]]] = ..., model: _Optional[str] = ...) -> None: ...
+
+class ListJobsResponse(_message.Message):
+    __slots__ = ("jobs",)
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    jobs: _containers.RepeatedCompositeFieldContainer[JobInfo]
+    def __init__(self, jobs: _Optional[_Iterable[_Union[JobInfo, _Mapping]]] = ...) -> None: ...
+
+class CancelJobRequest(_message.Message):
+    __slots__ = ("job",)
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    job: str
+    def __init__(self, job: _Optional[str] = ...) -> None: ...
+
+class DeleteJobRequest(_message.Message):
+    __slots__ = ("job",)
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    job: str
+    def __init__(self, job: _Optional[str] = ...) -> None: ...
+
+class DeleteJobResponse(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class WatchJobRequest(_message.Message):
+    __slots__ = ("job", "from_offset")
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    FROM_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    job: str
+    from_offset: int
+    def __init__(self, job: _Optional[str] = ..., from_offset: _Optional[int] = ...) -> None: ...
+
+class TaskProgress(_message.Message):
+    __slots__ = ("task", "step", "iterations", "samples_done", "samples_total")
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    ITERATIONS_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_DONE_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    task: int
+    step: int
+    iterations: int
+    samples_done: int
+    samples_total: int
+    def __init__(self, task: _Optional[int] = ..., step: _Optional[int] = ..., iterations: _Optional[int] = ..., samples_done: _Optional[int] = ..., samples_total: _Optional[int] = ...) -> None: ...
+
+class TaskFinished(_message.Message):
+    __slots__ = ("task", "state", "seconds", "cached", "error")
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    CACHED_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    task: int
+    state: TaskState
+    seconds: float
+    cached: bool
+    error: str
+    def __init__(self, task: _Optional[int] = ..., state: _Optional[_Union[TaskState, str]] = ..., seconds: _Optional[float] = ..., cached: _Optional[bool] = ..., error: _Optional[str] = ...) -> None: ...
+
+class JobEvent(_message.Message):
+    __slots__ = ("offset", "time", "state", "tasks", "changed", "progress", "finished", "started")
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    TASKS_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_FIELD_NUMBER: _ClassVar[int]
+    STARTED_FIELD_NUMBER: _ClassVar[int]
+    offset: int
+    time: float
+    state: JobState
+    tasks: JobCounts
+    changed: JobState
+    progress: TaskProgress
+    finished: TaskFinished
+    started: int
+    def __init__(self, offset: _Optional[int] = ..., time: _Optional[float] = ..., state: _Optional[_Union[JobState, str]] = ..., tasks: _Optional[_Union[JobCounts, _Mapping]] = ..., changed: _Optional[_Union[JobState, str]] = ..., progress: _Optional[_Union[TaskProgress, _Mapping]] = ..., finished: _Optional[_Union[TaskFinished, _Mapping]] = ..., started: _Optional[int] = ...) -> None: ...
+
+class JobResultsRequest(_message.Message):
+    __slots__ = ("job", "layers", "channels", "settings", "tasks")
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    LAYERS_FIELD_NUMBER: _ClassVar[int]
+    CHANNELS_FIELD_NUMBER: _ClassVar[int]
+    SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    TASKS_FIELD_NUMBER: _ClassVar[int]
+    job: str
+    layers: _containers.RepeatedScalarFieldContainer[str]
+    channels: _containers.RepeatedScalarFieldContainer[int]
+    settings: _containers.RepeatedScalarFieldContainer[int]
+    tasks: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, job: _Optional[str] = ..., layers: _Optional[_Iterable[str]] = ..., channels: _Optional[_Iterable[int]] = ..., settings: _Optional[_Iterable[int]] = ..., tasks: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class JobResultsEvent(_message.Message):
+    __slots__ = ("task", "result", "data")
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    task: JobTask
+    result: UnitResult
+    data: ResultChunk
+    def __init__(self, task: _Optional[_Union[JobTask, _Mapping]] = ..., result: _Optional[_Union[UnitResult, _Mapping]] = ..., data: _Optional[_Union[ResultChunk, _Mapping]] = ...) -> None: ...

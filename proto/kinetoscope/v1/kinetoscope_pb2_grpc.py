@@ -530,3 +530,333 @@ class AnalysisService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class JobServiceStub:
+    """Missing associated documentation comment in .proto file."""
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Submit = channel.unary_unary(
+                '/kinetoscope.v1.JobService/Submit',
+                request_serializer=kinetoscope_dot_v1_dot_kinetoscope__pb2.SubmitJobRequest.SerializeToString,
+                response_deserializer=kinetoscope_dot_v1_dot_kinetoscope__pb2.JobInfo.FromString,
+                _registered_method=True)
+        self.Get = channel.unary_unary(
+                '/kinetoscope.v1.JobService/Get',
+                request_serializer=kinetoscope_dot_v1_dot_kinetoscope__pb2.GetJobRequest.SerializeToString,
+                response_deserializer=kinetoscope_dot_v1_dot_kinetoscope__pb2.JobDetail.FromString,
+                _registered_method=True)
+        self.List = channel.unary_unary(
+                '/kinetoscope.v1.JobService/List',
+                request_serializer=kinetoscope_dot_v1_dot_kinetoscope__pb2.ListJobsRequest.SerializeToString,
+                response_deserializer=kinetoscope_dot_v1_dot_kinetoscope__pb2.ListJobsResponse.FromString,
+                _registered_method=True)
+        self.Watch = channel.unary_stream(
+                '/kinetoscope.v1.JobService/Watch',
+                request_serializer=kinetoscope_dot_v1_dot_kinetoscope__pb2.WatchJobRequest.SerializeToString,
+                response_deserializer=kinetoscope_dot_v1_dot_kinetoscope__pb2.JobEvent.FromString,
+                _registered_method=True)
+        self.Cancel = channel.unary_unary(
+                '/kinetoscope.v1.JobService/Cancel',
+                request_serializer=kinetoscope_dot_v1_dot_kinetoscope__pb2.CancelJobRequest.SerializeToString,
+                response_deserializer=kinetoscope_dot_v1_dot_kinetoscope__pb2.JobInfo.FromString,
+                _registered_method=True)
+        self.Results = channel.unary_stream(
+                '/kinetoscope.v1.JobService/Results',
+                request_serializer=kinetoscope_dot_v1_dot_kinetoscope__pb2.JobResultsRequest.SerializeToString,
+                response_deserializer=kinetoscope_dot_v1_dot_kinetoscope__pb2.JobResultsEvent.FromString,
+                _registered_method=True)
+        self.Delete = channel.unary_unary(
+                '/kinetoscope.v1.JobService/Delete',
+                request_serializer=kinetoscope_dot_v1_dot_kinetoscope__pb2.DeleteJobRequest.SerializeToString,
+                response_deserializer=kinetoscope_dot_v1_dot_kinetoscope__pb2.DeleteJobResponse.FromString,
+                _registered_method=True)
+
+
+class JobServiceServicer:
+    """Missing associated documentation comment in .proto file."""
+
+    def Submit(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Get(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def List(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Watch(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Cancel(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Results(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Delete(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_JobServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Submit': grpc.unary_unary_rpc_method_handler(
+                    servicer.Submit,
+                    request_deserializer=kinetoscope_dot_v1_dot_kinetoscope__pb2.SubmitJobRequest.FromString,
+                    response_serializer=kinetoscope_dot_v1_dot_kinetoscope__pb2.JobInfo.SerializeToString,
+            ),
+            'Get': grpc.unary_unary_rpc_method_handler(
+                    servicer.Get,
+                    request_deserializer=kinetoscope_dot_v1_dot_kinetoscope__pb2.GetJobRequest.FromString,
+                    response_serializer=kinetoscope_dot_v1_dot_kinetoscope__pb2.JobDetail.SerializeToString,
+            ),
+            'List': grpc.unary_unary_rpc_method_handler(
+                    servicer.List,
+                    request_deserializer=kinetoscope_dot_v1_dot_kinetoscope__pb2.ListJobsRequest.FromString,
+                    response_serializer=kinetoscope_dot_v1_dot_kinetoscope__pb2.ListJobsResponse.SerializeToString,
+            ),
+            'Watch': grpc.unary_stream_rpc_method_handler(
+                    servicer.Watch,
+                    request_deserializer=kinetoscope_dot_v1_dot_kinetoscope__pb2.WatchJobRequest.FromString,
+                    response_serializer=kinetoscope_dot_v1_dot_kinetoscope__pb2.JobEvent.SerializeToString,
+            ),
+            'Cancel': grpc.unary_unary_rpc_method_handler(
+                    servicer.Cancel,
+                    request_deserializer=kinetoscope_dot_v1_dot_kinetoscope__pb2.CancelJobRequest.FromString,
+                    response_serializer=kinetoscope_dot_v1_dot_kinetoscope__pb2.JobInfo.SerializeToString,
+            ),
+            'Results': grpc.unary_stream_rpc_method_handler(
+                    servicer.Results,
+                    request_deserializer=kinetoscope_dot_v1_dot_kinetoscope__pb2.JobResultsRequest.FromString,
+                    response_serializer=kinetoscope_dot_v1_dot_kinetoscope__pb2.JobResultsEvent.SerializeToString,
+            ),
+            'Delete': grpc.unary_unary_rpc_method_handler(
+                    servicer.Delete,
+                    request_deserializer=kinetoscope_dot_v1_dot_kinetoscope__pb2.DeleteJobRequest.FromString,
+                    response_serializer=kinetoscope_dot_v1_dot_kinetoscope__pb2.DeleteJobResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'kinetoscope.v1.JobService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('kinetoscope.v1.JobService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class JobService:
+    """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def Submit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kinetoscope.v1.JobService/Submit',
+            kinetoscope_dot_v1_dot_kinetoscope__pb2.SubmitJobRequest.SerializeToString,
+            kinetoscope_dot_v1_dot_kinetoscope__pb2.JobInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Get(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kinetoscope.v1.JobService/Get',
+            kinetoscope_dot_v1_dot_kinetoscope__pb2.GetJobRequest.SerializeToString,
+            kinetoscope_dot_v1_dot_kinetoscope__pb2.JobDetail.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def List(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kinetoscope.v1.JobService/List',
+            kinetoscope_dot_v1_dot_kinetoscope__pb2.ListJobsRequest.SerializeToString,
+            kinetoscope_dot_v1_dot_kinetoscope__pb2.ListJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Watch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/kinetoscope.v1.JobService/Watch',
+            kinetoscope_dot_v1_dot_kinetoscope__pb2.WatchJobRequest.SerializeToString,
+            kinetoscope_dot_v1_dot_kinetoscope__pb2.JobEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Cancel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kinetoscope.v1.JobService/Cancel',
+            kinetoscope_dot_v1_dot_kinetoscope__pb2.CancelJobRequest.SerializeToString,
+            kinetoscope_dot_v1_dot_kinetoscope__pb2.JobInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Results(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/kinetoscope.v1.JobService/Results',
+            kinetoscope_dot_v1_dot_kinetoscope__pb2.JobResultsRequest.SerializeToString,
+            kinetoscope_dot_v1_dot_kinetoscope__pb2.JobResultsEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Delete(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kinetoscope.v1.JobService/Delete',
+            kinetoscope_dot_v1_dot_kinetoscope__pb2.DeleteJobRequest.SerializeToString,
+            kinetoscope_dot_v1_dot_kinetoscope__pb2.DeleteJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

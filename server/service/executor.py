@@ -1,0 +1,227 @@
+"""One interface for running job tasks: submit a plain task description, get back a future that can be cancelled.
+
+A task is picklable data (the model's id and the serialized MaximizeRequest), so an
+executor may run it in this process (LocalExecutor, on the JobQueue's device slots) or
+ship it elsewhere. A runner turns a task into the bytes of its results.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+from kinetoscope.server.engine import Cancelled
+
+from .jobs import Job, JobQueue, QueueFull
+
+_LOGGER = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What a task runs: everything needed to run it anywhere the store's model `model_id` can be read."""
+
+    key: str
+    """The content key its results are stored under."""
+    model_id: str
+    request: bytes
+    """A serialized kinetoscope.v1.MaximizeRequest naming the model by id."""
+    label: str = ""
+    """For logs: job and task."""
+
+
+@dataclass(frozen=True)
+class StepNote:
+    """A task's optimizer step, as a runner reports it."""
+
+    step: int
+    iterations: int
+    samples_done: int
+    samples_total: int
+
+
+@dataclass(frozen=True)
+class TaskOutcome:
+    state: str
+    """done, failed, cancelled (Cancel) or shutdown (the executor stopped; the task should run again later)."""
+    blob: bytes | None = None
+    """The results (done only)."""
+    error: str = ""
+    seconds: float = 0.0
+    steps_after_stop: int | None = None
+    """Optimizer steps finished after the stop was asked for (at most 1), when one was."""
+
+
+Runner = Callable[[TaskSpec, Callable[[], bool], Callable[[StepNote], None]], bytes]
+"""(task, should_stop, on_step) → result bytes; raises Cancelled when should_stop turned true."""
+
+
+class TaskFuture:
+    """A task's eventual outcome; `cancel` drops a queued task and stops a running one within one optimizer step."""
+
+    def __init__(self, spec: TaskSpec, on_step: Callable[[StepNote], None] | None = None,
+                 on_start: Callable[[], None] | None = None) -> None:
+        self.spec, self.on_step, self.on_start = spec, on_step, on_start
+        self._stop = threading.Event()
+        self._reason = "cancelled"
+        self._done = threading.Event()
+        self._callbacks: list[Callable[[TaskFuture], None]] = []
+        self._lock = threading.Lock()
+        self.outcome: TaskOutcome | None = None
+
+    def cancel(self, reason: str = "cancelled") -> None:
+        if not self._stop.is_set():
+            self._reason = reason
+            self._stop.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    @property
+    def stop_reason(self) -> str:
+        return self._reason
+
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def wait(self, timeout: float | None = None) -> TaskOutcome | None:
+        self._done.wait(timeout)
+        return self.outcome
+
+    def add_done_callback(self, callback: Callable[[TaskFuture], None]) -> None:
+        with self._lock:
+            if not self._done.is_set():
+                self._callbacks.append(callback)
+                return
+        callback(self)
+
+    def set_outcome(self, outcome: TaskOutcome) -> None:
+        with self._lock:
+            if self._done.is_set():
+                return
+            self.outcome = outcome
+            self._done.set()
+            callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            try:
+                callback(self)
+            except Exception:  # noqa: BLE001 - one bad callback must not keep the others from running
+                _LOGGER.exception("task %s: a done callback failed", self.spec.label)
+
+
+class Executor(Protocol):
+    def submit(self, spec: TaskSpec, on_step: Callable[[StepNote], None] | None = None,
+               on_start: Callable[[], None] | None = None) -> TaskFuture: ...
+
+    def shutdown(self, timeout: float = 30.0) -> None: ...
+
+
+class LocalExecutor:
+    """Tasks in FIFO order on this server's device slots (the JobQueue streaming Maximize calls use too).
+
+    One worker thread per slot takes the next task and asks the JobQueue for a slot, so
+    jobs and Maximize calls share the device fairly; a full wait queue makes the worker
+    retry a moment later instead of failing the task.
+    """
+
+    def __init__(self, runner: Runner, jobs: JobQueue, *, retry_s: float = 0.2) -> None:
+        self.runner, self.jobs, self.retry_s = runner, jobs, retry_s
+        self._pending: deque[TaskFuture] = deque()
+        self._running: set[TaskFuture] = set()
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._threads = [threading.Thread(target=self._work, name=f"kinetoscope-task-{n}", daemon=True)
+                         for n in range(jobs.slots)]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, spec: TaskSpec, on_step: Callable[[StepNote], None] | None = None,
+               on_start: Callable[[], None] | None = None) -> TaskFuture:
+        future = TaskFuture(spec, on_step, on_start)
+        with self._cond:
+            if self._stopping:
+                future.set_outcome(TaskOutcome("shutdown", error="the server is shutting down"))
+                return future
+            self._pending.append(future)
+            self._cond.notify()
+        return future
+
+    def shutdown(self, timeout: float = 30.0) -> None:
+        """Stops running tasks (outcome `shutdown`, to run again after a restart) and drops queued ones."""
+        with self._cond:
+            self._stopping = True
+            pending, self._pending = list(self._pending), deque()
+            running = list(self._running)
+            self._cond.notify_all()
+        for future in pending:
+            future.set_outcome(TaskOutcome("shutdown", error="the server is shutting down"))
+        for future in running:
+            future.cancel("shutdown")
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._stopping:
+                    self._cond.wait()
+                if self._stopping:
+                    return
+                future = self._pending.popleft()
+                if future.stop_requested:
+                    future.set_outcome(TaskOutcome(future.stop_reason, error="cancelled before it started"))
+                    continue
+                self._running.add(future)
+            try:
+                future.set_outcome(self._run(future))
+            finally:
+                with self._cond:
+                    self._running.discard(future)
+
+    def _admit(self, future: TaskFuture) -> Job | None:
+        while not future.stop_requested:
+            try:
+                return self.jobs.admit(f"task {future.spec.label}", lambda: future.stop_requested)
+            except QueueFull:
+                time.sleep(self.retry_s)
+            except Exception:  # noqa: BLE001 - WaitCancelled: the stop came while waiting
+                return None
+        return None
+
+    def _run(self, future: TaskFuture) -> TaskOutcome:
+        job = self._admit(future)
+        if job is None:
+            return TaskOutcome(future.stop_reason, error="cancelled before it started")
+        began = time.monotonic()
+        state, blob, error = "failed", None, ""
+
+        def should_stop() -> bool:
+            if future.stop_requested:
+                job.note_stop_request()
+                return True
+            return False
+
+        def on_step(note: StepNote) -> None:
+            job.report_step(note.step)
+            if future.on_step is not None:
+                future.on_step(note)
+
+        try:
+            if future.on_start is not None:
+                future.on_start()
+            blob = self.runner(future.spec, should_stop, on_step)
+            state = "done"
+        except Cancelled as exc:
+            state, error = future.stop_reason, str(exc)
+        except Exception as exc:  # noqa: BLE001 - a failed task is reported, never raised into the worker
+            error = f"{type(exc).__name__}: {exc}"
+            _LOGGER.info("task %s failed: %s", future.spec.label, error, exc_info=not isinstance(exc, (ValueError, KeyError)))
+        finally:
+            self.jobs.finish(job, {"done": "done", "failed": "failed"}.get(state, "cancelled"), error or None)
+        return TaskOutcome(state, blob, error, time.monotonic() - began, job.steps_after_stop)

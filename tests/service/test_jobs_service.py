@@ -1,0 +1,187 @@
+"""JobService on the zoo's trained two-stream model: results equal to Maximize's, cancel, resumable Watch, many clients."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import grpc
+import numpy as np
+import pytest
+
+from kinetoscope.server.service import JobQueue, ServiceLimits
+from kinetoscope.v1 import kinetoscope_pb2 as pb
+
+from .helpers import Running, channel_objectives, code_of, collect, import_trained, start
+
+ITERS = 8
+SETTINGS = [pb.RegularizerSetting(kappa=1, gamma=0), pb.RegularizerSetting(kappa=1, gamma=5)]
+
+
+def sweep(channels, *, iterations: int = ITERS, seed: int = 0, batch: int = 4, layer: str = "conv_fusion") -> pb.SubmitJobRequest:
+    return pb.SubmitJobRequest(name="test", sweep=pb.SweepRequest(
+        models=["small"], layers=[pb.SweepLayer(layer=layer, channels=list(channels), batch=batch)], settings=SETTINGS,
+        options=pb.MaximizeOptions(iterations=iterations, seed=seed)))
+
+
+def follow(running: Running, job: str, timeout: float = 120) -> list[pb.JobEvent]:
+    return list(running.job_service.Watch(pb.WatchJobRequest(job=job), timeout=timeout))
+
+
+def job_results(running: Running, job: str, **filters) -> tuple[list[pb.JobTask], dict]:
+    """(tasks in the stream, {(channel, setting): (UnitResult, inputs)})."""
+    tasks, found, current = [], {}, None
+    events = list(running.job_service.Results(pb.JobResultsRequest(job=job, **filters), timeout=60))
+    groups: list[list] = []
+    for event in events:
+        if event.WhichOneof("event") == "task":
+            tasks.append(event.task)
+            groups.append([])
+        else:
+            groups[-1].append(pb.MaximizeEvent(result=event.result) if event.HasField("result")
+                              else pb.MaximizeEvent(data=event.data))
+    for task, group in zip(tasks, groups):
+        collected = collect(group)
+        for (unit, setting), result in collected.results.items():
+            key = (task.channels[unit], setting)
+            assert key not in found, f"unit {key} came twice"
+            found[key] = (result, collected.inputs[(unit, setting)])
+    return tasks, found
+
+
+@pytest.fixture
+def served(tmp_path) -> Running:
+    running = start(tmp_path / "store", jobs=JobQueue(1, 8))
+    running.model = import_trained(running)
+    yield running
+    running.stop()
+
+
+def test_sweep_job_runs_every_unit_once_with_maximize_numbers(served) -> None:
+    info = served.job_service.Submit(sweep(range(16)), timeout=30)
+    assert info.state == pb.QUEUED and info.tasks.total == 4 and info.kind == "sweep"
+    events = follow(served, info.id)
+    assert [e.offset for e in events] == list(range(len(events)))
+    finished = [e.finished for e in events if e.HasField("finished")]
+    assert sorted(f.task for f in finished) == [0, 1, 2, 3] and all(f.state == pb.TASK_DONE for f in finished)
+    assert events[-1].changed == pb.SUCCEEDED
+    detail = served.job_service.Get(pb.GetJobRequest(job=info.id), timeout=10)
+    assert detail.info.state == pb.SUCCEEDED and (detail.info.tasks.done, detail.info.tasks.left) == (4, 0)
+    assert [t.runs for t in detail.tasks] == [1, 1, 1, 1]
+    _, found = job_results(served, info.id)
+    assert sorted(found) == [(c, s) for c in range(16) for s in range(2)]
+
+    direct = collect(served.vis.Maximize(pb.MaximizeRequest(
+        model="small", objectives=channel_objectives("conv_fusion", range(16)), settings=SETTINGS,
+        options=pb.MaximizeOptions(iterations=ITERS, seed=0)), timeout=120))
+    for (channel, setting), (result, inputs) in found.items():
+        expected = direct.results[(channel, setting)]
+        assert result.activation == pytest.approx(expected.activation, rel=1e-5, abs=1e-6)
+        for name, array in inputs.items():
+            np.testing.assert_allclose(array, direct.inputs[(channel, setting)][name], rtol=1e-5, atol=1e-5)
+
+    filtered = job_results(served, info.id, channels=[3, 9], settings=[1])[1]
+    assert sorted(filtered) == [(3, 1), (9, 1)]
+    np.testing.assert_array_equal(filtered[(9, 1)][1]["flow"], found[(9, 1)][1]["flow"])
+
+    again = served.job_service.Submit(sweep(range(16)), timeout=30)  # the same spec: every task's results are stored
+    assert again.state == pb.SUCCEEDED and again.tasks.done == 4
+    assert [t.runs for t in served.job_service.Get(pb.GetJobRequest(job=again.id), timeout=10).tasks] == [0] * 4
+    assert served.job_service.Delete(pb.DeleteJobRequest(job=info.id), timeout=10).id == info.id
+    assert len(job_results(served, again.id)[1]) == 32  # shared results outlive the job deleted first
+
+
+def test_cancel_stops_the_running_task_within_a_step_and_drops_the_queued(served) -> None:
+    info = served.job_service.Submit(sweep(range(8), iterations=5000, batch=2), timeout=30)
+    watch = served.job_service.Watch(pb.WatchJobRequest(job=info.id), timeout=120)
+    for event in watch:
+        if event.HasField("progress"):
+            break
+    cancelled = served.job_service.Cancel(pb.CancelJobRequest(job=info.id), timeout=30)
+    assert cancelled.state == pb.CANCELLED and cancelled.tasks.cancelled == 4
+    rest = list(watch)
+    assert rest[-1].changed == pb.CANCELLED
+    detail = served.job_service.Get(pb.GetJobRequest(job=info.id), timeout=10)
+    assert [t.state for t in detail.tasks] == [pb.TASK_CANCELLED] * 4 and [t.runs for t in detail.tasks] == [1, 0, 0, 0]
+    stopped = [job for job in served.jobs.history if job.description.startswith(f"task {info.id}/0")]
+    assert len(stopped) == 1 and stopped[0].state == "cancelled"
+    assert stopped[0].steps_run < 5000 and stopped[0].steps_after_stop is not None and stopped[0].steps_after_stop <= 1
+    assert served.jobs.wait_idle(5)
+
+
+def test_watch_resumes_from_an_offset_without_missing_or_repeating(served) -> None:
+    info = served.job_service.Submit(sweep(range(8), seed=3, batch=2), timeout=30)
+    first = served.job_service.Watch(pb.WatchJobRequest(job=info.id), timeout=120)
+    seen = []
+    for event in first:
+        seen.append(event)
+        if len(seen) == 3:
+            break
+    first.cancel()  # the client goes away mid-job; the job does not
+    time.sleep(0.3)
+    seen += list(served.job_service.Watch(pb.WatchJobRequest(job=info.id, from_offset=seen[-1].offset + 1), timeout=120))
+    everything = follow(served, info.id)
+    assert [e.offset for e in seen] == [e.offset for e in everything] == list(range(len(everything)))
+    assert [e.SerializeToString() for e in seen] == [e.SerializeToString() for e in everything]
+    assert everything[-1].changed == pb.SUCCEEDED
+    tail = follow(served, info.id)[-1].offset
+    assert list(served.job_service.Watch(pb.WatchJobRequest(job=info.id, from_offset=tail + 1), timeout=10)) == []
+
+
+def test_eight_clients_submit_watch_and_cancel_at_once(served) -> None:
+    outcomes: dict[int, tuple[str, int, list[int]]] = {}
+    errors: list[BaseException] = []
+
+    def client(n: int) -> None:
+        try:
+            info = served.job_service.Submit(sweep([2 * n, 2 * n + 1], iterations=4, seed=n, batch=1), timeout=30)
+            if n % 3 == 2:
+                served.job_service.Cancel(pb.CancelJobRequest(job=info.id), timeout=30)
+            events = follow(served, info.id, timeout=60)
+            outcomes[n] = (info.id, events[-1].changed, [e.offset for e in events])
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
+    began = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(90)
+    assert not errors and len(outcomes) == 8 and time.monotonic() - began < 90
+    listed = [job.id for job in served.job_service.List(pb.ListJobsRequest(), timeout=10).jobs]
+    assert sorted(listed) == sorted(job for job, _, _ in outcomes.values())
+    for n, (job, state, offsets) in outcomes.items():
+        assert offsets == list(range(len(offsets)))
+        assert state == (pb.CANCELLED if n % 3 == 2 else pb.SUCCEEDED), n
+        if state == pb.SUCCEEDED:
+            assert sorted(job_results(served, job)[1]) == [(c, s) for c in (2 * n, 2 * n + 1) for s in range(2)]
+    done = served.job_service.List(pb.ListJobsRequest(states=[pb.SUCCEEDED], model="small"), timeout=10).jobs
+    assert len(done) == 6
+
+
+def test_errors_and_limits(tmp_path) -> None:
+    running = start(tmp_path / "store", limits=ServiceLimits(max_jobs_per_token=1, max_tasks_per_job=3))
+    try:
+        import_trained(running)
+        service = running.job_service
+        assert code_of(service.Get, pb.GetJobRequest(job="0123456789abcdef"))[0] == grpc.StatusCode.NOT_FOUND
+        code, details = code_of(service.Submit, sweep([0], layer="no_such_layer"))
+        assert code == grpc.StatusCode.INVALID_ARGUMENT and "no_such_layer" in details
+        code, details = code_of(service.Submit, sweep(range(8), batch=2))
+        assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "4 tasks" in details
+        assert code_of(service.Submit, pb.SubmitJobRequest())[0] == grpc.StatusCode.INVALID_ARGUMENT
+        info = service.Submit(sweep([0], iterations=5000), timeout=30)
+        code, details = code_of(service.Submit, sweep([1]))
+        assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "cancel one" in details
+        assert code_of(service.Delete, pb.DeleteJobRequest(job=info.id))[0] == grpc.StatusCode.FAILED_PRECONDITION
+        assert service.Cancel(pb.CancelJobRequest(job=info.id), timeout=30).state == pb.CANCELLED
+        maximize = service.Submit(pb.SubmitJobRequest(maximize=pb.MaximizeRequest(
+            model="small", objectives=channel_objectives("conv_fusion", [5, 6, 7]), settings=SETTINGS,
+            options=pb.MaximizeOptions(iterations=2)), batch=2), timeout=30)
+        assert maximize.kind == "maximize" and maximize.tasks.total == 2
+        follow(running, maximize.id)
+        tasks, found = job_results(running, maximize.id)
+        assert [t.first_objective for t in tasks] == [0, 2] and sorted(found) == [(c, s) for c in (5, 6, 7) for s in (0, 1)]
+    finally:
+        running.stop()
