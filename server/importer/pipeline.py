@@ -1,4 +1,4 @@
-"""import_model: load → check → normalize → fold BatchNorm → convert → verify → catalog."""
+"""import_model: load → check → onnxruntime reference → normalize → fold BatchNorm → convert → verify → catalog."""
 
 from __future__ import annotations
 
