@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from kinetoscope.motion import flow_fields
+
 INPUT_RANGE = (-128.0, 127.0)
 
 
@@ -22,11 +24,8 @@ def stack_flow(fields: np.ndarray) -> np.ndarray:
 
 
 def unstack_flow(stacked: np.ndarray) -> np.ndarray:
-    """`[..., 2L, H, W]` interleaved → `[..., L, 2, H, W]`, the inverse of `stack_flow`."""
-    *lead, channels, height, width = stacked.shape
-    if channels % 2:
-        raise ValueError(f"stacked flow needs an even channel count, got {channels}")
-    return stacked.reshape(*lead, channels // 2, 2, height, width)
+    """`[..., 2L, H, W]` interleaved → `[..., L, 2, H, W]`, the inverse of `stack_flow` (see `kinetoscope.motion`)."""
+    return flow_fields(stacked, "stacked_flow")
 
 
 def flow_to_input(fields: np.ndarray, flow_scale: float) -> np.ndarray:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from kinetoscope import motion
+
 from .result import FLOW_KINDS, ResultError, to_canonical
 
 
@@ -33,21 +35,13 @@ def minmax_to_uint8(values: np.ndarray) -> np.ndarray:
 def flow_fields(sample: np.ndarray, kind: str) -> np.ndarray:
     """Splits a canonical flow sample into fields [L, 2, H, W] of (horizontal, vertical).
 
-    stacked_flow is interleaved x1,y1,x2,y2,... (the two-stream convention);
-    stacked_flow_planar is x1..xL then y1..yL; flow_video is [2, T, H, W].
+    The layouts are defined once, in `kinetoscope.motion.flow_fields`; this keeps the
+    display's error type.
     """
-    if kind == "flow_video":
-        if sample.ndim != 4 or sample.shape[0] != 2:
-            raise ResultError(f"a flow_video sample must be [2,T,H,W], got {sample.shape}")
-        return np.transpose(sample, (1, 0, 2, 3))
-    if sample.ndim != 3 or sample.shape[0] % 2:
-        raise ResultError(f"a {kind} sample must be [2L,H,W] with an even channel count, got {sample.shape}")
-    fields = sample.shape[0] // 2
-    if kind == "stacked_flow":
-        return sample.reshape(fields, 2, *sample.shape[1:])
-    if kind == "stacked_flow_planar":
-        return np.stack([sample[:fields], sample[fields:]], axis=1)
-    raise ResultError(f"{kind!r} is not a flow kind")
+    try:
+        return motion.flow_fields(sample, kind)
+    except motion.MotionError as exc:
+        raise ResultError(str(exc)) from None
 
 
 def flow_to_rgb(fields: np.ndarray) -> np.ndarray:
