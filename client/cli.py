@@ -96,7 +96,29 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--out", type=Path, default=None, help="output folder (default: the spec's `out`, else out/SPEC-NAME)")
     sweep.add_argument("--restart", action="store_true", help="start over: delete the results an earlier sweep recorded "
                                                                "in the folder (needed after changing iterations, seed or settings)")
+    sweep.add_argument("--detach", action="store_true", help="submit the sweep as a job and print its id at once "
+                                                             "(`kinetoscope jobs` follows it and fetches its results)")
     sweep.add_argument("--json", action="store_true")
+
+    jobs = command("jobs", "stored jobs on the server: list, show, watch, cancel, fetch results, delete")
+    job_commands = jobs.add_subparsers(dest="jobs_command", required=True, metavar="list|show|watch|cancel|results|delete")
+    jobs_list = job_commands.add_parser("list", help="every job, newest first", parents=[common])
+    jobs_list.add_argument("--state", default="", help="only these states, comma-separated (queued, running, succeeded, "
+                                                       "failed, cancelled)")
+    jobs_list.add_argument("--model", default="", help="only jobs of this model (id or name)")
+    jobs_list.add_argument("--json", action="store_true")
+    for name, help_text in (("show", "a job's state, counts and tasks"), ("watch", "follow a job with a progress bar "
+                                                                                  "until it ends"),
+                            ("cancel", "stop a job: queued tasks are dropped, running ones stop within a step"),
+                            ("delete", "remove an ended job and the results no other job shares")):
+        sub = job_commands.add_parser(name, help=help_text, parents=[common])
+        sub.add_argument("job", help="the job's id (`kinetoscope jobs list`)")
+        sub.add_argument("--json", action="store_true")
+    jobs_results = job_commands.add_parser("results", help="write a job's finished units in the sweep folder layout, "
+                                                           "with galleries", parents=[common])
+    jobs_results.add_argument("job", help="the job's id")
+    jobs_results.add_argument("--out", type=Path, required=True, help="output folder")
+    jobs_results.add_argument("--json", action="store_true")
 
     record = command("record", "stream real clips through a model and record per-unit statistics "
                                "(â for --recording, top clips, per-class maximum)")
@@ -158,7 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def command_name(args: argparse.Namespace) -> str:
     """`import`, `zoo export`, ...: what error lines start with after `kinetoscope `."""
-    return " ".join(part for part in (args.command, getattr(args, "zoo_command", None)) if part)
+    return " ".join(part for part in (args.command, getattr(args, "zoo_command", None), getattr(args, "jobs_command", None))
+                    if part)
 
 
 def one_line(message: str) -> str:

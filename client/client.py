@@ -21,7 +21,7 @@ from kinetoscope.v1 import kinetoscope_pb2 as pb
 from kinetoscope.v1 import kinetoscope_pb2_grpc as pb_grpc
 
 from .types import (
-    InputInfo, LayerInfo, LayerRecording, MaximizeResult, ModelInfo, Recording, RecordingInfo, Target, UnitResult,
+    InputInfo, JobInfo, JobTask, LayerInfo, LayerRecording, MaximizeResult, ModelInfo, Recording, RecordingInfo, Target, UnitResult,
 )
 
 _LOGGER = logging.getLogger(__name__)
@@ -54,6 +54,7 @@ class Client:
         self.visualization = pb_grpc.VisualizationServiceStub(self.channel)
         self.recordings = pb_grpc.RecordingServiceStub(self.channel)
         self.analysis = pb_grpc.AnalysisServiceStub(self.channel)
+        self.job_service = pb_grpc.JobServiceStub(self.channel)
 
     # -- lifetime
     def close(self) -> None:
@@ -149,6 +150,71 @@ class Client:
             options.alpha = alpha
         request = pb.AnalyzeRequest(model=model, recording=recording, layers=list(layers), options=options)
         return analysis_document(self.analysis.Analyze(request, metadata=self._metadata, timeout=timeout))
+
+
+    # -- stored jobs
+    def submit_job(self, request: pb.SubmitJobRequest) -> JobInfo:
+        """A maximize request or a sweep as a job the server keeps running whether or not this client stays."""
+        return job_info(self.job_service.Submit(request, metadata=self._metadata))
+
+    def get_job(self, job: str) -> tuple[JobInfo, list[JobTask]]:
+        detail = self.job_service.Get(pb.GetJobRequest(job=job), metadata=self._metadata)
+        return job_info(detail.info), [job_task(t) for t in detail.tasks]
+
+    def list_jobs(self, states: Sequence[str] = (), model: str = "") -> list[JobInfo]:
+        request = pb.ListJobsRequest(states=[pb.JobState.Value(s) for s in states], model=model)
+        return [job_info(j) for j in self.job_service.List(request, metadata=self._metadata).jobs]
+
+    def watch_job(self, job: str, from_offset: int = 0, timeout: float | None = None) -> Iterator[pb.JobEvent]:
+        """The job's events from `from_offset`, then live ones until it ends (resume with the last offset + 1)."""
+        return self.job_service.Watch(pb.WatchJobRequest(job=job, from_offset=from_offset), metadata=self._metadata,
+                                      timeout=timeout)
+
+    def cancel_job(self, job: str) -> JobInfo:
+        return job_info(self.job_service.Cancel(pb.CancelJobRequest(job=job), metadata=self._metadata))
+
+    def delete_job(self, job: str) -> str:
+        return self.job_service.Delete(pb.DeleteJobRequest(job=job), metadata=self._metadata).id
+
+    def job_results(self, job: str, *, tasks: Sequence[int] = (),
+                    layers: Sequence[str] = ()) -> Iterator[tuple[JobTask, MaximizeResult]]:
+        """Per finished task (of `tasks` and `layers`, when given), the task and its results as Maximize returns them.
+
+        Whole tasks only: the stub's JobResultsRequest also filters by channel and setting."""
+        info, _ = self.get_job(job)
+        request = pb.JobResultsRequest(job=job, tasks=list(tasks), layers=list(layers))
+        models: dict[str, ModelInfo] = {}
+        task, events = None, []
+        for event in self.job_service.Results(request, metadata=self._metadata):
+            if event.WhichOneof("event") == "task":
+                if task is not None:
+                    yield self._task_result(task, events, info, models)
+                task, events = job_task(event.task), []
+            elif event.HasField("result"):
+                events.append(pb.MaximizeEvent(result=event.result))
+            else:
+                events.append(pb.MaximizeEvent(data=event.data))
+        if task is not None:
+            yield self._task_result(task, events, info, models)
+
+    def _task_result(self, task: "JobTask", events: list, info: "JobInfo", models: dict) -> tuple["JobTask", MaximizeResult]:
+        if task.model not in models:
+            models[task.model] = self.get_model(task.model)[0]
+        return task, collect_result(models[task.model], info.settings, iter(events))
+
+
+def job_info(j: pb.JobInfo) -> JobInfo:
+    return JobInfo(id=j.id, name=j.name, state=pb.JobState.Name(j.state), kind=j.kind, models=list(j.models),
+                   done=j.tasks.done, failed=j.tasks.failed, cancelled=j.tasks.cancelled, left=j.tasks.left,
+                   total=j.tasks.total, created_at=j.created_at, started_at=j.started_at, finished_at=j.finished_at,
+                   error=j.error, next_offset=j.next_offset, iterations=j.iterations,
+                   settings=[(s.kappa, s.gamma) for s in j.settings])
+
+
+def job_task(t: pb.JobTask) -> JobTask:
+    return JobTask(index=t.index, model=t.model, layer=t.layer, channels=tuple(t.channels),
+                   first_objective=t.first_objective, kind=_KINDS.get(t.kind, str(t.kind)),
+                   state=pb.TaskState.Name(t.state).removeprefix("TASK_"), runs=t.runs, seconds=t.seconds, error=t.error)
 
 
 def clip_count(clips: Mapping[str, np.ndarray], labels=None, ids=None) -> int:

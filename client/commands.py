@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import zipfile
+from datetime import datetime
 from pathlib import Path
 
 import grpc
@@ -24,7 +25,7 @@ class UserError(Exception):
 def run(args: argparse.Namespace) -> int:
     handlers = {"import": cmd_import, "models": cmd_models, "layers": cmd_layers, "maximize": cmd_maximize,
                 "render": cmd_render, "zoo": cmd_zoo, "demo": cmd_demo, "record": cmd_record, "sweep": cmd_sweep,
-                "analyze": cmd_analyze, "atlas": cmd_atlas}
+                "analyze": cmd_analyze, "atlas": cmd_atlas, "jobs": cmd_jobs}
     try:
         return handlers[args.command](args)
     except grpc.RpcError as exc:
@@ -203,14 +204,74 @@ def cmd_sweep(args) -> int:
     try:
         spec = load_spec(args.spec)
         with connect(args) as client:
-            summary = run_sweep(client, spec, args.out, restart=args.restart, show_progress=progress_enabled())
+            summary = run_sweep(client, spec, args.out, restart=args.restart, show_progress=progress_enabled(),
+                                detach=args.detach)
     except SweepError as exc:
         raise UserError(str(exc)) from None
     except KeyboardInterrupt as exc:
         print(f"kinetoscope sweep: {exc or 'interrupted; run the same command again to resume'}", file=sys.stderr)
         return 130
+    if args.detach:
+        human = (f"job {summary.job}: {summary.batches - summary.skipped} batches submitted; follow it with "
+                 f"`kinetoscope jobs watch {summary.job}`" if summary.job else f"nothing to run: every batch is saved in {summary.out}")
+        _emit(args, {"job": summary.job}, human)
+        return 0
     _emit(args, summary.to_json(), summary.describe())
     return 0
+
+
+def cmd_jobs(args) -> int:
+    from .progress import JobProgress  # noqa: PLC0415
+    from .sweep import SweepError, follow_job, write_job_results  # noqa: PLC0415
+
+    with connect(args) as client:
+        command = args.jobs_command
+        if command == "list":
+            states = [s.strip().upper() for s in args.state.split(",") if s.strip()]
+            unknown = [s for s in states if s not in JOB_STATES]
+            if unknown:
+                raise UserError(f"--state takes {', '.join(s.lower() for s in JOB_STATES)}, not {', '.join(unknown).lower()}")
+            jobs = client.list_jobs(states, args.model)
+            _emit(args, [job.to_json() for job in jobs], "\n".join(format_job(job) for job in jobs) or "no jobs")
+        elif command == "show":
+            info, tasks = client.get_job(args.job)
+            doc = {**info.to_json(), "task_list": [task.to_json() for task in tasks]}
+            lines = [format_job(info)] + [f"  task {t.index}: {t.state.lower()} {t.layer} units {_span(t.channels)}"
+                                          f"{f' ({t.error})' if t.error else ''}" for t in tasks]
+            _emit(args, doc, "\n".join(lines))
+        elif command == "watch":
+            info, _ = client.get_job(args.job)
+            with JobProgress(info.total, f"job {args.job}") as bar:
+                follow_job(client, args.job, bar)
+            info, _ = client.get_job(args.job)
+            _emit(args, info.to_json(), format_job(info))
+        elif command == "cancel":
+            info = client.cancel_job(args.job)
+            _emit(args, info.to_json(), format_job(info))
+        elif command == "delete":
+            _emit(args, {"deleted": client.delete_job(args.job)}, f"deleted job {args.job}")
+        else:
+            _check_out_folder(args.out)
+            try:
+                summary = write_job_results(client, args.job, args.out)
+            except SweepError as exc:
+                raise UserError(str(exc)) from None
+            _emit(args, summary.to_json(), summary.describe())
+    return 0
+
+
+JOB_STATES = ("QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED")
+
+
+def format_job(job) -> str:
+    when = datetime.fromtimestamp(job.created_at).strftime("%Y-%m-%d %H:%M")
+    return (f"{job.id}  {job.state.lower():<9} {job.kind:<8} {job.done}/{job.total} tasks done"
+            + (f", {job.failed} failed" if job.failed else "") + (f", {job.cancelled} cancelled" if job.cancelled else "")
+            + f"  {when}" + (f"  {job.name}" if job.name else "") + (f"\n  error: {job.error}" if job.error else ""))
+
+
+def _span(units) -> str:
+    return f"{units[0]}-{units[-1]}" if len(units) > 1 else ",".join(map(str, units))
 
 
 def cmd_record(args) -> int:

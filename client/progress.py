@@ -98,3 +98,31 @@ class StepProgress:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class JobProgress:
+    """A bar over a stored job's tasks, fed by its Watch events: finished tasks, and the running task's step."""
+
+    def __init__(self, total: int, desc: str, enabled: bool | None = None) -> None:
+        self.enabled = progress_enabled() if enabled is None else enabled
+        self.bar = tqdm(total=total, desc=desc, unit="task", file=sys.stderr, leave=False, disable=not self.enabled,
+                        dynamic_ncols=True, mininterval=0.25)
+
+    def __call__(self, event) -> None:
+        if not self.enabled:
+            return
+        counts = event.tasks
+        self.bar.n = counts.done + counts.failed + counts.cancelled
+        if event.WhichOneof("event") == "progress":
+            self.bar.set_postfix_str(f"task {event.progress.task} step {event.progress.step + 1}/"
+                                     f"{event.progress.iterations}", refresh=False)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        self.bar.close()
+
+    def __enter__(self) -> "JobProgress":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -231,3 +231,62 @@ class Recording:
         """The `kinetoscope record --json` document."""
         return {"recording": self.info.id, "clips": self.info.clips,
                 "layers": {name: layer.to_json() for name, layer in self.layers.items()}}
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """A stored job on the server (JobService), as `kinetoscope jobs show --json` prints it."""
+
+    id: str
+    name: str
+    state: str
+    """QUEUED, RUNNING, SUCCEEDED, FAILED or CANCELLED."""
+    kind: str
+    """maximize or sweep."""
+    models: list[str]
+    done: int
+    failed: int
+    cancelled: int
+    left: int
+    total: int
+    created_at: float
+    started_at: float
+    finished_at: float
+    error: str
+    next_offset: int
+    iterations: int
+    settings: list[tuple[float, float]]
+
+    @property
+    def ended(self) -> bool:
+        return self.state in ("SUCCEEDED", "FAILED", "CANCELLED")
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "name": self.name, "state": self.state, "kind": self.kind, "models": self.models,
+                "tasks": {"done": self.done, "failed": self.failed, "cancelled": self.cancelled, "left": self.left,
+                          "total": self.total},
+                "created_at": self.created_at, "started_at": self.started_at or None,
+                "finished_at": self.finished_at or None, "error": self.error or None, "iterations": self.iterations,
+                "settings": [{"kappa": k, "gamma": g} for k, g in self.settings]}
+
+
+@dataclass(frozen=True)
+class JobTask:
+    """One task of a job: a batch of units of one model and layer under every setting."""
+
+    index: int
+    model: str
+    layer: str
+    channels: tuple[int, ...]
+    first_objective: int
+    kind: str
+    state: str
+    """QUEUED, RUNNING, DONE, FAILED or CANCELLED."""
+    runs: int
+    seconds: float
+    error: str
+
+    def to_json(self) -> dict:
+        return {"index": self.index, "model": self.model, "layer": self.layer, "units": list(self.channels),
+                "kind": self.kind, "state": self.state, "runs": self.runs, "seconds": self.seconds,
+                "error": self.error or None}

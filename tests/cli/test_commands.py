@@ -93,3 +93,24 @@ def test_demo(tmp_path) -> None:
     final = max(elapsed for elapsed, _ in shown)
     etas = [_seconds(remaining) for _, remaining in shown if "?" not in remaining]
     assert etas and max(etas) <= 3 * max(final, 1.0), (max(etas), final)
+
+
+def test_sweep_detached_then_jobs_commands(remote, shared_store, tmp_path) -> None:
+    (tmp_path / "spec.toml").write_text('iterations = 3\nseed = 7\nsettings = [{kappa = 1, gamma = 0}]\n[[models]]\n'
+                                        'model = "small"\n[[jobs]]\nlayer = "conv_fusion"\nunits = "0-3"\nbatch = 2\n')
+    job = _json(kinetoscope(*remote, "sweep", "spec.toml", "--out", "sw", "--detach", "--json", home=shared_store.home,
+                            cwd=tmp_path))["job"]
+    assert re.fullmatch(r"[0-9a-f]{16}", job)
+    watched = _json(kinetoscope(*remote, "jobs", "watch", job, "--json", home=shared_store.home))
+    assert watched["state"] == "SUCCEEDED" and watched["tasks"]["done"] == watched["tasks"]["total"] == 2
+    shown = _json(kinetoscope(*remote, "jobs", "show", job, "--json", home=shared_store.home))
+    assert [t["units"] for t in shown["task_list"]] == [[0, 1], [2, 3]]
+    assert job in [j["id"] for j in _json(kinetoscope(*remote, "jobs", "list", "--state", "succeeded", "--json",
+                                                      home=shared_store.home))]
+    fetched = _json(kinetoscope(*remote, "jobs", "results", job, "--out", "res", "--json", home=shared_store.home,
+                                cwd=tmp_path))
+    assert fetched["batches"] == 2 and (tmp_path / "res/small/conv_fusion/index.html").is_file()
+    with np.load(tmp_path / "res/small/conv_fusion/result.npz") as merged:
+        assert merged["flow"].shape == (4, 1, 20, 32, 32)
+    missing = kinetoscope(*remote, "jobs", "show", "0123456789abcdef", home=shared_store.home)
+    assert missing.returncode != 0 and missing.stderr.startswith("kinetoscope jobs show: no job")
