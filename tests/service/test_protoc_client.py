@@ -208,6 +208,25 @@ CLIENT = textwrap.dedent('''
                            "reliance": sorted(units[0].reliance), "shares": sorted(units[0].shares),
                            "speed_curve": len(units[0].speed_curve)}
 
+        jobs = rpc.JobServiceStub(channel)
+        submitted = jobs.Submit(pb.SubmitJobRequest(name="protoc", sweep=pb.SweepRequest(
+            models=[info.id], layers=[pb.SweepLayer(layer="conv_fusion", channels=[0, 1, 2], batch=2)],
+            settings=[pb.RegularizerSetting(kappa=1, gamma=0)], options=pb.MaximizeOptions(iterations=2))),
+            metadata=auth, timeout=60)
+        watched = list(jobs.Watch(pb.WatchJobRequest(job=submitted.id), metadata=auth, timeout=120))
+        got = jobs.Get(pb.GetJobRequest(job=submitted.id), metadata=auth, timeout=30)
+        listed_jobs = jobs.List(pb.ListJobsRequest(states=[pb.SUCCEEDED]), metadata=auth, timeout=30).jobs
+        fetched = list(jobs.Results(pb.JobResultsRequest(job=submitted.id, channels=[2]), metadata=auth, timeout=60))
+        cancelled = jobs.Cancel(pb.CancelJobRequest(job=submitted.id), metadata=auth, timeout=30)
+        deleted = jobs.Delete(pb.DeleteJobRequest(job=submitted.id), metadata=auth, timeout=30).id
+        out["jobs"] = {"tasks": got.info.tasks.total, "state": pb.JobState.Name(got.info.state),
+                       "last_event": pb.JobState.Name(watched[-1].changed),
+                       "offsets": [e.offset for e in watched] == list(range(len(watched))),
+                       "listed": [j.id for j in listed_jobs] == [submitted.id],
+                       "results": [e.WhichOneof("event") for e in fetched if e.WhichOneof("event") != "data"],
+                       "channel": [e.result.target.terms[0].channel for e in fetched if e.HasField("result")],
+                       "cancel_ended": pb.JobState.Name(cancelled.state), "deleted": deleted == submitted.id}
+
         out["deleted"] = models.DeleteModel(pb.DeleteModelRequest(model=info.id), metadata=auth, timeout=30).id
         out["after_delete"] = len(models.ListModels(pb.ListModelsRequest(), metadata=auth, timeout=30).models)
     print(json.dumps(out))
@@ -224,12 +243,12 @@ def test_a_client_generated_from_the_proto_alone_drives_every_rpc(tmp_path) -> N
     assert report["unauthenticated"] == "UNAUTHENTICATED"
 
     services = ["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection",
-                "kinetoscope.v1.AnalysisService", "kinetoscope.v1.ModelService", "kinetoscope.v1.RecordingService", "kinetoscope.v1.VisualizationService"]
+                "kinetoscope.v1.AnalysisService", "kinetoscope.v1.JobService", "kinetoscope.v1.ModelService", "kinetoscope.v1.RecordingService", "kinetoscope.v1.VisualizationService"]
     assert report["services_v1"] == report["services_v1alpha"] == services
     unit_result = report["contract"].pop("unit_result")
     assert report["contract"] == {"file": "kinetoscope/v1/kinetoscope.proto", "package": "kinetoscope.v1", "same": True,
                                   "services": ["ModelService", "VisualizationService", "RecordingService",
-                                               "AnalysisService"]}
+                                               "AnalysisService", "JobService"]}
     assert unit_result[-1] == "target" and "objective" in unit_result
     assert report["reflection_v1_file"] == [["grpc/reflection/v1/reflection.proto", "grpc.reflection.v1", ["ServerReflection"]]]
     assert all(report["health"].values()) and len(report["health"]) == 5 and report["watch_serving"]
@@ -256,6 +275,9 @@ def test_a_client_generated_from_the_proto_alone_drives_every_rpc(tmp_path) -> N
     assert report["analysis"] == {"clips": 4, "layers": ["logits"], "units": 10, "class_mean": 10, "labels": [],
                                   "reliance": ["flow", "rgb"], "shares": ["appearance", "joint", "motion"],
                                   "speed_curve": 3}
+    assert report["jobs"] == {"tasks": 2, "state": "SUCCEEDED", "last_event": "SUCCEEDED", "offsets": True, "listed": True,
+                              "results": ["task", "result"], "channel": [2], "cancel_ended": "SUCCEEDED",
+                              "deleted": True}
     assert report["deleted"] == model["id"] and report["after_delete"] == 0
 
 
