@@ -49,6 +49,7 @@ figcaption { font-size: 12px; color: #444; margin-top: 4px; }
 .clips figure { margin: 0; }
 .clips img { width: 96px; height: auto; image-rendering: pixelated; display: block; }
 .charts img { max-width: 100%; height: auto; margin-right: 12px; vertical-align: top; }
+.arrow { display: inline-block; font-size: 18px; line-height: 1; color: #d62728; }
 dl.numbers { display: grid; grid-template-columns: max-content auto; gap: 2px 12px; }
 dl.numbers dt { color: #555; }
 dl.numbers dd { margin: 0; font-variant-numeric: tabular-nums; word-break: break-word; }

@@ -15,6 +15,7 @@ from typing import Any, Mapping, Sequence
 from ..render.gallery import describe_setting
 from ..types import LayerInfo, ModelInfo
 from .assets import SCRIPT_FILE, STYLE_FILE
+from .motion import UnitMotion
 from .units import Recorded, UnitEntry, View
 
 MODEL_PAGE = "index.html"
@@ -61,6 +62,7 @@ class UnitMedia:
     views: list[ViewMedia] = field(default_factory=list)
     class_chart: str | None = None
     speed_chart: str | None = None
+    motion_chart: str | None = None
     clips: list[ClipMedia] = field(default_factory=list)
 
 
@@ -74,6 +76,7 @@ class UnitRow:
     recorded: Recorded | None
     heading: str
     class_name: str | None
+    motion: UnitMotion | None = None  # a flow input's motion across γ, when it feeds the unit at two or more γ
 
 
 def esc(value: Any) -> str:
@@ -232,6 +235,7 @@ def layer_page(layer: LayerInfo, rows: Sequence[UnitRow], settings: Sequence[tup
              f'{f" · κ = {fmt(k)}" if show_kappa else ""}</th>' for g, k in settings]
     has = {key: _present(rows, key) for key in _KNOWN}
     any_recorded = any(r.recorded is not None for r in rows)
+    any_motion = any(r.motion is not None for r in rows)
     if has["selectivity"]:
         head.append('<th data-type="number" title="class selectivity index">selectivity</th>')
     if has["top_class"]:
@@ -246,6 +250,11 @@ def layer_page(layer: LayerInfo, rows: Sequence[UnitRow], settings: Sequence[tup
         head.append('<th data-type="number" title="playback speed of the largest mean response">preferred speed</th>')
     head += [f'<th data-type="{"text" if any(isinstance(r.entry.measures.get(k), str) for r in rows) else "number"}">'
              f"{esc(k.replace('_', ' '))}</th>" for k in extras]
+    if any_motion:
+        head += ['<th data-type="number" title="how much the optimized motion keeps its direction across γ '
+                 '(1: the same direction at every γ, 0: directions that cancel)">motion consistency</th>',
+                 '<th data-type="number" title="RMS magnitude of the optimized motion at the largest γ over that at '
+                 'the smallest (below 1: slower at larger γ)">speed ratio γmax/γ0</th>']
     if any_recorded:
         head += ['<th data-type="number" title="maximum over the recorded clips (â)">recorded max</th>',
                  '<th data-type="number" title="mean over clips of the per-clip maximum">recorded mean</th>']
@@ -295,6 +304,10 @@ def layer_page(layer: LayerInfo, rows: Sequence[UnitRow], settings: Sequence[tup
         for key in extras:
             value = m.get(key)
             cells.append(f"<td>{esc(value)}</td>" if isinstance(value, str) else _num_cell(value))
+        if any_motion:
+            measured = row.motion.measured if row.motion is not None else None
+            cells += [_num_cell(measured.consistency if measured else None),
+                      _num_cell(measured.speed_ratio if measured else None)]
         if any_recorded:
             cells += [_num_cell(row.recorded.max if row.recorded else None),
                       _num_cell(row.recorded.mean if row.recorded else None)]
@@ -365,7 +378,8 @@ def unit_page(row: UnitRow, layer: LayerInfo, layer_path: str, class_names: Sequ
                          f"{fmt(clip.value)}</figcaption></figure>")
         sections.append(f'<h2>Top recorded clips</h2><div class="clips">{"".join(clips)}</div>')
     charts = [f'<img src="../../{esc(src)}" alt="{alt}">' for src, alt in
-              ((media.class_chart, "response per class"), (media.speed_chart, "speed tuning")) if src]
+              ((media.class_chart, "response per class"), (media.speed_chart, "speed tuning"),
+               (media.motion_chart, "optimized motion across γ")) if src]
     if charts:
         sections.append(f'<h2>Tuning</h2><div class="charts">{"".join(charts)}</div>')
     sections.append(f"<h2>Numbers</h2>{_numbers(row, class_names)}")
@@ -384,6 +398,9 @@ def _numbers(row: UnitRow, class_names: Sequence[str]) -> str:
         items.append(("position", ", ".join(map(str, entry.position))))
     if row.recorded is not None:
         items += [("recorded max (â)", fmt(row.recorded.max)), ("recorded mean", fmt(row.recorded.mean))]
+    if row.motion is not None:
+        items += [("motion consistency", fmt(row.motion.measured.consistency)),
+                  ("speed ratio γmax/γ0", fmt(row.motion.measured.speed_ratio))]
     for key, value in m.items():
         if key in ("channel", "class_mean", "class_max", "speed"):
             continue
@@ -398,7 +415,7 @@ def _numbers(row: UnitRow, class_names: Sequence[str]) -> str:
         else:
             items.append((key.replace("_", " "), fmt(value)))
     out = '<dl class="numbers">' + "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in items) + "</dl>"
-    out += _class_table(row, class_names) + _speed_table(m.get("speed"))
+    out += _class_table(row, class_names) + _speed_table(m.get("speed")) + _motion_table(row.motion)
     return out
 
 
@@ -430,3 +447,25 @@ def _speed_table(speed: Any) -> str:
     pairs = list(zip(speed["speeds"], speed["curve"]))
     cells = "".join(f"<tr><td>{fmt(s)}×</td>{_num_cell(c)}</tr>" for s, c in pairs)
     return f"<table><thead><tr><th>speed</th><th>mean response</th></tr></thead><tbody>{cells}</tbody></table>"
+
+
+def _motion_table(motion: UnitMotion | None) -> str:
+    """Per γ, the optimized motion's magnitude, direction (degrees, and as an arrow on screen) and coherence."""
+    if motion is None:
+        return ""
+    measured = motion.measured
+    rows = []
+    for gamma, magnitude, direction, coherence in zip(motion.gammas, measured.magnitude, measured.direction,
+                                                      measured.coherence):
+        degrees = math.degrees(direction) if not math.isnan(direction) else None
+        arrow = (f'<span class="arrow" style="transform: rotate({degrees:.1f}deg)" '
+                 f'title="{fmt(degrees)}°">→</span>' if degrees is not None else "")
+        rows.append(f'<tr><td data-value="{gamma!r}">{fmt(gamma)}</td>{_num_cell(magnitude)}{_num_cell(degrees)}'
+                    f'<td>{arrow}</td>{_num_cell(coherence)}</tr>')
+    caption = (f"Optimized motion of {esc(motion.input)} at κ = {fmt(motion.kappa)}: RMS flow magnitude (input units), "
+               f"direction of the summed flow (degrees; 0 right, 90 down) and coherence |Σv| / Σ|v|.")
+    return (f'<h3>Motion across γ</h3><p class="muted">{caption}</p>'
+            f'<table id="motion" class="sortable"><thead><tr><th data-type="number">γ</th>'
+            f'<th data-type="number">magnitude</th><th data-type="number">direction °</th>'
+            f'<th class="nosort">arrow</th><th data-type="number">coherence</th></tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table>')

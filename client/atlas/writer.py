@@ -24,6 +24,7 @@ from ..render.result import SEQUENCE_KINDS, Result, sample_layout
 from ..types import LayerInfo, ModelInfo, Recording, Target
 from . import charts
 from .assets import write_assets
+from .motion import UnitMotion, unit_motion
 from .pages import (MODEL_PAGE, ClipMedia, Tile, UnitMedia, UnitRow, ViewMedia, layer_page, layer_page_path,
                     model_page, unit_page, unit_page_path)
 from .units import UnitEntry, collect_units, recorded, slugs
@@ -109,9 +110,11 @@ def _unit_row(entry: UnitEntry, slug: str, results: Sequence[Result], recording:
     media = UnitMedia(views=[_view_media(results[v.result], v, k, out, base, fps) for k, v in enumerate(entry.views)])
     media.class_chart = _class_chart(out, base, entry.measures, stats, names)
     media.speed_chart = _speed_chart(out, base, entry.measures)
+    motion = unit_motion(entry, results)
+    media.motion_chart = _motion_chart(out, base, motion)
     if stats is not None:
         media.clips = _clips(out, stats, clips, {i.name: i for i in model_info.inputs}, clip_cache, fps)
-    return UnitRow(entry, unit_page_path(slug, entry), media, stats, heading, class_name)
+    return UnitRow(entry, unit_page_path(slug, entry), media, stats, heading, class_name, motion)
 
 
 def _input_stem(name: str) -> str:
@@ -165,6 +168,15 @@ def _speed_chart(out: Path, base: str, measures: Mapping[str, Any]) -> str | Non
     preferred = speed.get("preferred")
     path = f"{base}_speed.png"
     charts.speed_chart(out / path, speeds, curve, float(preferred) if isinstance(preferred, (int, float)) else None)
+    return path
+
+
+def _motion_chart(out: Path, base: str, motion: UnitMotion | None) -> str | None:
+    if motion is None:
+        return None
+    path = f"{base}_motion.png"
+    measured = motion.measured
+    charts.motion_chart(out / path, motion.gammas, measured.magnitude, measured.direction, measured.coherence)
     return path
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -18,6 +19,7 @@ from kinetoscope.client.atlas import write_atlas
 from kinetoscope.client.atlas.cli import add_atlas_arguments, find_results, run_atlas
 from kinetoscope.client.client import Client
 from kinetoscope.client.commands import UserError
+from kinetoscope.motion import flow_fields, motion_across_settings
 
 from .conftest import FUSION_UNITS, GAMMAS, LOGIT_UNITS, Source
 
@@ -147,7 +149,7 @@ def test_results_alone_make_a_site_without_measures(source: Source, tmp_path: Pa
     index = write_atlas(tmp_path / "site", source.model_info, source.layers, source.results[:1])
     page = Page(index.parent / "layers" / "conv_fusion.html")
     assert len(page.rows) == len(FUSION_UNITS)
-    assert page.headers == ["unit", "γ = 0", "γ = 10", "max activation"]
+    assert page.headers == ["unit", "γ = 0", "γ = 10", "motion consistency", "speed ratio γmax/γ0", "max activation"]
     assert not list((index.parent / "media").rglob("*_classes.png"))
     assert {attrs["href"] for attrs in Page(index).all("a")} == {"layers/conv_fusion.html"}
 
@@ -157,11 +159,89 @@ def test_every_measure_is_optional_and_unknown_ones_are_shown(source: Source, tm
                                            {"selectivity": 1.0}]}}  # the last has no channel: ignored
     index = write_atlas(tmp_path / "site", source.model_info, source.layers, source.results[:1], analysis=analysis)
     page = Page(index.parent / "layers" / "conv_fusion.html")
-    assert page.headers == ["unit", "γ = 0", "γ = 10", "selectivity", "novelty", "max activation"]
+    assert page.headers == ["unit", "γ = 0", "γ = 10", "selectivity", "novelty", "motion consistency",
+                            "speed ratio γmax/γ0", "max activation"]
     values = [attrs.get("data-value") for attrs in page.all("td") if attrs.get("class") == "num"]
     assert "0.25" in values and "3.5" in values
     unit = " ".join(Page(index.parent / "units" / "conv_fusion" / "c0002.html").text)
     assert "novelty" in unit and "3.5" in unit
+
+
+def _motion(result, unit: int):
+    """The unit's motion across γ, measured here straight from the result's flow input."""
+    spec = next(s for s in result.inputs if s.name == "flow")
+    return motion_across_settings(flow_fields(result.arrays["flow"][unit], spec.kind, spec.layout), result.gammas)
+
+
+def _cells(page: Page, header: str) -> dict[int, str | None]:
+    """Per channel, the `data-value` of the layer table's column `header` (None for an empty cell)."""
+    column = page.headers.index(header)
+    values, row = {}, -1
+    in_body, cell = False, 0
+    for tag, attrs in page.tags:
+        if tag == "tbody":
+            in_body = True
+        elif tag == "tr" and in_body and "data-channel" in attrs:
+            row, cell = int(attrs["data-channel"]), 0
+        elif tag == "td" and row >= 0:
+            if cell == column:
+                values[row] = attrs.get("data-value")
+            cell += 1
+    return values
+
+
+def test_layer_pages_rank_units_by_how_their_motion_changes_with_gamma(atlas: Path, source: Source) -> None:
+    fusion, logits = source.results
+    for layer, result, units in (("conv_fusion", fusion, FUSION_UNITS), ("logits", logits, LOGIT_UNITS)):
+        page = Page(atlas.parent / "layers" / f"{layer}.html")
+        consistency, ratio = _cells(page, "motion consistency"), _cells(page, "speed ratio γmax/γ0")
+        for u, channel in enumerate(units):
+            expected = _motion(result, u)
+            assert 0.0 <= expected.consistency <= 1.0 and expected.speed_ratio > 0
+            assert float(consistency[channel]) == pytest.approx(expected.consistency, rel=1e-12)
+            assert float(ratio[channel]) == pytest.approx(expected.speed_ratio, rel=1e-12)
+        assert {c for c, v in consistency.items() if v is not None} == set(units)  # analysis-only units: empty
+
+
+def test_unit_page_lists_the_motion_per_gamma_and_charts_it(atlas: Path, source: Source) -> None:
+    path = atlas.parent / "units" / "logits" / f"c{LOGIT_UNITS[0]:04d}.html"
+    page = Page(path)
+    expected = _motion(source.results[1], 0)
+    text = " ".join(page.text)
+    assert "Motion across γ" in text and "motion consistency" in text and f"{expected.consistency:.4g}" in text
+    numbers = [float(attrs["data-value"]) for attrs in page.all("td") if attrs.get("data-value")]
+    for gamma, magnitude, direction, coherence in zip(GAMMAS, expected.magnitude, expected.direction,
+                                                      expected.coherence):
+        assert gamma in numbers
+        assert any(v == pytest.approx(magnitude, rel=1e-12) for v in numbers)
+        assert any(v == pytest.approx(math.degrees(direction), rel=1e-12) for v in numbers)
+        assert any(v == pytest.approx(coherence, rel=1e-12) for v in numbers)
+    arrows = [attrs for attrs in page.all("span") if attrs.get("class") == "arrow"]
+    assert [a["style"] for a in arrows] == [f"transform: rotate({math.degrees(d):.1f}deg)" for d in expected.direction]
+    chart = next(attrs["src"] for attrs in page.all("img") if attrs["src"].endswith("_motion.png"))
+    width, height = Image.open(path.parent / chart).size
+    assert width >= 400 and height >= 300
+
+
+def test_motion_columns_need_a_flow_input_at_two_gammas(source: Source, tmp_path: Path) -> None:
+    from kinetoscope.client.render.result import Result  # noqa: PLC0415
+
+    fusion = source.results[0]
+    one_gamma = Result(fusion.inputs, {k: v[:, :1] for k, v in fusion.arrays.items()}, fusion.units, fusion.gammas[:1],
+                       fusion.kappas[:1], fusion.activation[:, :1], fusion.optimized[:, :1], fusion.class_names,
+                       fusion.targets)
+    flow_index = [s.name for s in fusion.inputs].index("flow")
+    optimized = fusion.optimized.copy()
+    optimized[:, :, flow_index] = False
+    appearance_only = Result(fusion.inputs, fusion.arrays, fusion.units, fusion.gammas, fusion.kappas,
+                             fusion.activation, optimized, fusion.class_names, fusion.targets)
+    for name, result, header in (("one", one_gamma, ["unit", "γ = 0", "max activation"]),
+                                 ("rgb", appearance_only, ["unit", "γ = 0", "γ = 10", "max activation"])):
+        index = write_atlas(tmp_path / name, source.model_info, source.layers, [result])
+        assert Page(index.parent / "layers" / "conv_fusion.html").headers == header
+        unit = " ".join(Page(index.parent / "units" / "conv_fusion" / "c0000.html").text)
+        assert "Motion across γ" not in unit and "motion consistency" not in unit
+        assert not list((index.parent / "media").rglob("*_motion.png"))
 
 
 def test_units_the_model_cannot_have_are_noted(source: Source, tmp_path: Path) -> None:

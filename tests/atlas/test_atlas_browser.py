@@ -118,6 +118,14 @@ def test_every_page_loads_plays_sorts_and_links(atlas: Path, browser) -> None:
     assert [float(v) for v in browser.execute_script(_COLUMN, "units", "selectivity")] == sorted(original)
     assert header.get_attribute("aria-sort") == "ascending"
 
+    column = "speed ratio γmax/γ0"
+    browser.get((site / "layers" / "logits.html").as_uri())
+    ratios = [float(v) for v in browser.execute_script(_COLUMN, "units", column) if v]
+    assert len(ratios) == len(LOGIT_UNITS)
+    browser.find_element(By.XPATH, f"//table[@id='units']//th[normalize-space()='{column}']").click()
+    assert [float(v) for v in browser.execute_script(_COLUMN, "units", column) if v] == sorted(ratios, reverse=True)
+
+    browser.get((site / "layers" / "conv_fusion.html").as_uri())
     Select(browser.find_element(By.CSS_SELECTOR, "select[data-filter='units']")).select_by_value("distributed")
     labels = browser.execute_script(
         "return [...document.querySelectorAll('#units tbody tr')].filter(r => !r.hidden).map(r => r.dataset.labels)")
