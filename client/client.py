@@ -30,17 +30,19 @@ _MESSAGE_LIMIT = 16 << 20
 
 class Client:
     def __init__(self, address: str | None = None, *, store: str | Path | None = None, token: str | None = None,
-                 root_certificates: bytes | None = None, device: str = "auto", warm_imports: bool = False) -> None:
+                 root_certificates: bytes | None = None, device: str = "auto", warm_imports: bool = False,
+                 resume_jobs: bool = True) -> None:
         """Connects to `address`, or starts an embedded server on `store` when it is None.
 
-        `warm_imports` (embedded only) starts the import worker at once, for a caller about
-        to import: its seconds of start-up then overlap this process's own."""
+        Embedded only: `warm_imports` starts the import worker at once, for a caller about
+        to import (its seconds of start-up then overlap this process's own); `resume_jobs`
+        runs the stored jobs an earlier embedded server left unfinished."""
         self._server = None
         if address is None:
             from kinetoscope.server.main import create_server  # noqa: PLC0415 - the embedded case only
 
             self._server, port = create_server("127.0.0.1:0", store_dir=Path(store or default_store()), device=device,
-                                               warm_imports=warm_imports)
+                                               warm_imports=warm_imports, resume_jobs=resume_jobs)
             self._server.start()
             address = f"127.0.0.1:{port}"
         options = [("grpc.max_receive_message_length", _MESSAGE_LIMIT), ("grpc.max_send_message_length", _MESSAGE_LIMIT)]

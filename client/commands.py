@@ -61,7 +61,8 @@ def connect(args, *, warm_imports: bool = False):
             raise UserError(f"--server takes HOST:PORT (e.g. 127.0.0.1:50051), not {args.server!r}")
     elif args.store is not None and args.store.exists() and not args.store.is_dir():
         raise UserError(f"--store {args.store} is a file; give a folder (it is created if missing)")
-    client = Client(args.server, store=args.store, token=args.token, warm_imports=warm_imports and not args.server)
+    client = Client(args.server, store=args.store, token=args.token, warm_imports=warm_imports and not args.server,
+                    resume_jobs=args.command in ("sweep", "jobs"))  # a quick command does not take up left-over jobs
     if args.server and not _answers(client.channel, CONNECT_TIMEOUT_S):
         client.close()
         raise UserError(f"no kinetoscope server answers at {args.server}; start one with `kinetoscope serve --address "

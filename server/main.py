@@ -94,15 +94,18 @@ def create_server(
     *,
     jobs: JobQueue | None = None,
     warm_imports: bool = False,
+    resume_jobs: bool = True,
 ) -> tuple[grpc.Server, int]:
     """A server bound to `address`, not yet started (call `.start()`), and its port, as in grpc's examples.
 
     `tls` is (certificate chain PEM, private key PEM); `jobs` is built from `limits`
     unless given (tests pass one to watch the jobs); `warm_imports` starts the import
-    child's forkserver at once (for a caller about to import).
+    child's forkserver at once (for a caller about to import); `resume_jobs` runs the
+    stored jobs a stopped server left unfinished (an embedded server answering a quick
+    command leaves them for the next `serve`, `sweep` or `jobs`).
     """
     built = build_server(address, store_dir, token=token, tls=tls, limits=limits, device=device, jobs=jobs,
-                         warm_imports=warm_imports)
+                         warm_imports=warm_imports, resume_jobs=resume_jobs)
     return ServerHandle(built), built.port
 
 
@@ -116,6 +119,7 @@ def build_server(
     device: str = "cpu",
     jobs: JobQueue | None = None,
     warm_imports: bool = False,
+    resume_jobs: bool = True,
 ) -> Server:
     library = ModelLibrary(ModelStore(store_dir or default_store()), sandbox=limits.sandbox())
     if warm_imports and library.sandbox is not None:
@@ -138,7 +142,8 @@ def build_server(
     pb_grpc.add_AnalysisServiceServicer_to_server(AnalysisServicer(library, recordings, limits, device), server)
     executor = LocalExecutor(local_runner(library, limits, recordings, device), jobs)
     manager = JobManager(JobStore(library.store.root), library.store, executor, limits, recordings)
-    manager.resume()
+    if resume_jobs:
+        manager.resume()
     pb_grpc.add_JobServiceServicer_to_server(JobServicer(manager), server)
     health_servicer = register_health_and_reflection(server)
     if tls is not None:
