@@ -173,7 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     zoo_export.add_argument("--width", type=float, default=1.0, help="channel multiplier, e.g. 0.25 for a small variant")
 
     demo = command("demo", "the main job: maximize every class and some fusion units of the zoo's trained "
-                           "two-stream model for γ ∈ {0,1,5,10}; write the gallery")
+                           "two-stream model for γ ∈ {0,1,5,10}, record and measure its units; write the gallery "
+                           "and the atlas")
     demo.add_argument("--out", type=Path, default=Path("out"))
     return parser
 
