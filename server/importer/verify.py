@@ -82,7 +82,7 @@ def reference_run(original: ModelProto, specs: list[InputSpec], seed: int = 0, *
     The session is dropped at once, its weights with it: taken before the graph is
     normalized, the original model need not be kept beside the normalized one."""
     if smaller:
-        cut = probe_specs(specs)
+        cut = probe_specs(specs, original)
         if _shapes(cut) != _shapes(specs):
             try:
                 return _reference_at(original, cut, seed)

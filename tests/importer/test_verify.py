@@ -168,11 +168,12 @@ def test_a_zero_gradient_refusal_names_the_ranges_tried_and_how_to_declare_anoth
     assert "node" not in message, "a zero gradient is the model's, not one op's"
 
 
-def _video_net(frames: int, size: int, batch: int = 1, flatten_features: int | None = None):
+def _video_net(frames: int, size: int, batch: int = 1, flatten_features: int | None = None, same: bool = False):
     """Conv3d (stride 2) → ReLU → global pool, or → Flatten → Gemm over a fixed grid when `flatten_features` is set."""
     rng = np.random.default_rng(4)
+    padding = {"auto_pad": "SAME_UPPER"} if same else {"pads": [1] * 6}
     nodes = [
-        helper.make_node("Conv", ["x", "w"], ["c"], pads=[1] * 6, strides=[1, 2, 2], name="conv"),
+        helper.make_node("Conv", ["x", "w"], ["c"], strides=[1, 2, 2], name="conv", **padding),
         helper.make_node("Relu", ["c"], ["r"], name="relu"),
     ]
     inits = [init("w", rng.normal(size=(4, 3, 3, 3, 3)) * 0.1)]
@@ -187,10 +188,29 @@ def _video_net(frames: int, size: int, batch: int = 1, flatten_features: int | N
 
 def test_a_video_net_is_verified_on_one_smaller_clip() -> None:
     imported = import_model(_video_net(frames=16, size=80, batch=2).SerializeToString())
-    assert imported.parity.probe_shapes == {"x": [1, 3, 8, 48, 48]}, "batch 1; time and space cut, residues kept"
+    assert imported.parity.probe_shapes == {"x": [1, 3, 8, 32, 32]}, "batch 1; time and space cut"
     assert imported.parity.max_rel_err < 1e-5
     assert imported.parity.gradient_norms["x"] > 0
     assert imported.inputs[0].shape == (2, 3, 16, 80, 80), "the declared shape itself is kept"
+
+
+def test_a_graph_padding_same_is_cut_to_sizes_with_the_same_residues() -> None:
+    imported = import_model(_video_net(frames=16, size=80, same=True).SerializeToString())
+    assert imported.parity.probe_shapes == {"x": [1, 3, 16, 48, 48]}, "80 ≡ 48 and 16 ≡ 16 modulo 32"
+    assert imported.parity.max_rel_err < 1e-5
+
+
+def test_a_deep_window_keeps_time_where_a_cut_would_leave_it_one_frame_wide() -> None:
+    """Three stride-2 convs in time, then a 3-frame conv that reads 2 frames of 16; cut to 8 frames it would
+    read one and its outer taps only padding, so time is not cut (space is)."""
+    rng = np.random.default_rng(5)
+    nodes = [helper.make_node("Conv", [f"h{i}", f"w{i}"], [f"h{i + 1}"], pads=[1] * 6, strides=[2, 1, 1], name=f"conv{i}")
+             for i in range(3)]
+    nodes.append(helper.make_node("Conv", ["h3", "w3"], ["y"], pads=[1] * 6, name="conv3"))
+    inits = [init(f"w{i}", rng.normal(size=(3, 3, 3, 3, 3)) * 0.2) for i in range(4)]
+    m = model(nodes, {"h0": [1, 3, 16, 40, 40]}, ["y"], inits)
+    imported = import_model(m.SerializeToString())
+    assert imported.parity.probe_shapes == {"h0": [1, 3, 16, 32, 32]}, "conv3 reads 2 frames at 16: time stays"
 
 
 def test_a_graph_that_cannot_run_smaller_is_verified_at_its_declared_size() -> None:
