@@ -85,18 +85,29 @@ def wide_model(smoke: bool) -> WideModel:
     return WideModel(2, 1024) if smoke else WideModel(33, 4096)
 
 
-IMPORT_IN_CHILD = "import sys; from kinetoscope.server.importer import import_model; import_model(sys.argv[1])"
-FLOOR_IN_CHILD = "import kinetoscope.server.importer.pipeline"
+HIGH_WATER = ("import os\n"
+              "if os.path.exists('/proc/self/status'):\n"
+              "    print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM:')))\n")
+IMPORT_IN_CHILD = "import sys\nfrom kinetoscope.server.importer import import_model\nimport_model(sys.argv[1])\n" + HIGH_WATER
+FLOOR_IN_CHILD = "import kinetoscope.server.importer.pipeline\n" + HIGH_WATER
 
 
 def peak_rss(code: str, *args: str) -> int:
-    """Peak resident bytes of a fresh interpreter running `code`."""
-    process = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
-    errors = process.stderr.read().decode(errors="replace") if process.stderr else ""
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"the import child failed: {errors.strip()[-500:]}")
-    return usage.ru_maxrss * 1024
+    """Peak resident bytes of a fresh interpreter running `code`.
+
+    os.wait4's ru_maxrss, unless the child reports its own high-water mark: Linux keeps
+    ru_maxrss across exec, so a child forked from a bigger parent reports the parent's
+    size, and the kernel's VmHWM of the child's own memory is exact."""
+    with tempfile.TemporaryFile() as errors:
+        process = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=errors)
+        output = process.stdout.read() if process.stdout else b""
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode != 0:
+            errors.seek(0)
+            raise RuntimeError(f"the import child failed: {errors.read().decode(errors='replace').strip()[-500:]}")
+    reported = output.decode().strip().splitlines()
+    return int(reported[-1]) * 1024 if reported and reported[-1].isdigit() else usage.ru_maxrss * 1024
 
 
 @dataclass(frozen=True)
