@@ -95,6 +95,7 @@ def create_server(
     jobs: JobQueue | None = None,
     warm_imports: bool = False,
     resume_jobs: bool = True,
+    ray: str | None = None,
 ) -> tuple[grpc.Server, int]:
     """A server bound to `address`, not yet started (call `.start()`), and its port, as in grpc's examples.
 
@@ -102,10 +103,11 @@ def create_server(
     unless given (tests pass one to watch the jobs); `warm_imports` starts the import
     child's forkserver at once (for a caller about to import); `resume_jobs` runs the
     stored jobs a stopped server left unfinished (an embedded server answering a quick
-    command leaves them for the next `serve`, `sweep` or `jobs`).
+    command leaves them for the next `serve`, `sweep` or `jobs`); `ray` (auto or an
+    address) runs those jobs' tasks on a Ray cluster.
     """
     built = build_server(address, store_dir, token=token, tls=tls, limits=limits, device=device, jobs=jobs,
-                         warm_imports=warm_imports, resume_jobs=resume_jobs)
+                         warm_imports=warm_imports, resume_jobs=resume_jobs, ray=ray)
     return ServerHandle(built), built.port
 
 
@@ -120,6 +122,7 @@ def build_server(
     jobs: JobQueue | None = None,
     warm_imports: bool = False,
     resume_jobs: bool = True,
+    ray: str | None = None,
 ) -> Server:
     library = ModelLibrary(ModelStore(store_dir or default_store()), sandbox=limits.sandbox())
     if warm_imports and library.sandbox is not None:
@@ -140,7 +143,7 @@ def build_server(
     pb_grpc.add_VisualizationServiceServicer_to_server(VisualizationServicer(library, jobs, limits, device, recordings), server)
     pb_grpc.add_RecordingServiceServicer_to_server(RecordingServicer(library, recordings, limits, device), server)
     pb_grpc.add_AnalysisServiceServicer_to_server(AnalysisServicer(library, recordings, limits, device), server)
-    executor = LocalExecutor(local_runner(library, limits, recordings, device), jobs)
+    executor = make_executor(library, limits, recordings, device, jobs, ray)
     manager = JobManager(JobStore(library.store.root), library.store, executor, limits, recordings)
     if resume_jobs:
         manager.resume()
@@ -154,6 +157,16 @@ def build_server(
     _LOGGER.info("kinetoscope bound to %s (port %d, device %s, store %s%s%s)", address, port, device,
                  library.store.root, ", TLS" if tls else "", ", token required" if token else "")
     return Server(server, port, health_servicer, jobs, library, device, recordings, manager)
+
+
+def make_executor(library: ModelLibrary, limits: ServiceLimits, recordings: RecordingStore, device: str,
+                  jobs: JobQueue, ray: str | None):
+    """Where stored jobs' tasks run: this server's device slots, or (`ray`: auto or an address) a Ray cluster."""
+    if ray is None:
+        return LocalExecutor(local_runner(library, limits, recordings, device), jobs)
+    from .service.ray_executor import RayExecutor, RayOptions  # noqa: PLC0415 - Ray is optional
+
+    return RayExecutor(library.store, recordings, limits, RayOptions(address=ray))
 
 
 def register_health_and_reflection(server: grpc.Server) -> health.HealthServicer:
@@ -200,9 +213,11 @@ def serve(
     limits: ServiceLimits = ServiceLimits(),
     device: str = "auto",
     grace_s: float = 5.0,
+    ray: str | None = None,
 ) -> None:
     """Runs until SIGINT/SIGTERM; then reports NOT_SERVING, lets calls finish for `grace_s` and stops."""
-    built = build_server(address, store_dir, token=token, tls=tls, limits=limits, device=device, warm_imports=True)
+    built = build_server(address, store_dir, token=token, tls=tls, limits=limits, device=device, warm_imports=True,
+                         ray=ray)
     built.grpc_server.start()
     stopping = threading.Event()
 
@@ -248,7 +263,8 @@ def main(argv: Sequence[str] | None = None, *, options: ServeOptions | None = No
             import_timeout_s=options.import_timeout, isolate_imports=options.isolate_imports,
             max_jobs_per_token=options.max_jobs_per_token, max_tasks_per_job=options.max_tasks_per_job,
         )
-        serve(options.address, options.store, token=options.token or None, tls=tls, limits=limits, device=options.device)
+        serve(options.address, options.store, token=options.token or None, tls=tls, limits=limits, device=options.device,
+              ray=options.ray)
     except OSError as exc:
         print(f"kinetoscope serve: {exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}",
               file=sys.stderr, flush=True)

@@ -7,6 +7,7 @@ the defaults are plain numbers here, and a test holds them equal to `ServiceLimi
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,8 @@ class ServeOptions:
     max_jobs_per_token: int = MAX_JOBS_PER_TOKEN
     max_tasks_per_job: int = MAX_TASKS_PER_JOB
     log_level: str = "INFO"
+    ray: str | None = None
+    """None: tasks of stored jobs run in this process; `auto` or a Ray address: on that Ray cluster."""
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "ServeOptions":
@@ -66,6 +69,10 @@ class ServeOptions:
         for flag, path in (("--tls-cert", self.tls_cert), ("--tls-key", self.tls_key)):
             if path is not None and not path.is_file():
                 return f"{flag} {path} is not a file"
+        if self.ray is not None and importlib.util.find_spec("ray") is None:
+            return "--ray needs Ray, which is not installed here: install kinetoscope[ray] (pip install 'kinetoscope[ray]')"
+        if self.ray is not None and not self.ray.strip():
+            return "--ray takes `auto` (the Ray on this node, else a local one) or a cluster address such as ray://HEAD:10001"
         if self.store is not None and self.store.exists() and not self.store.is_dir():
             return f"--store {self.store} is a file; give a folder (it is created if missing)"
         return None
@@ -84,6 +91,9 @@ def add_serve_arguments(parser: argparse.ArgumentParser, *, global_store_and_tok
     add_token_argument(parser, help="require `authorization: Bearer TOKEN` on every call but health "
                                     "(default $KINETOSCOPE_TOKEN)", **keep_global)
     parser.add_argument("--device", default="auto", choices=DEVICES, help="where models run (default auto: cuda if present)")
+    parser.add_argument("--ray", metavar="auto|ADDRESS",
+                        help="run stored jobs' tasks on a Ray cluster: auto joins the one on this node (or starts one), "
+                             "an address connects to it (needs kinetoscope[ray])")
     parser.add_argument("--tls-cert", type=Path, metavar="FILE", help="PEM certificate chain; with --tls-key turns on TLS")
     parser.add_argument("--tls-key", type=Path, metavar="FILE", help="PEM private key (with --tls-cert)")
     limits = parser.add_argument_group("limits")

@@ -1,0 +1,358 @@
+"""RayExecutor: the job tasks of this server on a Ray cluster, one actor per device, the server still the only writer of the store.
+
+The server stays the driver: it plans jobs, keeps their records and writes results,
+exactly as with the LocalExecutor. A task goes to a device actor with references to
+its model's (and recording's) stored files, put into the cluster once per id; the
+actor mirrors them into a private store, imports the model through ModelLibrary's
+in-process load path (converted models kept in an LRU bounded by bytes) and runs the
+same runner as the local executor. Ray restarts a dead actor and retries its task;
+the driver receives one result per task, so a unit is never lost nor written twice.
+
+`ray` is an optional dependency (kinetoscope[ray]) and is imported only here.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+import time
+import uuid
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from kinetoscope.server.library import ModelLibrary
+from kinetoscope.server.recordings import RecordingStore
+from kinetoscope.server.store import ModelStore
+from kinetoscope.v1 import kinetoscope_pb2 as pb
+
+from .executor import StepNote, TaskFuture, TaskOutcome, TaskSpec
+from .limits import ServiceLimits
+
+_LOGGER = logging.getLogger(__name__)
+
+INSTALL_HINT = "install kinetoscope[ray] (pip install 'kinetoscope[ray]'), or serve without --ray"
+_SKIPPED_FILES = frozenset({"clips.npz"})
+"""A recording's kept clips: never read by a maximization, so never shipped."""
+
+
+class RayUnavailable(RuntimeError):
+    """Ray is not installed, or the cluster cannot be reached; the message says what to do."""
+
+
+def import_ray() -> Any:
+    try:
+        import ray  # noqa: PLC0415 - optional dependency, only where --ray asks for it
+    except ImportError:
+        raise RayUnavailable(f"--ray needs Ray, which is not installed here: {INSTALL_HINT}") from None
+    return ray
+
+
+def connect(address: str = "auto", *, num_cpus: int | None = None) -> bool:
+    """Joins the Ray cluster at `address` (`auto`: the one on this node, else a new local instance).
+
+    Returns whether this call started Ray in this process (its caller then shuts it down).
+    Ray's own log lines stay off the console.
+    """
+    ray = import_ray()
+    if ray.is_initialized():
+        return False
+    quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
+    try:
+        ray.init(address=address, **quiet)
+        return True
+    except ConnectionError as exc:
+        if address != "auto":
+            raise RayUnavailable(f"cannot reach the Ray cluster at {address} ({exc}); check --ray ADDRESS") from None
+    ray.init(num_cpus=num_cpus, include_dashboard=False, **quiet)
+    return True
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """How the executor uses the cluster."""
+
+    address: str = "auto"
+    actors: int | None = None
+    """Device actors; None: one per GPU in the cluster, or one CPU actor where it has none."""
+    gpus_per_actor: float | None = None
+    """None: 1 where the cluster has GPUs, else 0 (CPU actors)."""
+    cache_bytes: int = 4 << 30
+    """Converted models each actor keeps, by parameter and buffer bytes (the newest is always kept)."""
+    max_restarts: int = 4
+    max_task_retries: int = 4
+    poll_s: float = 0.2
+    """How often the driver forwards progress and stop requests while a task runs."""
+
+
+@dataclass(frozen=True)
+class FolderPackage:
+    """One stored model or recording folder as files, so an actor on any node can mirror it."""
+
+    kind: str
+    """models or recordings: the store folder it belongs in."""
+    id: str
+    files: dict[str, bytes]
+    """Path relative to the folder → content."""
+
+    @classmethod
+    def read(cls, kind: str, folder: Path) -> "FolderPackage":
+        files = {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*"))
+                 if path.is_file() and not path.is_symlink() and path.name not in _SKIPPED_FILES}
+        return cls(kind, folder.name, files)
+
+    def install(self, root: Path) -> None:
+        final = root / self.kind / self.id
+        if final.exists():
+            return
+        staging = root / self.kind / f".incoming-{self.id}-{uuid.uuid4().hex[:8]}"
+        for name, blob in self.files.items():
+            path = staging / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(blob)
+        staging.rename(final)
+
+
+def module_bytes(imported: Any) -> int:
+    """Bytes of a converted model's parameters and buffers (shared tensors counted once)."""
+    seen: dict[int, int] = {}
+    for tensor in imported.module.state_dict(keep_vars=True).values():
+        seen[tensor.data_ptr()] = tensor.numel() * tensor.element_size()
+    return sum(seen.values())
+
+
+@dataclass
+class BytesBoundedLibrary(ModelLibrary):
+    """ModelLibrary whose cache of converted models is bounded by bytes instead of a count."""
+
+    cache_bytes: int = 4 << 30
+    _sizes: dict = field(default_factory=dict, init=False, repr=False)
+
+    def _remember(self, imported: Any) -> None:
+        size = module_bytes(imported)
+        with self._lock:
+            self._cache[imported.id] = imported
+            self._cache.move_to_end(imported.id)
+            self._sizes[imported.id] = size
+            while len(self._cache) > 1 and sum(self._sizes.get(key, 0) for key in self._cache) > self.cache_bytes:
+                evicted, _ = self._cache.popitem(last=False)
+                self._sizes.pop(evicted, None)
+
+    @property
+    def cached_ids(self) -> list[str]:
+        with self._lock:
+            return list(self._cache)
+
+
+class DeviceWorker:
+    """The body of one device actor: a private store mirror, a model cache and the local runner.
+
+    Methods may run concurrently (a threaded actor): `run` holds the device, while
+    `notes` and `stop` answer the driver between optimizer steps.
+    """
+
+    def __init__(self, limits: ServiceLimits, device: str, cache_bytes: int) -> None:
+        from .job_service import local_runner  # noqa: PLC0415 - imported where the actor lives
+
+        self.root = Path(tempfile.mkdtemp(prefix="kinetoscope-ray-"))
+        self.library = BytesBoundedLibrary(ModelStore(self.root), sandbox=None, cache_size=1 << 30, cache_bytes=cache_bytes)
+        self.runner = local_runner(self.library, limits, RecordingStore(self.root), device)
+        self.device = device
+        self.instance = uuid.uuid4().hex
+        self._lock = threading.Lock()
+        self._stops: set[str] = set()
+        self._notes: dict[str, list[StepNote]] = {}
+
+    def describe(self) -> dict:
+        import ray  # noqa: PLC0415
+
+        return {"device": self.device, "node": ray.get_runtime_context().get_node_id(), "instance": self.instance,
+                "cached": self.library.cached_ids}
+
+    def run(self, token: str, spec: TaskSpec, packages: list) -> dict:
+        """Runs one task; returns {state, blob, error, seconds} (state done, failed or stopped)."""
+        import ray  # noqa: PLC0415
+
+        from kinetoscope.server.engine import Cancelled  # noqa: PLC0415
+
+        began = time.monotonic()
+        with self._lock:
+            self._notes[token] = []
+        try:
+            for kind, folder, ref in packages:
+                if not (self.root / kind / folder).exists():  # fetched once per actor; cached by id
+                    ray.get(ref).install(self.root)
+            blob = self.runner(spec, lambda: self._stopped(token), lambda note: self._note(token, note))
+            return {"state": "done", "blob": blob, "error": "", "seconds": time.monotonic() - began}
+        except Cancelled as exc:
+            return {"state": "stopped", "blob": None, "error": str(exc), "seconds": time.monotonic() - began}
+        except Exception as exc:  # noqa: BLE001 - a failed task is reported to the driver, never raised in the actor
+            return {"state": "failed", "blob": None, "error": f"{type(exc).__name__}: {exc}",
+                    "seconds": time.monotonic() - began}
+        finally:
+            with self._lock:
+                self._stops.discard(token)
+
+    def notes(self, token: str, since: int) -> tuple[str, list[StepNote]]:
+        """(this actor's instance id, the task's step notes from `since` on); a new instance id means a restart."""
+        with self._lock:
+            return self.instance, list(self._notes.get(token, [])[since:])
+
+    def forget(self, token: str) -> None:
+        with self._lock:
+            self._notes.pop(token, None)
+
+    def stop(self, token: str) -> None:
+        with self._lock:
+            self._stops.add(token)
+
+    def _stopped(self, token: str) -> bool:
+        with self._lock:
+            return token in self._stops
+
+    def _note(self, token: str, note: StepNote) -> None:
+        with self._lock:
+            self._notes.setdefault(token, []).append(note)
+
+
+class RayExecutor:
+    """Tasks in FIFO order on the cluster's device actors; one driver thread per actor hands it the next task."""
+
+    def __init__(self, store: ModelStore, recordings: RecordingStore | None, limits: ServiceLimits,
+                 options: RayOptions = RayOptions()) -> None:
+        self.ray = import_ray()
+        self.store, self.recordings, self.options = store, recordings, options
+        self._owns_ray = connect(options.address, num_cpus=options.actors)
+        gpus = self.ray.cluster_resources().get("GPU", 0)
+        per_actor = options.gpus_per_actor if options.gpus_per_actor is not None else (1 if gpus >= 1 else 0)
+        count = options.actors or (int(gpus // per_actor) if per_actor else 1)
+        remote = self.ray.remote(DeviceWorker).options(
+            num_cpus=1, num_gpus=per_actor, max_restarts=options.max_restarts, max_task_retries=options.max_task_retries,
+            max_concurrency=4)
+        device = "cuda" if per_actor else "cpu"
+        self.actors = [remote.remote(limits, device, options.cache_bytes) for _ in range(max(1, count))]
+        self._packages: OrderedDict[tuple[str, str], Any] = OrderedDict()
+        self._packages_lock = threading.Lock()
+        self._pending: deque[TaskFuture] = deque()
+        self._running: set[TaskFuture] = set()
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._threads = [threading.Thread(target=self._work, args=(n,), name=f"kinetoscope-ray-{n}", daemon=True)
+                         for n in range(len(self.actors))]
+        for thread in self._threads:
+            thread.start()
+        _LOGGER.info("Ray executor: %d %s actor(s)", len(self.actors), device)
+
+    # -- the Executor interface
+    def submit(self, spec: TaskSpec, on_step: Callable[[StepNote], None] | None = None,
+               on_start: Callable[[], None] | None = None) -> TaskFuture:
+        future = TaskFuture(spec, on_step, on_start)
+        with self._cond:
+            if self._stopping:
+                future.set_outcome(TaskOutcome("shutdown", error="the server is shutting down"))
+                return future
+            self._pending.append(future)
+            self._cond.notify()
+        return future
+
+    def shutdown(self, timeout: float = 30.0) -> None:
+        """Stops running tasks (outcome `shutdown`, to run again after a restart), drops queued ones, ends the actors."""
+        with self._cond:
+            self._stopping = True
+            pending, self._pending = list(self._pending), deque()
+            running = list(self._running)
+            self._cond.notify_all()
+        for future in pending:
+            future.set_outcome(TaskOutcome("shutdown", error="the server is shutting down"))
+        for future in running:
+            future.cancel("shutdown")
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        for actor in self.actors:
+            try:
+                self.ray.kill(actor)
+            except Exception:  # noqa: BLE001 - the cluster may already be gone
+                pass
+        if self._owns_ray:
+            self.ray.shutdown()
+
+    # -- driver threads
+    def _work(self, slot: int) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._stopping:
+                    self._cond.wait()
+                if self._stopping:
+                    return
+                future = self._pending.popleft()
+                if future.stop_requested:
+                    future.set_outcome(TaskOutcome(future.stop_reason, error="cancelled before it started"))
+                    continue
+                self._running.add(future)
+            try:
+                outcome = self._run(self.actors[slot], future)
+            except Exception as exc:  # noqa: BLE001 - whatever the cluster raised fails this task, not the thread
+                outcome = TaskOutcome("failed", error=f"{type(exc).__name__}: {exc}")
+            finally:
+                with self._cond:
+                    self._running.discard(future)
+            future.set_outcome(outcome)
+
+    def _run(self, actor: Any, future: TaskFuture) -> TaskOutcome:
+        ray = self.ray
+        spec = future.spec
+        packages = self._refs(spec)
+        token = uuid.uuid4().hex
+        if future.on_start is not None:
+            future.on_start()
+        began = time.monotonic()
+        result = actor.run.remote(token, spec, packages)
+        instance, seen, stop_sent = "", 0, False
+        while True:
+            ready, _ = ray.wait([result], timeout=self.options.poll_s)
+            if future.stop_requested and not stop_sent:
+                actor.stop.remote(token)
+                stop_sent = True  # sent again after a restart, below
+            try:
+                now, notes = ray.get(actor.notes.remote(token, seen), timeout=30)
+            except Exception:  # noqa: BLE001 - the actor is restarting; the retried task reports again
+                notes, now = [], instance
+            if now != instance:
+                if instance and future.stop_requested:
+                    actor.stop.remote(token)
+                instance, seen = now, 0
+                continue
+            seen += len(notes)
+            if future.on_step is not None:
+                for note in notes:
+                    future.on_step(note)
+            if ready:
+                break
+        try:
+            reply = ray.get(result)
+        except ray.exceptions.RayActorError as exc:
+            return TaskOutcome("failed", error=f"the device actor died and stayed down: {exc}".splitlines()[0],
+                               seconds=time.monotonic() - began)
+        finally:
+            actor.forget.remote(token)
+        state = future.stop_reason if reply["state"] == "stopped" else reply["state"]
+        return TaskOutcome(state, reply["blob"], reply["error"], reply["seconds"])
+
+    def _refs(self, spec: TaskSpec) -> list[tuple[str, str, Any]]:
+        """(kind, id, ObjectRef) of the task's model and recording, each put into the cluster once."""
+        wanted = [("models", self.store.get(spec.model_id).folder)]
+        recording = pb.MaximizeRequest.FromString(spec.request).recording
+        if recording and self.recordings is not None:
+            wanted.append(("recordings", self.recordings.get(recording).folder))
+        refs = []
+        with self._packages_lock:
+            for kind, folder in wanted:
+                key = (kind, folder.name)
+                if key not in self._packages:
+                    self._packages[key] = self.ray.put(FolderPackage.read(kind, folder))
+                self._packages.move_to_end(key)
+                refs.append((kind, folder.name, self._packages[key]))
+        return refs
