@@ -85,6 +85,9 @@ class RayOptions:
     max_task_retries: int = 4
     poll_s: float = 0.2
     """How often the driver forwards progress and stop requests while a task runs."""
+    rescale_s: float = 10.0
+    """With actors and gpus_per_actor left to the cluster: how often a submit counts its GPUs again, so GPU
+    workers that join later (a head started before its worker group) get actors, and a CPU actor retires."""
 
 
 @dataclass(frozen=True)
@@ -156,6 +159,7 @@ class DeviceWorker:
     def __init__(self, limits: ServiceLimits, device: str, cache_bytes: int) -> None:
         from .job_service import local_runner  # noqa: PLC0415 - imported where the actor lives
 
+        device = _usable(device)
         self.root = Path(tempfile.mkdtemp(prefix="kinetoscope-ray-"))
         self.library = BytesBoundedLibrary(ModelStore(self.root), sandbox=None, cache_size=1 << 30, cache_bytes=cache_bytes)
         self.runner = local_runner(self.library, limits, RecordingStore(self.root), device)
@@ -217,6 +221,18 @@ class DeviceWorker:
             self._notes.setdefault(token, []).append(note)
 
 
+def _usable(device: str) -> str:
+    """cuda where torch sees the GPU Ray assigned; cpu (with a warning) where the node only claims one."""
+    if device != "cuda":
+        return device
+    import torch  # noqa: PLC0415
+
+    if torch.cuda.is_available():
+        return device
+    _LOGGER.warning("this Ray node advertises a GPU that torch cannot use; the actor runs on the CPU")
+    return "cpu"
+
+
 class RayExecutor:
     """Tasks in FIFO order on the cluster's device actors; one driver thread per actor hands it the next task."""
 
@@ -224,31 +240,39 @@ class RayExecutor:
                  options: RayOptions = RayOptions()) -> None:
         self.ray = import_ray()
         self.store, self.recordings, self.options = store, recordings, options
+        self.limits = limits
         self._owns_ray = connect(options.address, num_cpus=options.actors)
-        gpus = self.ray.cluster_resources().get("GPU", 0)
-        per_actor = options.gpus_per_actor if options.gpus_per_actor is not None else (1 if gpus >= 1 else 0)
-        count = options.actors or (int(gpus // per_actor) if per_actor else 1)
-        remote = self.ray.remote(DeviceWorker).options(
-            num_cpus=1, num_gpus=per_actor, max_restarts=options.max_restarts, max_task_retries=options.max_task_retries,
-            max_concurrency=4)
-        device = "cuda" if per_actor else "cpu"
-        self.actors = [remote.remote(limits, device, options.cache_bytes) for _ in range(max(1, count))]
         self._packages: OrderedDict[tuple[str, str], Any] = OrderedDict()
         self._packages_lock = threading.Lock()
         self._pending: deque[TaskFuture] = deque()
         self._running: set[TaskFuture] = set()
         self._cond = threading.Condition()
         self._stopping = False
-        self._threads = [threading.Thread(target=self._work, args=(n,), name=f"kinetoscope-ray-{n}", daemon=True)
-                         for n in range(len(self.actors))]
-        for thread in self._threads:
-            thread.start()
-        _LOGGER.info("Ray executor: %d %s actor(s)", len(self.actors), device)
+        self.actors: list[Any] = []
+        self.devices: list[str] = []
+        """What each actor was created for: cuda (one GPU) or cpu."""
+        self._retired: set[int] = set()
+        self._threads: list[threading.Thread] = []
+        self._counted_at = time.monotonic()
+        gpus = self._cluster_gpus()
+        per_actor = options.gpus_per_actor if options.gpus_per_actor is not None else (1 if gpus >= 1 else 0)
+        count = options.actors or (int(gpus // per_actor) if per_actor else 1)
+        with self._cond:
+            for _ in range(max(1, count)):
+                self._add_actor(per_actor)
+        _LOGGER.info("Ray executor: %d %s actor(s)", len(self.actors), self.devices[0])
+
+    @property
+    def active_actors(self) -> list[Any]:
+        """The actors that take new tasks (a retired CPU actor finishes its task and ends)."""
+        with self._cond:
+            return [actor for n, actor in enumerate(self.actors) if n not in self._retired]
 
     # -- the Executor interface
     def submit(self, spec: TaskSpec, on_step: Callable[[StepNote], None] | None = None,
                on_start: Callable[[], None] | None = None) -> TaskFuture:
         future = TaskFuture(spec, on_step, on_start)
+        self._rescale()
         with self._cond:
             if self._stopping:
                 future.set_outcome(TaskOutcome("shutdown", error="the server is shutting down"))
@@ -269,7 +293,7 @@ class RayExecutor:
         for future in running:
             future.cancel("shutdown")
         deadline = time.monotonic() + timeout
-        for thread in self._threads:
+        for thread in list(self._threads):
             thread.join(max(0.0, deadline - time.monotonic()))
         for actor in self.actors:
             try:
@@ -279,14 +303,58 @@ class RayExecutor:
         if self._owns_ray:
             self.ray.shutdown()
 
+    # -- actors
+    def _cluster_gpus(self) -> int:
+        return int(self.ray.cluster_resources().get("GPU", 0))
+
+    def _add_actor(self, gpus: float) -> None:
+        """A device actor and the driver thread that feeds it (under the condition's lock)."""
+        options = self.options
+        remote = self.ray.remote(DeviceWorker).options(
+            num_cpus=1, num_gpus=gpus, max_restarts=options.max_restarts, max_task_retries=options.max_task_retries,
+            max_concurrency=4)
+        device = "cuda" if gpus else "cpu"
+        self.actors.append(remote.remote(self.limits, device, options.cache_bytes))
+        self.devices.append(device)
+        slot = len(self.actors) - 1
+        thread = threading.Thread(target=self._work, args=(slot,), name=f"kinetoscope-ray-{slot}", daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _rescale(self) -> None:
+        """One GPU actor per GPU the cluster has now; CPU actors retire once a GPU actor exists."""
+        if self.options.actors is not None or self.options.gpus_per_actor is not None:
+            return
+        if time.monotonic() - self._counted_at < self.options.rescale_s:
+            return
+        self._counted_at = time.monotonic()
+        try:
+            gpus = self._cluster_gpus()
+        except Exception:  # noqa: BLE001 - the cluster is busy; count again on a later submit
+            return
+        with self._cond:
+            if self._stopping:
+                return
+            have = sum(1 for n, device in enumerate(self.devices) if device == "cuda" and n not in self._retired)
+            for _ in range(gpus - have):
+                self._add_actor(1)
+            if gpus:
+                for n, device in enumerate(self.devices):
+                    if device == "cpu" and n not in self._retired:
+                        self._retired.add(n)
+                        _LOGGER.info("Ray executor: %d GPU actor(s); the CPU actor retires", gpus)
+            self._cond.notify_all()
+
     # -- driver threads
     def _work(self, slot: int) -> None:
         while True:
             with self._cond:
-                while not self._pending and not self._stopping:
+                while not self._pending and not self._stopping and slot not in self._retired:
                     self._cond.wait()
                 if self._stopping:
                     return
+                if slot in self._retired:
+                    break
                 future = self._pending.popleft()
                 if future.stop_requested:
                     future.set_outcome(TaskOutcome(future.stop_reason, error="cancelled before it started"))
@@ -300,6 +368,10 @@ class RayExecutor:
                 with self._cond:
                     self._running.discard(future)
             future.set_outcome(outcome)
+        try:
+            self.ray.kill(self.actors[slot])
+        except Exception:  # noqa: BLE001 - already gone
+            pass
 
     def _run(self, actor: Any, future: TaskFuture) -> TaskOutcome:
         ray = self.ray

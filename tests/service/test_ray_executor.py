@@ -1,4 +1,5 @@
-"""Stored jobs on Ray (one local CPU actor): the local executor's numbers, a killed actor loses nothing, Cancel stops the actor's task."""
+"""Stored jobs on Ray (one local CPU actor): the local executor's numbers, a killed actor loses nothing, Cancel stops the
+actor's task; on two nodes, a GPU worker that joins later gets an actor and the CPU actor retires."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ import time
 
 import pytest
 
-from kinetoscope.server.service import JobQueue
+from kinetoscope.server.jobs.store import unframe
+from kinetoscope.server.service import JobQueue, ServiceLimits, TaskSpec
+from kinetoscope.server.store import ModelStore
 from kinetoscope.v1 import kinetoscope_pb2 as pb
 
-from .helpers import Running, import_trained, start
-from .test_jobs_service import follow, job_results, sweep
+from .helpers import Running, channel_objectives, import_trained, start
+from .test_jobs_service import SETTINGS, follow, job_results, sweep
 
 ray = pytest.importorskip("ray")
 
@@ -23,7 +26,8 @@ def cluster():
     """One local Ray with one CPU: room for exactly one CPU actor, as on a small machine."""
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
     yield ray
-    ray.shutdown()
+    if ray.is_initialized():
+        ray.shutdown()
 
 
 def ray_server(store, cluster) -> Running:
@@ -130,3 +134,47 @@ def test_cancel_stops_the_task_on_the_actor_and_drops_the_queued(tmp_path, clust
         print(f"Cancel returned after {stop_s:.2f} s")
     finally:
         running.stop()
+
+
+def activations(blob: bytes) -> dict[tuple[int, int], float]:
+    events = [pb.MaximizeEvent.FromString(raw) for raw in unframe(blob)]
+    return {(e.result.unit_index, e.result.setting_index): e.result.activation for e in events if e.HasField("result")}
+
+
+def test_two_nodes_a_gpu_worker_joining_later_gets_an_actor_and_the_cpu_actor_retires(tmp_path) -> None:
+    from ray.cluster_utils import Cluster
+
+    from kinetoscope.server.service.ray_executor import RayExecutor, RayOptions
+
+    if ray.is_initialized():
+        ray.shutdown()  # this test brings its own two-node cluster
+    served = start(tmp_path / "store")
+    try:
+        model = import_trained(served)
+    finally:
+        served.stop()
+    request = pb.MaximizeRequest(model=model.id, objectives=channel_objectives("conv_fusion", [0, 1]), settings=SETTINGS,
+                                 options=pb.MaximizeOptions(iterations=4, seed=2)).SerializeToString()
+    nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    try:
+        ray.init(address=nodes.address, log_to_driver=False, logging_level=logging.ERROR)
+        executor = RayExecutor(ModelStore(tmp_path / "store"), None, ServiceLimits(),
+                               RayOptions(address=nodes.address, rescale_s=0))
+        try:
+            assert executor.devices == ["cpu"]
+            first = executor.submit(TaskSpec("a", model.id, request)).wait(300)
+            assert first.state == "done", first.error
+            worker = nodes.add_node(num_cpus=1, num_gpus=1)  # advertises a GPU; its actor falls back to the CPU here
+            nodes.wait_for_nodes()
+            second = executor.submit(TaskSpec("b", model.id, request)).wait(300)
+            assert second.state == "done", second.error
+            assert executor.devices == ["cpu", "cuda"] and len(executor.active_actors) == 1
+            described = ray.get(executor.active_actors[0].describe.remote())
+            assert described["node"] == worker.node_id and described["cached"] == [model.id]
+            assert activations(second.blob) == pytest.approx(activations(first.blob), rel=1e-5, abs=1e-6)
+            assert len(activations(first.blob)) == 4
+        finally:
+            executor.shutdown()
+    finally:
+        ray.shutdown()
+        nodes.shutdown()
