@@ -14,6 +14,8 @@ the driver receives one result per task, so a unit is never lost nor written twi
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import tempfile
 import threading
 import time
@@ -60,14 +62,44 @@ def connect(address: str = "auto", *, num_cpus: int | None = None) -> bool:
     if ray.is_initialized():
         return False
     quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
-    try:
+    if address != "auto":
+        if not reachable(address):
+            raise RayUnavailable(f"cannot reach a Ray cluster at {address}; check --ray (HOST:PORT of the head's GCS, "
+                                 "or ray://HOST:10001), or use --ray auto")
         ray.init(address=address, **quiet)
         return True
-    except ConnectionError as exc:
-        if address != "auto":
-            raise RayUnavailable(f"cannot reach the Ray cluster at {address} ({exc}); check --ray ADDRESS") from None
+    running = local_cluster()
+    if running is not None and reachable(running):
+        try:
+            ray.init(address="auto", **quiet)
+            return True
+        except ConnectionError:
+            pass
     ray.init(num_cpus=num_cpus, include_dashboard=False, **quiet)
     return True
+
+
+def local_cluster() -> str | None:
+    """The address `ray.init(address="auto")` would join: $RAY_ADDRESS, else the cluster `ray start` recorded here."""
+    if os.environ.get("RAY_ADDRESS"):
+        return os.environ["RAY_ADDRESS"]
+    recorded = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
+    try:
+        return recorded.read_text().strip() or None
+    except OSError:
+        return None
+
+
+def reachable(address: str, timeout_s: float = 3.0) -> bool:
+    """Whether something listens at a Ray address (HOST:PORT or ray://HOST:PORT); Ray itself would wait minutes."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return False
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
 
 
 @dataclass(frozen=True)
