@@ -219,6 +219,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet_third_party("--debug" in argv)  # before anything imports grpc or torch
     args = build_parser().parse_args(argv)
     name = command_name(args)
+    if args.command == "import" and not args.server:
+        # the import worker's seconds of imports (torch, onnx, the converter) start now,
+        # beside this process's own start-up, instead of after it
+        from kinetoscope.server.sandbox import warm_up  # noqa: PLC0415 - torch-free; the embedded case only
+
+        warm_up()
     if args.command == "serve":
         return _serve(args)
     configure_logging(args.debug)

@@ -28,16 +28,19 @@ from __future__ import annotations
 
 import ctypes
 import io
+import itertools
 import json
 import logging
 import multiprocessing
 import os
 import resource
 import signal
+import tempfile
 import threading
 import time
 import traceback
 from dataclasses import dataclass
+from pathlib import Path
 from multiprocessing import forkserver, popen_forkserver, spawn, util
 from multiprocessing.connection import Connection, wait
 from multiprocessing.context import reduction, set_spawning_popen
@@ -59,6 +62,8 @@ GiB = 1 << 30
 _MAX_REPLY = 256 << 20
 """The largest JSON message a child may send (a catalog of a very deep network is a few MB)."""
 _POLL_S = 0.1
+SPOOL_BYTES = 64 << 20
+"""Uploads this large are written to files in the child and imported from there (see `_import_child`)."""
 _KNOWN_ERRORS = {cls.__name__: cls for cls in (
     ImportFailed, InvalidModel, ModelTooLarge, ParityError, UnsafeExternalData, UnsupportedModel)}
 _LIMIT_SIGNALS = {signal.SIGKILL, signal.SIGXCPU}
@@ -107,6 +112,8 @@ class ChildJob:
     options: ImportOptions
     external_names: list[str]
     limits: SandboxLimits
+    spool_bytes: int = 0
+    """Uploads of at least this many bytes are imported from files the child writes (see `_import_child`)."""
 
 
 def import_isolated(
@@ -125,7 +132,7 @@ def import_isolated(
     ImportCrashed or ImportCancelled.
     """
     external = dict(external_data or {})
-    job = ChildJob(list(inputs), options, list(external), limits)
+    job = ChildJob(list(inputs), options, list(external), limits, SPOOL_BYTES)
     return run_child(_import_child, job, [data, *external.values()], limits, progress=progress, should_stop=should_stop)
 
 
@@ -287,9 +294,19 @@ def _import_child(job: ChildJob, blobs: list[bytes], report: Callable[[str], Non
     from .importer import import_model  # noqa: PLC0415 - preloaded in the forkserver, never in the server
     from .model_meta import describe  # noqa: PLC0415 - only children need it
 
-    data, external = blobs[0], dict(zip(job.external_names, blobs[1:]))
-    imported = import_model(data, inputs=job.inputs, external_data=external, options=job.options, progress=report)
-    return describe(imported)
+    if sum(len(blob) for blob in blobs) < job.spool_bytes:
+        data, external = blobs[0], dict(zip(job.external_names, blobs[1:]))
+        return describe(import_model(data, inputs=job.inputs, external_data=external, options=job.options,
+                                     progress=report))
+    with tempfile.TemporaryDirectory(prefix="kinetoscope-import-") as folder:
+        # From files, the importer reads the weights tensor by tensor; from bytes it would
+        # hold the upload beside the parsed graph for the whole import.
+        path = Path(folder) / next(name for n in itertools.count() if (name := f"model-{n}.onnx") not in job.external_names)
+        path.write_bytes(blobs[0])
+        for name, blob in zip(job.external_names, blobs[1:]):
+            (Path(folder) / name).write_bytes(blob)
+        blobs.clear()
+        return describe(import_model(path, inputs=job.inputs, options=job.options, progress=report))
 
 
 def _is_out_of_memory(exc: Exception) -> bool:
@@ -342,7 +359,8 @@ def _die_with_parent() -> None:
 # ---------------------------------------------------------------- the forkserver
 
 _CONTEXT_LOCK = threading.Lock()
-FORKSERVER_PRELOAD = [__name__, "kinetoscope.server.importer.pipeline", "kinetoscope.server.model_meta"]
+FORKSERVER_PRELOAD = ["kinetoscope.server.forkserver_init", __name__, "kinetoscope.server.importer.pipeline",
+                      "kinetoscope.server.model_meta"]
 """What the forkserver imports once, so that each child starts with torch, onnx, onnxruntime and the converter loaded."""
 
 

@@ -17,7 +17,8 @@ from kinetoscope.server.service import ServiceLimits
 from .console import KINETOSCOPE, TOKEN, cli_environment, kinetoscope
 
 SERVE_FLAGS = ("--address", "--store", "--device", "--token", "--tls-cert", "--tls-key", "--jobs-per-device", "--queue",
-               "--max-upload-mib", "--import-memory-mib", "--import-timeout", "--no-import-isolation", "--log-level")
+               "--max-upload-mib", "--import-memory-mib", "--import-timeout", "--no-import-isolation", "--log-level",
+               "--max-jobs-per-token", "--max-tasks-per-job", "--ray")
 
 
 def test_console_script_is_installed_next_to_the_interpreter() -> None:
@@ -95,3 +96,14 @@ def test_serve_flag_errors_are_one_line(argv, word, tmp_path) -> None:
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert [line for line in done.stderr.splitlines() if line.strip()] == [done.stderr.strip()]
     assert done.stderr.startswith("kinetoscope serve: ") and word in done.stderr
+
+
+def test_serve_with_ray_but_without_ray_installed_says_what_to_install(tmp_path) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is not None:
+        pytest.skip("ray is installed here")
+    done = kinetoscope("serve", "--address", "127.0.0.1:0", "--ray", "auto", "--store", str(tmp_path / "store"),
+                       home=tmp_path / "home", timeout=60)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().startswith("kinetoscope serve:") and "kinetoscope[ray]" in done.stderr

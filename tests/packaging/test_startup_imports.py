@@ -7,6 +7,7 @@ only read the store, and an import runs in a forkserver child that preloads them
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -40,8 +41,27 @@ def test_embedded_server_answers_without_importing_torch(tmp_path: Path) -> None
 
 
 def test_the_forkserver_preload_brings_the_converter() -> None:
-    code = ("import sys, importlib; from kinetoscope.server.sandbox import FORKSERVER_PRELOAD; "
+    code = ("import os, sys, importlib; from kinetoscope.server.sandbox import FORKSERVER_PRELOAD; "
+            "out = os.dup(1); "  # the preload sends the forkserver's own output to /dev/null
             "[importlib.import_module(m) for m in FORKSERVER_PRELOAD]; "
-            "print(all(m in sys.modules for m in ('torch', 'onnx', 'onnxruntime', 'onnx2torch')))")
+            "os.write(out, str(all(m in sys.modules for m in ('torch', 'onnx', 'onnxruntime', 'onnx2torch'))).encode())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True).stdout
     assert out.strip() == "True"
+
+
+def test_the_forkserver_does_not_hold_the_callers_output() -> None:
+    """A forkserver holding the command's stdout/stderr kept `kinetoscope import … | cat` waiting for its exit."""
+    code = textwrap.dedent('''
+        import os, time
+        from multiprocessing import forkserver
+        from kinetoscope.server.sandbox import warm_up
+        warm_up().join(120)
+        pid = forkserver._forkserver._forkserver_pid
+        for _ in range(600):  # the preload redirects first, then imports for seconds
+            if os.readlink(f"/proc/{pid}/fd/2") == os.devnull:
+                break
+            time.sleep(0.1)
+        print(os.readlink(f"/proc/{pid}/fd/1"), os.readlink(f"/proc/{pid}/fd/2"))
+    ''')
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180, check=True).stdout
+    assert out.split() == [os.devnull, os.devnull]

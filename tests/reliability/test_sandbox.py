@@ -25,7 +25,7 @@ from kinetoscope.server.sandbox import (
 from kinetoscope.server.service.errors import status_for
 
 from . import child_targets
-from .hostile import conv_model
+from .hostile import conv_model, with_external_weight
 
 LIMITS = SandboxLimits(memory_bytes=512 << 20, timeout_s=20)
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,6 +83,21 @@ def test_a_real_import_in_a_child_matches_its_errors_and_results() -> None:
     big = conv_model(np.zeros((64, 3, 300, 300), np.float32)).SerializeToString()  # 69 MB of weights
     with pytest.raises(ImportLimitExceeded, match="memory"):  # 16 MiB cannot even hold the file
         import_isolated(big, limits=SandboxLimits(memory_bytes=16 << 20, timeout_s=60))
+
+
+def test_a_large_upload_is_imported_from_files_the_child_writes(monkeypatch) -> None:
+    """Past SPOOL_BYTES the child writes the upload to files and imports from there (weights read tensor by
+    tensor); the model, its external data and what the import says of it are the same as from bytes."""
+    from kinetoscope.server import sandbox
+
+    base = conv_model()
+    external = {"model-0.onnx": bytes(base.graph.initializer[0].raw_data)}  # named like the spooled model file
+    model = with_external_weight(base, "model-0.onnx")
+    in_memory = import_isolated(model.SerializeToString(), external_data=external, limits=LIMITS)
+    monkeypatch.setattr(sandbox, "SPOOL_BYTES", 1)
+    spooled = import_isolated(model.SerializeToString(), external_data=external, limits=LIMITS)
+    assert spooled["id"] == in_memory["id"] and spooled["catalog"] == in_memory["catalog"]
+    assert spooled["parity"]["max_rel_err"] <= 1e-4
 
 
 def test_limits_are_checked() -> None:
