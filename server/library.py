@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Mapping, Sequence
+
+from kinetoscope.model_files import model_id as compute_model_id
 
 from .importer.inputs import InputSpec, as_specs
 from .importer.options import ImportOptions
@@ -56,7 +57,7 @@ class ModelLibrary:
         `should_stop` (checked while a sandboxed import runs) stops the child when it turns true.
         """
         declared = list(as_specs(inputs).values())
-        model_id = hashlib.sha256(data).hexdigest()[:16]
+        model_id = compute_model_id(data, external_data)
         imported = None
         if self.sandbox is not None:
             described = import_isolated(data, inputs=declared, external_data=external_data, options=self.options,

@@ -306,7 +306,11 @@ def _import_child(job: ChildJob, blobs: list[bytes], report: Callable[[str], Non
         for name, blob in zip(job.external_names, blobs[1:]):
             (Path(folder) / name).write_bytes(blob)
         blobs.clear()
-        return describe(import_model(path, inputs=job.inputs, options=job.options, progress=report))
+        from .importer.files import FileBlob  # noqa: PLC0415 - only children read spooled files
+
+        every_upload = {name: FileBlob(Path(folder) / name) for name in job.external_names}  # the id covers them all
+        return describe(import_model(path, inputs=job.inputs, external_data=every_upload, options=job.options,
+                                     progress=report))
 
 
 def _is_out_of_memory(exc: Exception) -> bool:

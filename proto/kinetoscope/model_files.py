@@ -7,7 +7,35 @@ file can never point either side at anything else on disk.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
+from typing import Mapping, Protocol
+
+_CHUNK = 1 << 20
+
+
+class Blob(Protocol):
+    """Bytes, or a file read by span (the importer's FileBlob): what an external-data file is given as."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, span: slice) -> bytes: ...
+
+
+def model_id(data: bytes, external: Mapping[str, Blob] | None = None) -> str:
+    """A model's id: the first 16 hex digits of the sha256 of its bytes and of each external-data file.
+
+    The same `.onnx` with other external weights is another model, so results can never
+    be filed under the wrong weights. Files are taken in name order, each after its name;
+    a model without external data keeps the plain sha256 of its bytes.
+    """
+    digest = hashlib.sha256(data)
+    for name in sorted(external or {}):
+        blob = external[name]
+        digest.update(b"\0external-data\0" + name.encode() + b"\0" + str(len(blob)).encode() + b"\0")
+        for start in range(0, len(blob), _CHUNK):
+            digest.update(blob[start:start + _CHUNK])
+    return digest.hexdigest()[:16]
 
 
 def is_plain_name(name: str) -> bool:

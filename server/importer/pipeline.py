@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 from dataclasses import dataclass
@@ -19,6 +18,8 @@ from .check import check_model
 from .constants import drop_unused_initializers, fold_constants
 from .convert import convert
 from .errors import ImportFailed, InvalidModel, ParityError, UnsupportedModel
+from kinetoscope.model_files import Blob, model_id as compute_model_id
+
 from .files import open_model_files
 from .fold_bn import fold_batchnorm
 from .graph import infer_shapes
@@ -37,7 +38,7 @@ T = TypeVar("T")
 @dataclass
 class ImportedModel:
     id: str
-    """First 16 hex digits of the sha256 of the model bytes."""
+    """`kinetoscope.model_files.model_id`: the sha256 of the model's bytes and of its external-data files."""
     module: torch.nn.Module
     """Differentiable torch graph; call it with one tensor per input, in `inputs` order."""
     graph: ModelProto
@@ -90,7 +91,7 @@ def import_model(
         external_data = {**found, **(external_data or {})}
     else:
         data = bytes(model)
-    model_id = _hash_beside(data)
+    model_id = _hash_beside(data, external_data)
     limits = options.limits
     say("load")
     graph = load_model(data, external_data, limits)
@@ -139,10 +140,11 @@ def import_model(
     )
 
 
-def _hash_beside(data: bytes) -> Callable[[], str]:
-    """The model id, hashed on another thread while the import goes on (hashlib lets go of the GIL)."""
+def _hash_beside(data: bytes, external_data: Mapping[str, Blob] | None) -> Callable[[], str]:
+    """The model id (`model_files.model_id`), hashed on another thread while the import goes on
+    (hashlib lets go of the GIL)."""
     digest: list[str] = []
-    worker = threading.Thread(target=lambda: digest.append(hashlib.sha256(data).hexdigest()[:16]), daemon=True)
+    worker = threading.Thread(target=lambda: digest.append(compute_model_id(data, external_data)), daemon=True)
     worker.start()
 
     def model_id() -> str:

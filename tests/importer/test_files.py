@@ -63,3 +63,19 @@ def test_a_weights_file_shorter_than_the_model_says_is_refused(tmp_path) -> None
         blob.truncate(100)
     with pytest.raises(InvalidModel, match=r"reads bytes 0\.\.256 of 'weights.bin', which holds 100 bytes"):
         import_model(path)
+
+
+def test_the_model_id_covers_the_external_data(tmp_path) -> None:
+    """The same .onnx with other external weights is another model; without external data the id is the plain sha256."""
+    import hashlib
+
+    from kinetoscope.model_files import model_id
+    from kinetoscope.server.importer.files import FileBlob
+
+    data = b"graph bytes"
+    assert model_id(data) == model_id(data, {}) == hashlib.sha256(data).hexdigest()[:16]
+    ones, twos = b"\x01" * 3_000_000, b"\x02" * 3_000_000
+    assert model_id(data, {"w.bin": ones}) != model_id(data, {"w.bin": twos}) != model_id(data)
+    assert model_id(data, {"a": b"xy", "b": b""}) != model_id(data, {"a": b"x", "b": b"y"})  # boundaries count
+    (tmp_path / "w.bin").write_bytes(ones)
+    assert model_id(data, {"w.bin": FileBlob(tmp_path / "w.bin")}) == model_id(data, {"w.bin": ones})
