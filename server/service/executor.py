@@ -121,24 +121,18 @@ class Executor(Protocol):
     def shutdown(self, timeout: float = 30.0) -> None: ...
 
 
-class LocalExecutor:
-    """Tasks in FIFO order on this server's device slots (the JobQueue streaming Maximize calls use too).
+class QueuedExecutor:
+    """What every executor keeps: tasks waiting in FIFO order, the ones running, whether it is stopping.
 
-    One worker thread per slot takes the next task and asks the JobQueue for a slot, so
-    jobs and Maximize calls share the device fairly; a full wait queue makes the worker
-    retry a moment later instead of failing the task.
+    Subclasses run worker threads that wait on `_cond` for `_pending` and move a task into
+    `_running` while it runs; `submit` and `_stop_tasks` are the same for all of them.
     """
 
-    def __init__(self, runner: Runner, jobs: JobQueue, *, retry_s: float = 0.2) -> None:
-        self.runner, self.jobs, self.retry_s = runner, jobs, retry_s
+    def __init__(self) -> None:
         self._pending: deque[TaskFuture] = deque()
         self._running: set[TaskFuture] = set()
         self._cond = threading.Condition()
         self._stopping = False
-        self._threads = [threading.Thread(target=self._work, name=f"kinetoscope-task-{n}", daemon=True)
-                         for n in range(jobs.slots)]
-        for thread in self._threads:
-            thread.start()
 
     def submit(self, spec: TaskSpec, on_step: Callable[[StepNote], None] | None = None,
                on_start: Callable[[], None] | None = None) -> TaskFuture:
@@ -151,7 +145,7 @@ class LocalExecutor:
             self._cond.notify()
         return future
 
-    def shutdown(self, timeout: float = 30.0) -> None:
+    def _stop_tasks(self) -> None:
         """Stops running tasks (outcome `shutdown`, to run again after a restart) and drops queued ones."""
         with self._cond:
             self._stopping = True
@@ -162,6 +156,27 @@ class LocalExecutor:
             future.set_outcome(TaskOutcome("shutdown", error="the server is shutting down"))
         for future in running:
             future.cancel("shutdown")
+
+
+class LocalExecutor(QueuedExecutor):
+    """Tasks in FIFO order on this server's device slots (the JobQueue streaming Maximize calls use too).
+
+    One worker thread per slot takes the next task and asks the JobQueue for a slot, so
+    jobs and Maximize calls share the device fairly; a full wait queue makes the worker
+    retry a moment later instead of failing the task.
+    """
+
+    def __init__(self, runner: Runner, jobs: JobQueue, *, retry_s: float = 0.2) -> None:
+        super().__init__()
+        self.runner, self.jobs, self.retry_s = runner, jobs, retry_s
+        self._threads = [threading.Thread(target=self._work, name=f"kinetoscope-task-{n}", daemon=True)
+                         for n in range(jobs.slots)]
+        for thread in self._threads:
+            thread.start()
+
+    def shutdown(self, timeout: float = 30.0) -> None:
+        """Stops running tasks (outcome `shutdown`, to run again after a restart) and drops queued ones."""
+        self._stop_tasks()
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))

@@ -20,7 +20,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -30,7 +30,7 @@ from kinetoscope.server.recordings import RecordingStore
 from kinetoscope.server.store import ModelStore
 from kinetoscope.v1 import kinetoscope_pb2 as pb
 
-from .executor import StepNote, TaskFuture, TaskOutcome, TaskSpec
+from .executor import QueuedExecutor, StepNote, TaskFuture, TaskOutcome, TaskSpec
 from .limits import ServiceLimits
 
 _LOGGER = logging.getLogger(__name__)
@@ -265,21 +265,18 @@ def _usable(device: str) -> str:
     return "cpu"
 
 
-class RayExecutor:
+class RayExecutor(QueuedExecutor):
     """Tasks in FIFO order on the cluster's device actors; one driver thread per actor hands it the next task."""
 
     def __init__(self, store: ModelStore, recordings: RecordingStore | None, limits: ServiceLimits,
                  options: RayOptions = RayOptions()) -> None:
+        super().__init__()
         self.ray = import_ray()
         self.store, self.recordings, self.options = store, recordings, options
         self.limits = limits
         self._owns_ray = connect(options.address, num_cpus=options.actors)
         self._packages: OrderedDict[tuple[str, str], Any] = OrderedDict()
         self._packages_lock = threading.Lock()
-        self._pending: deque[TaskFuture] = deque()
-        self._running: set[TaskFuture] = set()
-        self._cond = threading.Condition()
-        self._stopping = False
         self.actors: list[Any] = []
         self.devices: list[str] = []
         """What each actor was created for: cuda (one GPU) or cpu."""
@@ -303,27 +300,12 @@ class RayExecutor:
     # -- the Executor interface
     def submit(self, spec: TaskSpec, on_step: Callable[[StepNote], None] | None = None,
                on_start: Callable[[], None] | None = None) -> TaskFuture:
-        future = TaskFuture(spec, on_step, on_start)
         self._rescale()
-        with self._cond:
-            if self._stopping:
-                future.set_outcome(TaskOutcome("shutdown", error="the server is shutting down"))
-                return future
-            self._pending.append(future)
-            self._cond.notify()
-        return future
+        return super().submit(spec, on_step, on_start)
 
     def shutdown(self, timeout: float = 30.0) -> None:
         """Stops running tasks (outcome `shutdown`, to run again after a restart), drops queued ones, ends the actors."""
-        with self._cond:
-            self._stopping = True
-            pending, self._pending = list(self._pending), deque()
-            running = list(self._running)
-            self._cond.notify_all()
-        for future in pending:
-            future.set_outcome(TaskOutcome("shutdown", error="the server is shutting down"))
-        for future in running:
-            future.cancel("shutdown")
+        self._stop_tasks()
         deadline = time.monotonic() + timeout
         for thread in list(self._threads):
             thread.join(max(0.0, deadline - time.monotonic()))
