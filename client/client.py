@@ -6,7 +6,6 @@ same code works against a remote server and on a laptop with nothing running.
 
 from __future__ import annotations
 
-import logging
 import math
 from pathlib import Path
 from typing import Callable, Iterator, Mapping, Sequence
@@ -24,7 +23,6 @@ from .types import (
     InputInfo, JobInfo, JobTask, LayerInfo, LayerRecording, MaximizeResult, ModelInfo, Recording, RecordingInfo, Target, UnitResult,
 )
 
-_LOGGER = logging.getLogger(__name__)
 _MESSAGE_LIMIT = 16 << 20
 
 

@@ -8,7 +8,6 @@ writer left (kinetoscope.server.staging).
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 import threading
 from dataclasses import dataclass
@@ -18,8 +17,6 @@ from typing import Mapping
 from kinetoscope.model_files import is_plain_name
 
 from . import staging
-
-_LOGGER = logging.getLogger(__name__)
 
 
 class ModelNotFound(KeyError):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import logging
 import math
 from typing import Callable, Mapping, Sequence
 
@@ -21,8 +20,6 @@ from .results import Cancelled, MaximizeResult, StepReport, UnitResult
 from .step import InputState, Kernels
 from .transforms import Jitter
 from .truncate import truncate
-
-_LOGGER = logging.getLogger(__name__)
 
 
 def maximize(

@@ -8,7 +8,6 @@ and no activation outlives the batch it came in.
 
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import dataclass
 from typing import Sequence
@@ -17,8 +16,6 @@ import numpy as np
 
 from .native_build import enabled
 from .native_statistics import NativeStatistics
-
-_LOGGER = logging.getLogger(__name__)
 
 
 @dataclass

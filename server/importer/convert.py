@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from unittest.mock import patch
 
 import onnx2torch
@@ -15,7 +14,6 @@ from . import converters  # noqa: F401 - registers our converters into onnx2torc
 from .converters.registry import find_converter
 from .errors import UnsupportedModel
 
-_LOGGER = logging.getLogger(__name__)
 _STAGE = "convert"
 
 

@@ -7,7 +7,6 @@ file name in the mapping the caller uploaded, so a model cannot make the server 
 
 from __future__ import annotations
 
-import logging
 import re
 from typing import Iterator, Mapping
 
@@ -21,7 +20,6 @@ from kinetoscope.model_files import is_plain_name
 from .errors import InvalidModel, ModelTooLarge, UnsafeExternalData
 from .limits import ImportLimits
 
-_LOGGER = logging.getLogger(__name__)
 _STAGE = "load"
 
 

@@ -6,7 +6,6 @@ come from `engine.analysis` (selectivity, stream reliance, speed tuning) unchang
 
 from __future__ import annotations
 
-import logging
 import math
 import threading
 from dataclasses import dataclass
@@ -24,8 +23,6 @@ from .errors import BadRequest, LimitExceeded, NotFound, PreconditionFailed, gua
 from .limits import ServiceLimits
 from .models import load_imported
 from .plan import LayerCatalog
-
-_LOGGER = logging.getLogger(__name__)
 
 DEFAULT_PERMUTATIONS = 1000
 MAX_PERMUTATIONS = 100_000

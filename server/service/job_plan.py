@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import logging
 from dataclasses import dataclass
 
 from kinetoscope.server.recordings import RecordingStore
@@ -13,8 +12,6 @@ from kinetoscope.v1 import kinetoscope_pb2 as pb
 from .errors import BadRequest, LimitExceeded
 from .limits import ServiceLimits
 from .plan import LayerCatalog, plan_maximize
-
-_LOGGER = logging.getLogger(__name__)
 
 DEFAULT_BATCH = 16
 KEY_VERSION = b"kinetoscope-task-v1"

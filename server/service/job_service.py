@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import Callable, Iterator
 
@@ -22,8 +21,6 @@ from .limits import ServiceLimits
 from .models import load_imported
 from .plan import plan_maximize
 from .visualization import progress_event, result_events
-
-_LOGGER = logging.getLogger(__name__)
 
 
 class JobServicer(pb_grpc.JobServiceServicer):

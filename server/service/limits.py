@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, fields
 
 from kinetoscope.server.sandbox import SandboxLimits
-
-_LOGGER = logging.getLogger(__name__)
 
 GiB = 1 << 30
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import difflib
 import functools
-import logging
 import math
 import operator
 from dataclasses import dataclass, field
@@ -20,8 +19,6 @@ from .limits import ServiceLimits
 
 if TYPE_CHECKING:
     from kinetoscope.server.engine import Objective
-
-_LOGGER = logging.getLogger(__name__)
 
 _MAX_NAMES = 40
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import queue
 import threading
 import time
@@ -22,8 +21,6 @@ from .jobs import Job, JobQueue
 from .limits import ServiceLimits
 from .models import load_imported
 from .plan import MaximizePlan, plan_maximize
-
-_LOGGER = logging.getLogger(__name__)
 
 _DONE = object()
 _MAX_PENDING_PROGRESS = 64
