@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from onnx import ModelProto
 
+from kinetoscope.common import DEFAULT_RANGE, InputSpec, infer_kind
+
 from .graph import consumers
-from .inputs import DEFAULT_RANGE, InputSpec, infer_kind
 
 _CHANNEL_FIRST = {2: "NC", 3: "NCW", 4: "NCHW", 5: "NCTHW"}
 _CHANNEL_LAST_PERMS = {
@@ -38,7 +39,7 @@ def describe_inputs(model: ModelProto, specs: dict[str, InputSpec]) -> list[Inpu
         guessed = []
         kind = spec.kind
         if kind is None and "C" in layout:
-            kind = infer_kind(spec.shape[layout.index("C")], "T" in layout, name)
+            kind = infer_kind(spec.shape[layout.index("C")], "T" in layout)
             guessed.append("kind")
         value_range = spec.value_range
         if value_range is None:

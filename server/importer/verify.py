@@ -20,11 +20,12 @@ import onnx
 import torch
 from onnx import ModelProto
 
+from kinetoscope.common import DEFAULT_RANGE, InputSpec
+
 from .capture import capture
 from .convert import tensor_sources
 from .errors import ParityError
 from .graph import producers
-from .inputs import DEFAULT_RANGE, InputSpec
 from .ort import make_session
 from .probe import probe_specs
 

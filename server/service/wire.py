@@ -10,8 +10,8 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from kinetoscope.tensors import CHUNK_BYTES, ChunkAssembler, WireError, assemble, from_tensor, to_chunks, to_tensor  # noqa: F401
+from kinetoscope.common import INPUT_KINDS
 from kinetoscope.server.importer import InputSpec
-from kinetoscope.server.importer.inputs import KINDS
 from kinetoscope.server.store import StoredModel
 from kinetoscope.v1 import kinetoscope_pb2 as pb
 
@@ -28,8 +28,8 @@ def input_specs(declarations: Iterable[pb.InputDeclaration]) -> list[InputSpec]:
             raise WireError("an input declaration has no name; name the graph input it declares")
         if any(d <= 0 for d in item.shape):
             raise WireError(f"{what}: shape {list(item.shape)} must have positive dimensions (or be empty to keep the graph's)")
-        if item.kind and item.kind not in KINDS:
-            raise WireError(f"{what}: unknown kind {item.kind!r}; use one of {', '.join(KINDS)} (or leave it empty to infer)")
+        if item.kind and item.kind not in INPUT_KINDS:
+            raise WireError(f"{what}: unknown kind {item.kind!r}; use one of {', '.join(INPUT_KINDS)} (or leave it empty to infer)")
         value_range = None
         if item.has_range:
             if not (math.isfinite(item.low) and math.isfinite(item.high) and item.low < item.high):
