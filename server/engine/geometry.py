@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import torch
 
+from kinetoscope.common import MOTION_KINDS
 from kinetoscope.server.importer import InputSpec
-
-MOTION_KINDS = ("stacked_flow", "stacked_flow_planar", "flow_video")
 
 
 def canonical(x: torch.Tensor, spec: InputSpec) -> torch.Tensor:

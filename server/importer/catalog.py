@@ -25,12 +25,12 @@ from dataclasses import dataclass, field
 
 from onnx import ModelProto, NodeProto, numpy_helper
 
+from kinetoscope.common import APPEARANCE_KINDS, MOTION_KINDS, STACKED_FLOW_KINDS
+
 from .graph import INTERNAL_PREFIX, initializer_map, static_shape, value_infos
 from .inputs import InputSpec
 
 _LOGGER = logging.getLogger(__name__)
-APPEARANCE_KINDS = ("image", "video")
-MOTION_KINDS = ("stacked_flow", "stacked_flow_planar", "flow_video")
 _WINDOW_OPS = ("Conv", "ConvTranspose", "MaxPool", "AveragePool", "LpPool")
 _GLOBAL_OPS = ("GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool")
 _REDUCE_OPS = ("ReduceMean", "ReduceMax", "ReduceMin", "ReduceSum", "ReduceL1", "ReduceL2", "ReduceProd",
@@ -124,7 +124,7 @@ def build_catalog(model: ModelProto, inputs: list[InputSpec]) -> list[Layer]:
 def _extents(spec: InputSpec) -> dict[str, float]:
     """The whole input along each of its T, H and W axes (stacked flow: its fields along T)."""
     axes = {label: float(size) for label, size in zip(spec.layout, spec.shape) if label in ("T", "H", "W")}
-    if spec.kind in ("stacked_flow", "stacked_flow_planar"):
+    if spec.kind in STACKED_FLOW_KINDS:
         axes["T"] = float(spec.shape[spec.layout.index("C")] // 2)
     return axes
 
@@ -148,7 +148,7 @@ def _broadcast(geo: _Geometry, in_shape, out_shape, op: str) -> _Geometry:
 
 def _input_geometry(spec: InputSpec) -> _Geometry:
     labels = [letter if letter != "?" else None for letter in spec.layout]
-    if spec.kind in ("stacked_flow", "stacked_flow_planar"):
+    if spec.kind in STACKED_FLOW_KINDS:
         fields = spec.shape[spec.layout.index("C")] // 2
         axes = {"T": [float(fields), float(fields)]}  # every field is seen by the first conv
     else:
@@ -363,8 +363,8 @@ def _layer(node: NodeProto, name: str, geo: _Geometry, shape, elem_type, kinds, 
     if len(shape) < 2 or len(geo.labels) != len(shape) or "C" not in geo.labels:
         return None
     streams_of = {kinds.get(source) for source in geo.sources}
-    appearance = bool(streams_of & set(APPEARANCE_KINDS))
-    motion = bool(streams_of & set(MOTION_KINDS))
+    appearance = bool(streams_of & APPEARANCE_KINDS)
+    motion = bool(streams_of & MOTION_KINDS)
     streams = "fusion" if appearance and motion else "motion" if motion else "appearance"
     return Layer(
         name=name,

@@ -23,12 +23,12 @@ from typing import Mapping
 
 import numpy as np
 
+from kinetoscope.common import MOTION_KINDS
 from kinetoscope.server.importer import InputSpec
 
 from .responses import ResponseFunction
 
 APPEARANCE, MOTION, JOINT, UNRESPONSIVE = "appearance", "motion", "joint", "unresponsive"
-MOTION_KINDS = ("stacked_flow", "stacked_flow_planar", "flow_video")
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from typing import Mapping, NamedTuple, Sequence
 import numpy as np
 import torch
 
+from kinetoscope.common import MOTION_KINDS
 from kinetoscope.model_zoo.synthetic import ClassSpec, SyntheticActions, make_clip, two_stream_input
 from kinetoscope.server.importer import InputSpec
 
@@ -42,7 +43,6 @@ from ..geometry import canonical_view
 from .responses import ResponseFunction
 
 SPEEDS: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)
-FLOW_KINDS = ("stacked_flow", "stacked_flow_planar", "flow_video")
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ def resample(array: np.ndarray, spec: InputSpec, speed: float) -> np.ndarray:
     high = np.minimum(low + 1, count - 1)
     weight = (tau - low)[None, :, None, None, None]
     out = steps[:, low] * (1 - weight) + steps[:, high] * weight
-    if spec.kind in FLOW_KINDS:
+    if spec.kind in MOTION_KINDS:
         out = out * speed
         if spec.value_range is not None:
             out = np.clip(out, *spec.value_range)
