@@ -12,7 +12,8 @@ from typing import Sequence
 
 import numpy as np
 
-from kinetoscope.motion import FLOW_KINDS, MotionAcrossSettings, MotionError, flow_fields, motion_across_settings
+from kinetoscope.common import MOTION_KINDS
+from kinetoscope.motion import MotionAcrossSettings, MotionError, flow_fields, motion_across_settings
 
 from ..render.result import Result
 from .units import UnitEntry, View
@@ -65,7 +66,7 @@ def unit_motion(entry: UnitEntry, results: Sequence[Result]) -> UnitMotion | Non
     kappa, views = _per_gamma(entry.views)
     if len(views) < 2:
         return None
-    flow_inputs = [spec.name for spec in results[views[0].result].inputs if spec.kind in FLOW_KINDS]
+    flow_inputs = [spec.name for spec in results[views[0].result].inputs if spec.kind in MOTION_KINDS]
     for name in flow_inputs:
         fields = _fields(results, views, name)
         if fields is not None:

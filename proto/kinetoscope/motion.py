@@ -17,7 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
-FLOW_KINDS = ("stacked_flow", "stacked_flow_planar", "flow_video")
+from kinetoscope.common import CANONICAL, MOTION_KINDS, InputKind, LayoutError, sample_layout
 
 
 class MotionError(ValueError):
@@ -27,18 +27,22 @@ class MotionError(ValueError):
 def flow_fields(array: np.ndarray, kind: str, layout: str | None = None) -> np.ndarray:
     """Flow samples [..., *sample] to fields [..., F, 2, H, W] of (horizontal, vertical).
 
-    `layout` spells the sample's axes (CHW, HWC, CTHW, THWC or another order; default CHW,
-    CTHW for flow_video); leading axes (units, settings) are kept. stacked_flow is
+    `layout` spells the sample's axes (CHW, HWC, CTHW, THWC or another order, with or without
+    the batch axis N; default CHW, CTHW for flow_video); leading axes (units, settings) are kept. stacked_flow is
     interleaved x1,y1,x2,y2,... (the two-stream convention); stacked_flow_planar is
     x1..xL then y1..yL; flow_video is [2, T, H, W]. Returns a view where it can.
     """
     array = np.asarray(array)
-    if kind not in FLOW_KINDS:
-        raise MotionError(f"{kind!r} is not a flow kind; expected one of {', '.join(FLOW_KINDS)}")
-    canonical = "CTHW" if kind == "flow_video" else "CHW"
-    layout = (layout or canonical).strip().upper()
-    if sorted(layout) != sorted(canonical):
+    if kind not in MOTION_KINDS:
+        raise MotionError(f"{kind!r} is not a flow kind; expected one of {', '.join(sorted(MOTION_KINDS))}")
+    canonical = CANONICAL[1] if InputKind(kind).has_time_axis else CANONICAL[0]
+    try:
+        letters = sample_layout(layout or canonical)
+    except LayoutError:
+        letters = None
+    if letters is None or sorted(letters) != sorted(canonical):
         raise MotionError(f"a {kind} sample's layout must order the axes {canonical}, got {layout!r}")
+    layout = letters
     lead = array.ndim - len(layout)
     if lead < 0:
         raise MotionError(f"a {kind} sample needs {len(layout)} axes ({layout}), got shape {array.shape}")
@@ -110,4 +114,4 @@ def motion_across_settings(fields: np.ndarray, gammas: Sequence[float] | None = 
                                 tuple(float(g) for g in gammas) if gammas is not None else ())
 
 
-__all__ = ["FLOW_KINDS", "MotionAcrossSettings", "MotionError", "flow_fields", "motion_across_settings"]
+__all__ = ["MotionAcrossSettings", "MotionError", "flow_fields", "motion_across_settings"]
