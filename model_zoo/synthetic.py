@@ -26,7 +26,7 @@ phase; its mean flow is near zero).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Callable, Iterator, NamedTuple, Sequence
 
@@ -194,6 +194,17 @@ def default_classes() -> tuple[ClassSpec, ...]:
 
 
 DEFAULT_CLASSES: tuple[ClassSpec, ...] = default_classes()
+
+
+def identical_classes(spec: ClassSpec, count: int) -> tuple[ClassSpec, ...]:
+    """`count` classes that all render as `spec`: labels carry no information about the clips.
+
+    For measuring a selectivity test's false positives on real clips: every class has the
+    same colour, shape and motion statistics, so any unit labelled class-specific is one.
+    """
+    if count < 2:
+        raise ValueError(f"give at least two classes, got {count}")
+    return tuple(replace(spec, name=f"{spec.name}_{k}") for k in range(count))
 FUSION_QUAD = ("red_disc_right", "red_disc_left", "blue_disc_right", "blue_disc_left")
 SPEED_PAIR = ("green_square_up_slow", "green_square_up_fast")
 

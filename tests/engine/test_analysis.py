@@ -16,7 +16,7 @@ import onnx
 import pytest
 
 import kinetoscope.model_zoo as zoo
-from kinetoscope.model_zoo.synthetic import SPEED_PAIR, SyntheticActions
+from kinetoscope.model_zoo.synthetic import SPEED_PAIR, SyntheticActions, identical_classes
 from kinetoscope.server.engine import Logit, MaximizeConfig, Setting, maximize
 from kinetoscope.server.engine.analysis.evolution import cosine_change, evolution, temporal_variation
 from kinetoscope.server.engine.analysis.reliance import stream_reliance
@@ -150,6 +150,47 @@ def test_random_weight_model_is_class_specific_at_alpha_under_shuffled_labels(tm
     assert 0.003 <= np.mean(rates) <= 0.02, np.mean(rates)
     true_rate = np.mean(permutation_p_values(responses, labels, CLASSES, config) <= config.alpha)
     assert true_rate > 0.2, true_rate
+
+
+def _untrained(kind: str, path: Path) -> Path:
+    """The zoo model as its training run starts (seed 0, before the first step): an epoch-0 checkpoint."""
+    import torch  # noqa: PLC0415
+
+    from kinetoscope.model_zoo.train import MODEL_KINDS, export_onnx  # noqa: PLC0415
+
+    torch.manual_seed(0)
+    return export_onnx(MODEL_KINDS[kind].build(DATA).eval(), MODEL_KINDS[kind], DATA, path)
+
+
+@pytest.mark.slow  # renders 2100 clips: about 30 s on two loaded cores
+def test_untrained_model_is_class_specific_at_alpha_on_classes_that_render_alike(tmp_path) -> None:
+    """Real clips whose ten classes share every statistic (colour, shape, motion): the labels carry no information.
+
+    Units of one network on one set of clips are correlated (a chance difference between
+    classes flags many at once), so the rate is pooled over 40 independent data sets, one
+    per default class's appearance and seed, and its tolerance is taken both ways: the
+    binomial one for 5520 independent tests and three standard errors of the per-set rates.
+    """
+    model = import_model(_untrained("two_stream_small", tmp_path / "untrained.onnx"), inputs=TWO_STREAM_INPUTS)
+    layers = ["rgb/conv3", "flow/conv3", "conv_fusion", "logits"]
+    config = PermutationConfig(alpha=0.01, permutations=200)
+    rates = []
+    for k, spec in enumerate(list(DATA.classes) * 4):
+        batch = SyntheticActions(classes=identical_classes(spec, CLASSES)).batch(5 * CLASSES, seed=k)
+        measured = layer_responses(model, {"rgb": batch.rgb, "flow": batch.flow}, layers)
+        responses = np.concatenate([measured[layer] for layer in layers], axis=1)
+        rates.append(np.mean(permutation_p_values(responses, batch.label, CLASSES, config) <= config.alpha))
+    tests = len(rates) * responses.shape[1]
+    rate, spread = np.mean(rates), np.std(rates, ddof=1) / np.sqrt(len(rates))
+    assert tests == 5520
+    assert abs(rate - config.alpha) <= 4 * np.sqrt(config.alpha * (1 - config.alpha) / tests), rate  # 0.0054
+    assert abs(rate - config.alpha) <= 3 * spread, (rate, spread)
+    # the same untrained network on the default classes, with their true labels: colour and motion differ by class,
+    # and random filters respond to both, so most units are (truly) class-specific
+    batch = DATA.batch(10 * CLASSES, seed=11)
+    measured = layer_responses(model, {"rgb": batch.rgb, "flow": batch.flow}, layers)
+    responses = np.concatenate([measured[layer] for layer in layers], axis=1)
+    assert np.mean(permutation_p_values(responses, batch.label, CLASSES, config) <= config.alpha) > 0.5  # measured 0.78
 
 
 # ---------------------------------------------------------------- reliance
