@@ -205,6 +205,8 @@ def identical_classes(spec: ClassSpec, count: int) -> tuple[ClassSpec, ...]:
     if count < 2:
         raise ValueError(f"give at least two classes, got {count}")
     return tuple(replace(spec, name=f"{spec.name}_{k}") for k in range(count))
+
+
 FUSION_QUAD = ("red_disc_right", "red_disc_left", "blue_disc_right", "blue_disc_left")
 SPEED_PAIR = ("green_square_up_slow", "green_square_up_fast")
 
