@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Mapping
+
+if TYPE_CHECKING:
+    from kinetoscope.server.importer import ImportedModel
 
 GiB = 1 << 30
 MiB = 1 << 20
+PARAMETERIZATIONS = ("pixel", "fourier")
+"""How an optimized input is represented (`param/`): the paper's pixels, or a spatiotemporal spectrum."""
 COMPILE_FROM = 64
 """Iterations from which `MaximizeConfig.compile=None` compiles the update on the CPU."""
 
@@ -84,7 +90,13 @@ class MaximizeConfig:
     pixels; the default H·W puts both on the same per-pixel footing (None → H·W of the
     largest input)."""
 
+    param: str = "pixel"
+    """The parameterization (`PARAMETERIZATIONS`): "pixel", the paper's, stepped by the native
+    loop on the CPU; or "fourier" (`param/fourier.py`), stepped through torch."""
+
     def __post_init__(self) -> None:
+        if self.param not in PARAMETERIZATIONS:
+            raise ValueError(f"param must be one of {', '.join(PARAMETERIZATIONS)}, got {self.param!r}")
         for name, (least, inclusive) in _FLOAT_BOUNDS.items():
             value = getattr(self, name)
             if value is not None:
@@ -103,6 +115,29 @@ class MaximizeConfig:
         if self.compile is not None:
             return self.compile
         return device == "cpu" and self.iterations >= COMPILE_FROM
+
+
+Unit = tuple[str, int]
+"""(layer tensor name, channel)."""
+
+
+def usable_reference_maxima(maxima: Mapping[Unit, float]) -> tuple[dict[Unit, float], list[Unit]]:
+    """(â per unit as eq. 1 divides by it, the units left at â = 1).
+
+    A channel whose â is not above 0 (or not finite) never fired on the recorded clips;
+    dividing by it would flip or blow up the objective, so it keeps â = 1."""
+    usable = {unit: value for unit, value in maxima.items() if math.isfinite(value) and value > 0}
+    return usable, sorted(unit for unit in maxima if unit not in usable)
+
+
+def auto_batch(model: "ImportedModel", memory_budget: int, cap: int, *, activation_copies: int, input_copies: int) -> int:
+    """Samples per forward pass whose float32 tensors fit `memory_budget`: every layer's activations
+    `activation_copies` times (3 with gradients: the value, its gradient and what backward saves)
+    and the inputs `input_copies` times, at most `cap`."""
+    activations = sum(math.prod(layer.shape[1:]) for layer in model.catalog)
+    inputs = sum(math.prod(spec.shape[1:]) for spec in model.inputs)
+    per_sample = 4 * (activation_copies * activations + input_copies * inputs)
+    return max(1, min(cap, memory_budget // max(per_sample, 1)))
 
 
 BACKENDS = ("auto", "onnxruntime", "torch")

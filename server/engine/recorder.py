@@ -19,7 +19,6 @@ CPU choice; see bench/RESULTS.md).
 from __future__ import annotations
 
 import logging
-import math
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -32,7 +31,7 @@ from kinetoscope.server.importer import ImportedModel, InputSpec, Layer
 from kinetoscope.server.importer.graph import INTERNAL_PREFIX
 from kinetoscope.server.importer.ort import open_session
 
-from .config import BACKENDS, RecordConfig
+from .config import BACKENDS, RecordConfig, auto_batch
 from .statistics import ChannelStatistics, LayerStatistics
 from .truncate import truncate
 
@@ -62,7 +61,8 @@ class Recorder:
             raise ValueError("name at least one layer to record")
         self.model, self.config = model, config
         self.layers: list[Layer] = list({layer.name: layer for layer in map(model.layer, layers)}.values())
-        self.batch_size = config.batch_size or auto_batch(model, config)
+        self.batch_size = config.batch_size or auto_batch(model, config.memory_budget, config.max_batch,
+                                                           activation_copies=1, input_copies=2)
         self.backend = choose_backend(config.backend, device)
         forward = OrtForward if self.backend == "onnxruntime" else TorchForward
         self.forward = forward(model, self.layers, self.batch_size, device)
@@ -117,14 +117,6 @@ class Recorder:
     def __repr__(self) -> str:
         return (f"Recorder({self.model.id}, layers={[l.name for l in self.layers]}, backend={self.backend!r}, "
                 f"batch={self.forward.batch}/{self.batch_size}, clips={self.clips})")
-
-
-def auto_batch(model: ImportedModel, config: RecordConfig) -> int:
-    """Clips per forward so that inputs and all intermediate activations of a batch stay within the budget."""
-    activations = sum(math.prod(layer.shape) for layer in model.catalog)
-    inputs = sum(math.prod(spec.shape) for spec in model.inputs)
-    per_clip = 4 * (activations + 2 * inputs)
-    return max(1, min(config.max_batch, config.memory_budget // max(per_clip, 1)))
 
 
 class ClipBuffer:
