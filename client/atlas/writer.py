@@ -17,10 +17,12 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from kinetoscope.common import SEQUENCE_KINDS, sample_layout
+
 from ..render.display import display_frames
 from ..render.gallery import describe_unit
 from ..render.media import DEFAULT_FPS, write_gif, write_mp4, write_png
-from ..render.result import SEQUENCE_KINDS, Result, sample_layout
+from ..render.result import Result
 from ..types import LayerInfo, ModelInfo, Recording, Target
 from . import charts
 from .assets import write_assets

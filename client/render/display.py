@@ -11,8 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from kinetoscope import motion
+from kinetoscope.common import APPEARANCE_KINDS, MOTION_KINDS, LayoutError, to_canonical
 
-from .result import FLOW_KINDS, ResultError, to_canonical
+from .result import ResultError
 
 
 def minmax_to_uint8(values: np.ndarray) -> np.ndarray:
@@ -62,16 +63,19 @@ def appearance_to_rgb(sample: np.ndarray) -> np.ndarray:
 
 
 def display_frames(sample: np.ndarray, kind: str, layout: str | None = None) -> np.ndarray:
-    """One input sample (no batch axis) in its own layout to uint8 frames [T, H, W, 3].
+    """One input sample (no batch axis) in its own layout (with or without N) to uint8 frames [T, H, W, 3].
 
     An image gives one frame; stacked flow gives L frames; videos give T frames.
     """
     sample = np.asarray(sample)
     if layout is not None:
-        sample = to_canonical(sample, layout)
-    if kind in FLOW_KINDS:
+        try:
+            sample = to_canonical(sample, layout)
+        except LayoutError as exc:
+            raise ResultError(str(exc)) from None
+    if kind in MOTION_KINDS:
         return flow_to_rgb(flow_fields(sample, kind))
-    if kind in ("image", "video"):
+    if kind in APPEARANCE_KINDS:
         expected = 3 if kind == "image" else 4
         if sample.ndim != expected:
             raise ResultError(f"a {kind} sample must have {expected} axes, got shape {sample.shape}")

@@ -30,10 +30,12 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from kinetoscope.common import SEQUENCE_KINDS, InputSpec, infer_layout, sample_layout
+
 from .display import display_frames
 from .media import DEFAULT_FPS, MIN_SIDE, upscale_factor, write_gif, write_mp4, write_png, write_strip
 from ..types import Target
-from .result import SEQUENCE_KINDS, InputSpec, Result, infer_kind, infer_layout, sample_layout
+from .result import Result, kind_from_shape
 
 MEDIA_DIR = "media"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -192,7 +194,7 @@ def _clip_frames(array: Any, spec: InputSpec | None, entry: Mapping[str, Any]) -
     if spec is not None and array.ndim == len(spec.layout):
         return display_frames(array, spec.kind, spec.layout), spec.kind
     layout = sample_layout(entry["layout"]) if entry.get("layout") else infer_layout(array.shape)
-    kind = entry.get("kind") or infer_kind(array.shape, layout)
+    kind = entry.get("kind") or kind_from_shape(array.shape, layout)
     return display_frames(array, kind, layout), kind
 
 

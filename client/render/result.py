@@ -15,11 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from kinetoscope.common import INPUT_KINDS, InputSpec, LayoutError, infer_kind, infer_layout, sample_layout
+
 from ..types import Target, targets_from_text
 
-KINDS = ("image", "stacked_flow", "stacked_flow_planar", "video", "flow_video")
-SEQUENCE_KINDS = frozenset({"stacked_flow", "stacked_flow_planar", "video", "flow_video"})
-FLOW_KINDS = frozenset({"stacked_flow", "stacked_flow_planar", "flow_video"})
 RESERVED_KEYS = frozenset({
     "units", "gammas", "kappas", "activation", "input_names", "input_kinds",
     "input_layouts", "class_names", "optimized", "unit_targets",
@@ -31,19 +30,11 @@ class ResultError(ValueError):
 
 
 @dataclass(frozen=True)
-class InputSpec:
-    """One graph input: its name, kind and per-sample layout (batch axis dropped)."""
-
-    name: str
-    kind: str
-    layout: str  # e.g. "CHW", "HWC", "CTHW", "THWC"
-
-
-@dataclass(frozen=True)
 class Result:
     """The contents of one result file, with every optional key filled in."""
 
     inputs: tuple[InputSpec, ...]
+    """Per graph input: name, kind, and the shape and layout of one sample (no batch axis), e.g. CHW or THWC."""
     arrays: dict[str, np.ndarray]  # name -> [U, S, *sample shape]
     units: tuple[str, ...]
     gammas: np.ndarray  # [S]
@@ -68,48 +59,13 @@ class Result:
         return len(self.gammas)
 
 
-def sample_layout(layout: str) -> str:
-    """Drops the batch axis N and spells depth D as time T (ONNX 3D convs use NCDHW)."""
-    letters = layout.strip().upper().replace("D", "T")
-    if letters.startswith("N"):
-        letters = letters[1:]
-    if sorted(letters) not in (sorted("CHW"), sorted("CTHW")):
-        raise ResultError(f"layout {layout!r} is not one of NCHW, NHWC, NCTHW, NTHWC (or another order of those axes)")
-    return letters
-
-
-def infer_layout(shape: tuple[int, ...]) -> str:
-    """Guesses the per-sample layout: the channel axis is the smaller of the first and last axes."""
-    if len(shape) not in (3, 4):
-        raise ResultError(f"an input sample of shape {shape} is neither [C,H,W] nor [C,T,H,W]; pass input_layouts")
-    channel_first = shape[0] <= shape[-1]
-    if len(shape) == 3:
-        return "CHW" if channel_first else "HWC"
-    return "CTHW" if channel_first else "THWC"
-
-
-def to_canonical(sample: np.ndarray, layout: str) -> np.ndarray:
-    """Transposes one sample to CHW or CTHW, the order display code works in."""
-    target = "CHW" if len(layout) == 3 else "CTHW"
-    if sample.ndim != len(layout):
-        raise ResultError(f"array of shape {sample.shape} does not match layout {layout}")
-    return np.transpose(sample, [layout.index(axis) for axis in target])
-
-
-def infer_kind(shape: tuple[int, ...], layout: str) -> str:
-    """The kind from the shape when the file does not say: 3 channels is RGB, 2 or an even count is flow."""
-    channels = shape[layout.index("C")]
-    if len(layout) == 3:
-        if channels in (1, 3):
-            return "image"
-        if channels % 2 == 0:
-            return "stacked_flow"
-    else:
-        if channels in (1, 3):
-            return "video"
-        if channels == 2:
-            return "flow_video"
-    raise ResultError(f"cannot tell the kind of an input of shape {shape} ({layout}); pass input_kinds")
+def kind_from_shape(shape: tuple[int, ...], layout: str) -> str:
+    """The kind of a sample whose file does not say, when its channel count fits exactly one (see `infer_kind`)."""
+    letters = sample_layout(layout)
+    kind = infer_kind(shape[letters.index("C")], "T" in letters, exact=True)
+    if kind is None:
+        raise ResultError(f"cannot tell the kind of an input of shape {shape} ({letters}); pass input_kinds")
+    return kind.value
 
 
 def _strings(values: np.ndarray) -> tuple[str, ...]:
@@ -155,13 +111,16 @@ def load_result(path: str | Path) -> Result:
         if array.shape[:2] != (n_units, n_settings):
             raise ResultError(f"input {name!r} has shape {array.shape}; expected [{n_units}, {n_settings}, ...]")
         sample_shape = tuple(array.shape[2:])
-        layout = sample_layout(layout) if layout else infer_layout(sample_shape)
+        try:
+            layout = sample_layout(layout) if layout else infer_layout(sample_shape)
+        except LayoutError as exc:
+            raise ResultError(f"input {name!r}: {exc}") from None
         if len(layout) != len(sample_shape):
             raise ResultError(f"input {name!r}: layout {layout} does not fit a sample of shape {sample_shape}")
-        kind = kind or infer_kind(sample_shape, layout)
-        if kind not in KINDS:
-            raise ResultError(f"input {name!r} has kind {kind!r}; expected one of {', '.join(KINDS)}")
-        specs.append(InputSpec(name, kind, layout))
+        kind = kind or kind_from_shape(sample_shape, layout)
+        if kind not in INPUT_KINDS:
+            raise ResultError(f"input {name!r} has kind {kind!r}; expected one of {', '.join(INPUT_KINDS)}")
+        specs.append(InputSpec(name, sample_shape, kind, layout=layout))
         arrays[name] = array
 
     if "optimized" in content:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from kinetoscope.client.render.display import display_frames, flow_fields, flow_to_rgb, minmax_to_uint8
-from kinetoscope.client.render.result import ResultError, infer_kind, infer_layout, sample_layout
+from kinetoscope.client.render.result import ResultError, infer_layout, kind_from_shape, sample_layout
 
 
 def test_minmax_maps_min_to_0_and_max_to_255() -> None:
@@ -106,12 +106,12 @@ def test_channel_last_layouts_match_channel_first() -> None:
 def test_layouts_and_kinds_are_inferred_from_shapes() -> None:
     assert sample_layout("NCTHW") == "CTHW" and sample_layout("NCDHW") == "CTHW" and sample_layout("NHWC") == "HWC"
     assert infer_layout((3, 224, 224)) == "CHW" and infer_layout((224, 224, 3)) == "HWC"
-    assert infer_kind((3, 32, 32), "CHW") == "image"
-    assert infer_kind((20, 32, 32), "CHW") == "stacked_flow"
-    assert infer_kind((3, 8, 32, 32), "CTHW") == "video"
-    assert infer_kind((2, 8, 32, 32), "CTHW") == "flow_video"
+    assert kind_from_shape((3, 32, 32), "CHW") == "image"
+    assert kind_from_shape((20, 32, 32), "CHW") == "stacked_flow"
+    assert kind_from_shape((3, 8, 32, 32), "CTHW") == "video"
+    assert kind_from_shape((2, 8, 32, 32), "CTHW") == "flow_video"
     with pytest.raises(ResultError, match="input_kinds"):
-        infer_kind((5, 32, 32), "CHW")
+        kind_from_shape((5, 32, 32), "CHW")
 
 
 def test_bad_flow_shape_says_what_is_wrong() -> None:

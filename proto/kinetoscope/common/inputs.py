@@ -13,7 +13,8 @@ class InputSpec:
     """What a caller declares, or the importer infers, about one graph input.
 
     `shape` is in the graph's own layout, batch included; `layout` says where batch,
-    channels, time and space are in it ("NCHW", "NHWC", "NCTHW", "NTHWC", ...). A
+    channels, time and space are in it ("NCHW", "NHWC", "NCTHW", "NTHWC", ...). Where a
+    spec describes one sample (the inputs of a result file), both leave the batch out. A
     declaration may leave any field but the name to the importer; a described input
     has them all. `inferred` names the fields the importer guessed.
     """
