@@ -32,6 +32,11 @@ from typing import Any, Iterable, NamedTuple, Sequence
 
 import numpy as np
 
+from kinetoscope.common import (
+    DEFAULT_RANGE, INPUT_KINDS, MOTION_KINDS, STACKED_FLOW_KINDS, InputKind, InputSpec, LayoutError, axis_sizes,
+    from_canonical, infer_kind, sample_layout,
+)
+
 from .flow import DEFAULT_METHOD, FLOW_METHODS, check_method, optical_flow, tvl1_available
 
 __all__ = [
@@ -42,9 +47,6 @@ __all__ = [
 VIDEO_EXTENSIONS = frozenset({
     ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".gif", ".mpg", ".mpeg", ".ogv", ".wmv", ".flv", ".3gp", ".ts",
 })
-KINDS = ("image", "stacked_flow", "stacked_flow_planar", "video", "flow_video")
-MOTION_KINDS = frozenset({"stacked_flow", "stacked_flow_planar", "flow_video"})
-DEFAULT_RANGE = (-128.0, 127.0)
 FLOW_SCALE = 16.0
 """Input units per pixel/frame of flow, the synthetic dataset's convention."""
 
@@ -56,14 +58,6 @@ class VideoClips(NamedTuple):
     labels: np.ndarray  # [N] int64, index into class_names
     ids: list[str]  # "<class>/<file>#<clip index>"
     class_names: list[str]  # sorted sub-folder names
-
-
-class _Spec(NamedTuple):
-    name: str
-    shape: tuple[int, ...]
-    kind: str
-    layout: str
-    value_range: tuple[float, float]
 
 
 # ---------------------------------------------------------------- decoding
@@ -188,33 +182,34 @@ def _field(item: Any, *names: str) -> Any:
     return None
 
 
-def _spec(item: Any) -> _Spec:
+def _spec(item: Any) -> InputSpec:
     """Normalizes an InputInfo-like object or dict, filling what the server would infer."""
     name, shape = _field(item, "name"), _field(item, "shape")
     if name is None or shape is None:
         raise ValueError(f"a model input needs a name and a shape, got {item!r}")
     shape = tuple(int(d) for d in shape)
     layout = _field(item, "layout") or {4: "NCHW", 5: "NCTHW"}.get(len(shape))
-    if layout is None or sorted(layout) not in (sorted("NCHW"), sorted("NCTHW")) or len(layout) != len(shape):
+    if not _fits(layout, shape):
         raise ValueError(f"input {name!r}: layout {layout!r} does not fit shape {shape} (use NCHW, NHWC, NCTHW or NTHWC)")
-    kind = _field(item, "kind") or _infer_kind(dict(zip(layout, shape)), name)
-    if kind not in KINDS:
-        raise ValueError(f"input {name!r}: unknown kind {kind!r}; use one of {', '.join(KINDS)}")
+    dims = axis_sizes(shape, layout)
+    kind = _field(item, "kind") or infer_kind(dims["C"], "T" in dims)
+    if kind not in INPUT_KINDS:
+        raise ValueError(f"input {name!r}: unknown kind {kind!r}; use one of {', '.join(INPUT_KINDS)}")
     lo, hi = (float(v) for v in (_field(item, "value_range", "range") or DEFAULT_RANGE))
-    return _Spec(name, shape, kind, layout, (lo, hi))
+    return InputSpec(name, shape, str(kind), (lo, hi), layout)
 
 
-def _infer_kind(dims: dict[str, int], name: str) -> str:
-    """The importer's guess from channels, time axis and name."""
-    flowish = "flow" in name.lower()
-    if "T" in dims:
-        return "flow_video" if dims["C"] == 2 or flowish else "video"
-    return "image" if dims["C"] == 3 and not flowish else "stacked_flow"
+def _fits(layout: str | None, shape: tuple[int, ...]) -> bool:
+    """A batched image or video layout with one letter per axis of `shape`."""
+    try:
+        return layout is not None and layout.startswith("N") and len(sample_layout(layout)) == len(shape) - 1
+    except LayoutError:
+        return False
 
 
-def _frames_needed(spec: _Spec) -> int:
+def _frames_needed(spec: InputSpec) -> int:
     """Clip length an input needs: flow inputs need one frame more than fields."""
-    dims = dict(zip(spec.layout, spec.shape))
+    dims = axis_sizes(spec.shape, spec.layout)
     if spec.kind == "image":
         return 1
     if spec.kind == "video":
@@ -224,9 +219,9 @@ def _frames_needed(spec: _Spec) -> int:
     return dims["C"] // 2 + 1
 
 
-def _canonical(spec: _Spec, frames: np.ndarray, flow: np.ndarray | None, flow_scale: float) -> np.ndarray:
+def _canonical(spec: InputSpec, frames: np.ndarray, flow: np.ndarray | None, flow_scale: float) -> np.ndarray:
     """The input's values as `[C, H, W]` or `[C, T, H, W]` (channels first)."""
-    dims = dict(zip(spec.layout, spec.shape))
+    dims = axis_sizes(spec.shape, spec.layout)
     size = (dims["H"], dims["W"])
     _check(spec, dims, len(frames))
     if spec.kind == "image":
@@ -247,14 +242,14 @@ def _canonical(spec: _Spec, frames: np.ndarray, flow: np.ndarray | None, flow_sc
     return _flow_values(window.reshape(2 * fields, *size), spec, flow_scale)
 
 
-def _check(spec: _Spec, dims: dict[str, int], frames: int) -> None:
+def _check(spec: InputSpec, dims: dict[str, int], frames: int) -> None:
     """Clear errors for channel counts the kind cannot have and clips that are too short."""
     channels = {"image": 3, "video": 3, "flow_video": 2}.get(spec.kind)
     if channels is not None and dims["C"] != channels:
         raise ValueError(f"input {spec.name!r}: a {spec.kind} input has {channels} channels, shape {spec.shape} has {dims['C']}")
-    if spec.kind in ("stacked_flow", "stacked_flow_planar") and (dims["C"] < 2 or dims["C"] % 2):
+    if spec.kind in STACKED_FLOW_KINDS and (dims["C"] < 2 or dims["C"] % 2):
         raise ValueError(f"input {spec.name!r}: stacked flow needs an even channel count, got {dims['C']}")
-    if ("T" in dims) != (spec.kind in ("video", "flow_video")):
+    if ("T" in dims) != InputKind(spec.kind).has_time_axis:
         raise ValueError(f"input {spec.name!r}: kind {spec.kind} does not fit layout {spec.layout}")
     if frames < _frames_needed(spec):
         raise ValueError(f"input {spec.name!r} needs clips of {_frames_needed(spec)} frames, got {frames}")
@@ -273,24 +268,22 @@ def _fit_frames(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.stack([_crop_resize(frame, size) for frame in frames])
 
 
-def _rgb_values(pixels: np.ndarray, spec: _Spec) -> np.ndarray:
+def _rgb_values(pixels: np.ndarray, spec: InputSpec) -> np.ndarray:
     """0..255 → the input's range, linearly (default: pixel − 128)."""
     lo, hi = spec.value_range
     return (lo + pixels.astype(np.float32) * np.float32((hi - lo) / 255.0)).astype(np.float32)
 
 
-def _flow_values(fields: np.ndarray, spec: _Spec, flow_scale: float) -> np.ndarray:
+def _flow_values(fields: np.ndarray, spec: InputSpec, flow_scale: float) -> np.ndarray:
     """Pixels/frame → input units: ×flow_scale around zero (or the range's middle), clipped to the range."""
     lo, hi = spec.value_range
     zero = 0.0 if lo <= 0.0 <= hi else (lo + hi) / 2.0
     return np.clip(zero + fields * flow_scale, lo, hi).astype(np.float32)
 
 
-def _arrange(canonical: np.ndarray, spec: _Spec) -> np.ndarray:
+def _arrange(canonical: np.ndarray, spec: InputSpec) -> np.ndarray:
     """Channels-first `[C, (T,) H, W]` → the input's own axis order, checked against its shape."""
-    source = "CTHW" if canonical.ndim == 4 else "CHW"
-    target = spec.layout.replace("N", "")
-    array = np.ascontiguousarray(canonical.transpose([source.index(axis) for axis in target]))
+    array = np.ascontiguousarray(from_canonical(canonical, spec.layout))
     if array.shape != spec.shape[1:]:
         raise ValueError(f"input {spec.name!r}: built {array.shape}, the model declares {spec.shape[1:]}")
     return array
@@ -318,7 +311,7 @@ def clips_from_videos(
     if not specs:
         raise ValueError("the model declares no inputs")
     class_names, videos = _find_videos(Path(folder))
-    size = (max(dict(zip(s.layout, s.shape))["H"] for s in specs), max(dict(zip(s.layout, s.shape))["W"] for s in specs))
+    size = (max(axis_sizes(s.shape, s.layout)["H"] for s in specs), max(axis_sizes(s.shape, s.layout)["W"] for s in specs))
     length = max(_frames_needed(spec) for spec in specs)
     motion = any(spec.kind in MOTION_KINDS for spec in specs)
     if motion:
