@@ -63,6 +63,8 @@ class Server:
     device: str
     recordings: RecordingStore | None = None
     job_manager: JobManager | None = None
+    imports: JobQueue | None = None
+    """The import children's queue (`jobs` is the device's)."""
 
     def stop(self, grace: float | None = None):
         """Stops the stored jobs' tasks (they resume on the next start), then the gRPC server."""
@@ -129,9 +131,11 @@ def build_server(
         sandbox.warm_up()  # seconds of imports in another process, while this one starts
     device = resolve_device(device)
     recordings = RecordingStore(library.store.root)
-    jobs = jobs or JobQueue(limits.jobs_per_device, limits.job_queue_size)
-    # A thread per call that may block: running + queued jobs, imports, recordings, and a few for quick calls.
-    workers = (jobs.slots + jobs.queue_size + limits.max_concurrent_imports + limits.max_concurrent_recordings
+    admission = limits.admission(jobs)
+    jobs = admission.device
+    # A thread per call that may block: running + queued device calls, running + queued imports, analyses, and a few
+    # for quick calls (Watch streams of stored jobs hold one each while they follow a job).
+    workers = (jobs.slots + jobs.queue_size + admission.imports.slots + admission.imports.queue_size
                + limits.max_concurrent_analyses + 8)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kinetoscope-rpc"),
@@ -139,9 +143,9 @@ def build_server(
         options=[("grpc.max_receive_message_length", _MESSAGE_BYTES), ("grpc.max_send_message_length", _MESSAGE_BYTES)],
         maximum_concurrent_rpcs=workers,
     )
-    pb_grpc.add_ModelServiceServicer_to_server(ModelServicer(library, limits), server)
+    pb_grpc.add_ModelServiceServicer_to_server(ModelServicer(library, limits, admission.imports), server)
     pb_grpc.add_VisualizationServiceServicer_to_server(VisualizationServicer(library, jobs, limits, device, recordings), server)
-    pb_grpc.add_RecordingServiceServicer_to_server(RecordingServicer(library, recordings, limits, device), server)
+    pb_grpc.add_RecordingServiceServicer_to_server(RecordingServicer(library, recordings, limits, device, jobs), server)
     pb_grpc.add_AnalysisServiceServicer_to_server(AnalysisServicer(library, recordings, limits, device), server)
     executor = make_executor(library, limits, recordings, device, jobs, ray)
     manager = JobManager(JobStore(library.store.root), library.store, executor, limits, recordings)
@@ -156,7 +160,7 @@ def build_server(
         port = server.add_insecure_port(address)
     _LOGGER.info("kinetoscope bound to %s (port %d, device %s, store %s%s%s)", address, port, device,
                  library.store.root, ", TLS" if tls else "", ", token required" if token else "")
-    return Server(server, port, health_servicer, jobs, library, device, recordings, manager)
+    return Server(server, port, health_servicer, jobs, library, device, recordings, manager, admission.imports)
 
 
 def make_executor(library: ModelLibrary, limits: ServiceLimits, recordings: RecordingStore, device: str,
@@ -262,6 +266,7 @@ def main(argv: Sequence[str] | None = None, *, options: ServeOptions | None = No
             max_upload_bytes=options.max_upload_mib << 20, import_memory_bytes=options.import_memory_mib << 20,
             import_timeout_s=options.import_timeout, isolate_imports=options.isolate_imports,
             max_jobs_per_token=options.max_jobs_per_token, max_tasks_per_job=options.max_tasks_per_job,
+            max_concurrent_imports=options.imports, import_queue_size=options.import_queue,
         )
         serve(options.address, options.store, token=options.token or None, tls=tls, limits=limits, device=options.device,
               ray=options.ray)

@@ -23,6 +23,8 @@ IMPORT_MEMORY_MIB = 8 << 10
 IMPORT_TIMEOUT_S = 600
 MAX_JOBS_PER_TOKEN = 16
 MAX_TASKS_PER_JOB = 10_000
+IMPORTS = 2
+IMPORT_QUEUE_SIZE = 4
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ class ServeOptions:
     isolate_imports: bool = True
     max_jobs_per_token: int = MAX_JOBS_PER_TOKEN
     max_tasks_per_job: int = MAX_TASKS_PER_JOB
+    imports: int = IMPORTS
+    import_queue: int = IMPORT_QUEUE_SIZE
     log_level: str = "INFO"
     ray: str | None = None
     """None: tasks of stored jobs run in this process; `auto` or a Ray address: on that Ray cluster."""
@@ -61,11 +65,12 @@ class ServeOptions:
         for flag, value in (("--jobs-per-device", self.jobs_per_device), ("--max-upload-mib", self.max_upload_mib),
                             ("--import-memory-mib", self.import_memory_mib), ("--import-timeout", self.import_timeout),
                             ("--max-jobs-per-token", self.max_jobs_per_token),
-                            ("--max-tasks-per-job", self.max_tasks_per_job)):
+                            ("--max-tasks-per-job", self.max_tasks_per_job), ("--imports", self.imports)):
             if value < 1:
                 return f"{flag} takes a positive number, not {value}"
-        if self.queue < 0:
-            return f"--queue takes 0 or more, not {self.queue}"
+        for flag, value in (("--queue", self.queue), ("--import-queue", self.import_queue)):
+            if value < 0:
+                return f"{flag} takes 0 or more, not {value}"
         for flag, path in (("--tls-cert", self.tls_cert), ("--tls-key", self.tls_key)):
             if path is not None and not path.is_file():
                 return f"{flag} {path} is not a file"
@@ -98,9 +103,13 @@ def add_serve_arguments(parser: argparse.ArgumentParser, *, global_store_and_tok
     parser.add_argument("--tls-key", type=Path, metavar="FILE", help="PEM private key (with --tls-cert)")
     limits = parser.add_argument_group("limits")
     limits.add_argument("--jobs-per-device", type=int, default=JOBS_PER_DEVICE, metavar="N",
-                        help="maximizations running at once (default %(default)s)")
+                        help="maximizations, recordings and job tasks running at once (default %(default)s)")
     limits.add_argument("--queue", type=int, default=JOB_QUEUE_SIZE, metavar="N",
-                        help="maximizations that may wait for a slot (default %(default)s)")
+                        help="maximize and record calls that may wait for a device slot (default %(default)s)")
+    limits.add_argument("--imports", type=int, default=IMPORTS, metavar="N",
+                        help="imports running at once, each in its own child process (default %(default)s)")
+    limits.add_argument("--import-queue", type=int, default=IMPORT_QUEUE_SIZE, metavar="N",
+                        help="imports that may wait for one of those (default %(default)s)")
     limits.add_argument("--max-upload-mib", type=int, default=MAX_UPLOAD_MIB, metavar="MIB",
                         help="largest model upload, model and external data together (default %(default)s)")
     limits.add_argument("--import-memory-mib", type=int, default=IMPORT_MEMORY_MIB, metavar="MIB",

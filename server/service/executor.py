@@ -32,6 +32,8 @@ class TaskSpec:
     """A serialized kinetoscope.v1.MaximizeRequest naming the model by id."""
     label: str = ""
     """For logs: job and task."""
+    owner: str = ""
+    """Whose job it is (a digest of the caller's token): queued tasks are taken in turn between owners."""
 
 
 @dataclass(frozen=True)
@@ -121,15 +123,52 @@ class Executor(Protocol):
     def shutdown(self, timeout: float = 30.0) -> None: ...
 
 
-class QueuedExecutor:
-    """What every executor keeps: tasks waiting in FIFO order, the ones running, whether it is stopping.
+class FairQueue:
+    """Queued tasks, one FIFO per owner, taken in turn: a user with many tasks queued cannot starve another."""
 
-    Subclasses run worker threads that wait on `_cond` for `_pending` and move a task into
-    `_running` while it runs; `submit` and `_stop_tasks` are the same for all of them.
+    def __init__(self) -> None:
+        self._by_owner: dict[str, deque[TaskFuture]] = {}
+        self._turns: deque[str] = deque()
+        """Owners with queued tasks, the next one to take from first."""
+
+    def __len__(self) -> int:
+        return sum(len(tasks) for tasks in self._by_owner.values())
+
+    def __bool__(self) -> bool:
+        return bool(self._turns)
+
+    def append(self, future: TaskFuture) -> None:
+        owner = future.spec.owner
+        if owner not in self._by_owner:
+            self._by_owner[owner] = deque()
+            self._turns.append(owner)
+        self._by_owner[owner].append(future)
+
+    def popleft(self) -> TaskFuture:
+        owner = self._turns.popleft()
+        tasks = self._by_owner[owner]
+        future = tasks.popleft()
+        if tasks:
+            self._turns.append(owner)
+        else:
+            del self._by_owner[owner]
+        return future
+
+    def drain(self) -> list[TaskFuture]:
+        everything = [future for owner in self._turns for future in self._by_owner[owner]]
+        self._by_owner, self._turns = {}, deque()
+        return everything
+
+
+class QueuedExecutor:
+    """What every executor keeps: queued tasks (in turn between owners), the ones running, whether it is stopping.
+
+    Subclasses run worker threads that call `_take` for the next task and `_release` when
+    it ended; `submit` and `_stop_tasks` are the same for all of them.
     """
 
     def __init__(self) -> None:
-        self._pending: deque[TaskFuture] = deque()
+        self._pending = FairQueue()
         self._running: set[TaskFuture] = set()
         self._cond = threading.Condition()
         self._stopping = False
@@ -138,18 +177,45 @@ class QueuedExecutor:
                on_start: Callable[[], None] | None = None) -> TaskFuture:
         future = TaskFuture(spec, on_step, on_start)
         with self._cond:
-            if self._stopping:
-                future.set_outcome(TaskOutcome("shutdown", error="the server is shutting down"))
-                return future
-            self._pending.append(future)
-            self._cond.notify()
+            stopping = self._stopping
+            if not stopping:
+                self._pending.append(future)
+                self._cond.notify()
+        if stopping:
+            future.set_outcome(TaskOutcome("shutdown", error="the server is shutting down"))
         return future
+
+    def queued(self) -> int:
+        with self._cond:
+            return len(self._pending)
+
+    def _take(self, active: Callable[[], bool] = lambda: True) -> TaskFuture | None:
+        """The next task to run, now marked running; None once the executor stops or `active()` turns false.
+
+        A task cancelled while queued gets its outcome here, outside the lock: outcome
+        callbacks take the JobManager's lock, which is held around `submit`.
+        """
+        while True:
+            with self._cond:
+                while not self._pending and not self._stopping and active():
+                    self._cond.wait()
+                if self._stopping or not active():
+                    return None
+                future = self._pending.popleft()
+                if not future.stop_requested:
+                    self._running.add(future)
+                    return future
+            future.set_outcome(TaskOutcome(future.stop_reason, error="cancelled before it started"))
+
+    def _release(self, future: TaskFuture) -> None:
+        with self._cond:
+            self._running.discard(future)
 
     def _stop_tasks(self) -> None:
         """Stops running tasks (outcome `shutdown`, to run again after a restart) and drops queued ones."""
         with self._cond:
             self._stopping = True
-            pending, self._pending = list(self._pending), deque()
+            pending = self._pending.drain()
             running = list(self._running)
             self._cond.notify_all()
         for future in pending:
@@ -182,22 +248,12 @@ class LocalExecutor(QueuedExecutor):
             thread.join(max(0.0, deadline - time.monotonic()))
 
     def _work(self) -> None:
-        while True:
-            with self._cond:
-                while not self._pending and not self._stopping:
-                    self._cond.wait()
-                if self._stopping:
-                    return
-                future = self._pending.popleft()
-                if future.stop_requested:
-                    future.set_outcome(TaskOutcome(future.stop_reason, error="cancelled before it started"))
-                    continue
-                self._running.add(future)
+        while (future := self._take()) is not None:
             try:
-                future.set_outcome(self._run(future))
+                outcome = self._run(future)
             finally:
-                with self._cond:
-                    self._running.discard(future)
+                self._release(future)
+            future.set_outcome(outcome)
 
     def _admit(self, future: TaskFuture) -> Job | None:
         while not future.stop_requested:

@@ -243,7 +243,8 @@ class JobManager:
             inflight.waiters.add((job.id, task.index))
             return
         key = task.key
-        spec = TaskSpec(key, task.model, task.request, label=f"{job.id}/{task.index}")
+        spec = TaskSpec(key, task.model, task.request, label=f"{job.id}/{task.index}",
+                        owner=job.owner)
         future = self.executor.submit(spec, on_step=lambda note: self._progress(key, note), on_start=lambda: self._started(key))
         self._inflight[key] = _Inflight(future, {(job.id, task.index)})
         future.add_done_callback(lambda done: self._finished(key, done))

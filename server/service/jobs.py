@@ -1,4 +1,9 @@
-"""Bounded job concurrency: a few running maximizations per device, a bounded FIFO wait queue, a record of each job."""
+"""Admission: one queue per device — a few calls running at once, a bounded FIFO wait queue, a record of each job.
+
+The model device's queue runs Maximize and Record calls and stored jobs' tasks; the
+import children (processes on the host) have a queue of their own. Both are built from
+ServiceLimits in one place (`ServiceLimits.admission`).
+"""
 
 from __future__ import annotations
 
@@ -59,10 +64,11 @@ class Job:
 class JobQueue:
     """`slots` jobs run at once; up to `queue_size` more wait in order; one more is refused."""
 
-    def __init__(self, slots: int = 1, queue_size: int = 8, *, history: int = 64, poll_s: float = 0.05) -> None:
+    def __init__(self, slots: int = 1, queue_size: int = 8, *, history: int = 64, poll_s: float = 0.05,
+                 kind: str = "job") -> None:
         if slots < 1 or queue_size < 0:
             raise ValueError(f"JobQueue needs slots >= 1 and queue_size >= 0, got {slots}, {queue_size}")
-        self.slots, self.queue_size, self.poll_s = slots, queue_size, poll_s
+        self.slots, self.queue_size, self.poll_s, self.kind = slots, queue_size, poll_s, kind
         self._cond = threading.Condition()
         self._ids = itertools.count(1)
         self._running: list[Job] = []
@@ -82,8 +88,8 @@ class JobQueue:
                 return self._start(job)
             if len(self._waiting) >= self.queue_size:
                 raise QueueFull(
-                    f"the server is busy: {len(self._running)} job(s) running and {len(self._waiting)} waiting, "
-                    f"which is all it takes ({self.slots} per device, queue of {self.queue_size}); try again later"
+                    f"the server is busy: {len(self._running)} {self.kind}(s) running and {len(self._waiting)} waiting, "
+                    f"which is all it takes ({self.slots} at once, queue of {self.queue_size}); try again later"
                 )
             self._waiting.append(job)
             _LOGGER.info("job %d queued (%d waiting): %s", job.id, len(self._waiting), description)
@@ -107,6 +113,11 @@ class JobQueue:
         _LOGGER.info("job %d %s after %d steps%s", job.id, state, job.steps_run,
                      f" (stop requested after step {job.stop_requested_at})" if job.stop_requested_at is not None else "")
 
+    def waiting(self) -> list[str]:
+        """The descriptions of the jobs waiting, first in line first (tests and logs)."""
+        with self._cond:
+            return [job.description for job in self._waiting]
+
     def counts(self) -> tuple[int, int]:
         """(running, waiting)."""
         with self._cond:
@@ -126,3 +137,13 @@ class JobQueue:
     def _end(self, job: Job, state: str) -> None:
         job.state, job.finished = state, time.monotonic()
         self.history.append(job)
+
+
+@dataclass(frozen=True)
+class Admission:
+    """The server's queues: every call that runs a model or an import child waits in one of them."""
+
+    device: JobQueue
+    """The model device: Maximize, Record and stored jobs' tasks."""
+    imports: JobQueue
+    """Import child processes: ImportModel."""

@@ -6,6 +6,8 @@ from dataclasses import dataclass, fields
 
 from kinetoscope.server.sandbox import SandboxLimits
 
+from .jobs import Admission, JobQueue
+
 GiB = 1 << 30
 
 
@@ -24,15 +26,17 @@ class ServiceLimits:
     max_input_elements: int = 256 << 20
     """Optimized input values one Maximize call holds and returns: samples × Σ elements of the graph's inputs."""
     job_queue_size: int = 8
-    """Maximize calls that may wait for a free device slot; one more is refused."""
+    """Maximize and Record calls and job tasks that may wait for a free device slot; one more call is refused."""
     jobs_per_device: int = 1
-    """Maximize calls running at once on the server's device."""
+    """Maximize and Record calls and job tasks running at once on the server's device."""
     max_jobs_per_token: int = 16
     """Stored jobs (JobService) not yet ended per bearer token (all callers share one quota without a token)."""
     max_tasks_per_job: int = 10_000
     """Tasks one stored job may split into."""
     max_concurrent_imports: int = 2
     """ImportModel calls receiving or importing at once (each holds its upload in memory)."""
+    import_queue_size: int = 4
+    """ImportModel calls that may wait for an import slot (before receiving their upload); one more is refused."""
     max_record_clips: int = 1_000_000
     """Clips in one Record call."""
     max_clip_bytes: int = 256 << 20
@@ -50,8 +54,6 @@ class ServiceLimits:
     """The clips of one recording stored with it for Analyze; a recording past this keeps its statistics only."""
     max_concurrent_analyses: int = 2
     """Analyze calls measuring at once (each holds a recording's clips and runs the model on them)."""
-    max_concurrent_recordings: int = 2
-    """Record calls streaming at once (each holds a batch of clips and a forward session)."""
     import_memory_bytes: int = 8 * GiB
     """Address space one import's child process may add to what it starts with; past it the import is refused."""
     import_timeout_s: int = 600
@@ -65,6 +67,11 @@ class ServiceLimits:
             return None
         return SandboxLimits(memory_bytes=self.import_memory_bytes, timeout_s=float(self.import_timeout_s))
 
+    def admission(self, device: JobQueue | None = None) -> Admission:
+        """The device's queue (`device` when given: tests watch their own) and the import children's."""
+        return Admission(device=device or JobQueue(self.jobs_per_device, self.job_queue_size),
+                         imports=JobQueue(self.max_concurrent_imports, self.import_queue_size, kind="import"))
+
     def __post_init__(self) -> None:
         for item in fields(self):
             value = getattr(self, item.name)
@@ -72,6 +79,6 @@ class ServiceLimits:
                 if not isinstance(value, bool):
                     raise ValueError(f"ServiceLimits.isolate_imports must be True or False, got {value!r}")
                 continue
-            least = 0 if item.name == "job_queue_size" else 1
+            least = 0 if item.name in ("job_queue_size", "import_queue_size") else 1
             if not isinstance(value, int) or value < least:
                 raise ValueError(f"ServiceLimits.{item.name} must be an integer >= {least}, got {value!r}")

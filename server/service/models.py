@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterator
 
@@ -13,6 +12,7 @@ from kinetoscope.v1 import kinetoscope_pb2 as pb, kinetoscope_pb2_grpc as pb_grp
 
 from . import wire
 from .errors import BadRequest, LimitExceeded, PreconditionFailed, guarded
+from .jobs import JobQueue
 from .limits import ServiceLimits
 
 if TYPE_CHECKING:
@@ -22,18 +22,17 @@ _LOGGER = logging.getLogger(__name__)
 
 
 class ModelServicer(pb_grpc.ModelServiceServicer):
-    def __init__(self, library: ModelLibrary, limits: ServiceLimits) -> None:
+    def __init__(self, library: ModelLibrary, limits: ServiceLimits, imports: JobQueue | None = None) -> None:
         self.library, self.limits = library, limits
-        self._imports = threading.BoundedSemaphore(limits.max_concurrent_imports)
+        self.imports = imports or limits.admission().imports
+        """Import slots and their wait queue: an import waits there before its upload is received."""
 
     @guarded
     def ImportModel(self, request_iterator: Iterator[pb.ImportModelRequest], context) -> pb.ModelInfo:
         header = _first_header(request_iterator)
         upload = Upload.start(header, self.limits.max_upload_bytes)
-        if not self._imports.acquire(blocking=False):
-            raise LimitExceeded(
-                f"{self.limits.max_concurrent_imports} imports are already under way; try again when one has finished"
-            )
+        slot = self.imports.admit(f"import {header.name or '(unnamed)'}", lambda: not context.is_active())
+        state, error = "failed", None
         try:
             for request in request_iterator:
                 upload.add(request)
@@ -42,8 +41,12 @@ class ModelServicer(pb_grpc.ModelServiceServicer):
             model, external = upload.take()
             stored = self.library.import_bytes(model, name=header.name or None, inputs=upload.inputs, external_data=external,
                                                should_stop=lambda: not context.is_active())
+            state = "done"
+        except BaseException as exc:
+            state, error = ("cancelled" if not context.is_active() else "failed"), f"{type(exc).__name__}: {exc}"
+            raise
         finally:
-            self._imports.release()
+            self.imports.finish(slot, state, error)
         return wire.model_info(stored)
 
     @guarded

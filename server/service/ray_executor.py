@@ -361,31 +361,21 @@ class RayExecutor(QueuedExecutor):
 
     # -- driver threads
     def _work(self, slot: int) -> None:
-        while True:
-            with self._cond:
-                while not self._pending and not self._stopping and slot not in self._retired:
-                    self._cond.wait()
-                if self._stopping:
-                    return
-                if slot in self._retired:
-                    break
-                future = self._pending.popleft()
-                if future.stop_requested:
-                    future.set_outcome(TaskOutcome(future.stop_reason, error="cancelled before it started"))
-                    continue
-                self._running.add(future)
+        while (future := self._take(lambda: slot not in self._retired)) is not None:
             try:
                 outcome = self._run(self.actors[slot], future)
             except Exception as exc:  # noqa: BLE001 - whatever the cluster raised fails this task, not the thread
                 outcome = TaskOutcome("failed", error=f"{type(exc).__name__}: {exc}")
             finally:
-                with self._cond:
-                    self._running.discard(future)
+                self._release(future)
             future.set_outcome(outcome)
-        try:
-            self.ray.kill(self.actors[slot])
-        except Exception:  # noqa: BLE001 - already gone
-            pass
+        with self._cond:
+            retired = slot in self._retired and not self._stopping
+        if retired:  # a stopping executor kills every actor in shutdown
+            try:
+                self.ray.kill(self.actors[slot])
+            except Exception:  # noqa: BLE001 - already gone
+                pass
 
     def _run(self, actor: Any, future: TaskFuture) -> TaskOutcome:
         ray = self.ray

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator
@@ -21,9 +20,11 @@ from kinetoscope.v1 import kinetoscope_pb2 as pb, kinetoscope_pb2_grpc as pb_grp
 
 from . import wire
 from .errors import BadRequest, LimitExceeded, NotFound, guarded
+from .jobs import JobQueue
 from .limits import ServiceLimits
 from .models import load_imported
 from .plan import LayerCatalog
+from .visualization import StopSignal
 
 if TYPE_CHECKING:
     from kinetoscope.server.engine.recorder import Recorder
@@ -36,18 +37,20 @@ MAX_ID_CHARS = 256
 
 
 class RecordingServicer(pb_grpc.RecordingServiceServicer):
-    def __init__(self, library: ModelLibrary, recordings: RecordingStore, limits: ServiceLimits, device: str = "cpu") -> None:
+    def __init__(self, library: ModelLibrary, recordings: RecordingStore, limits: ServiceLimits, device: str = "cpu",
+                 jobs: JobQueue | None = None) -> None:
         self.library, self.recordings, self.limits, self.device = library, recordings, limits, device
-        self._slots = threading.BoundedSemaphore(limits.max_concurrent_recordings)
+        self.jobs = jobs or limits.admission().device
+        """The device's queue, shared with Maximize: a Record's forward passes run in a device slot."""
 
     @guarded
     def Record(self, request_iterator: Iterator[pb.RecordRequest], context: grpc.ServicerContext) -> pb.RecordingInfo:
         header = _first_header(request_iterator)
         stored = self.library.store.get(_required(header.model, "name the model: its id or name (ListModels lists them)"))
         plan = plan_recording(header, stored, self.limits)
-        if not self._slots.acquire(blocking=False):
-            raise LimitExceeded(f"{self.limits.max_concurrent_recordings} recordings are already under way; "
-                                "try again when one has finished")
+        stop = StopSignal(context)
+        job = self.jobs.admit(f"record {stored.name or stored.id}: {len(plan.layers)} layer(s)", stop.is_set)
+        state, error = "failed", None
         try:
             from kinetoscope.server.engine.recorder import Recorder  # noqa: PLC0415 - torch and onnxruntime, only to record
 
@@ -56,8 +59,12 @@ class RecordingServicer(pb_grpc.RecordingServiceServicer):
             for request in request_iterator:
                 reader.add(request)
             statistics = reader.finish()
+            state = "done"
+        except BaseException as exc:
+            state, error = ("cancelled" if stop.is_set() else "failed"), f"{type(exc).__name__}: {exc}"
+            raise
         finally:
-            self._slots.release()
+            self.jobs.finish(job, state, error)
         if not context.is_active():
             raise Cancelled("the call ended before the recording was stored")
         check_size(statistics, self.limits)

@@ -43,3 +43,18 @@ def test_tls_flags_go_together(tmp_path) -> None:
     with pytest.raises(SystemExit) as exit_:
         main(["--tls-cert", str(tmp_path / "cert.pem")])
     assert exit_.value.code == 2
+
+
+def test_admission_flags_reach_the_limits_and_bad_ones_are_refused(capsys) -> None:
+    from kinetoscope.server.serve_options import ServeOptions
+    from kinetoscope.server.service import ServiceLimits
+
+    args = build_parser().parse_args(["--imports", "3", "--import-queue", "0", "--queue", "5", "--jobs-per-device", "2"])
+    options = ServeOptions.from_args(args)
+    assert (options.imports, options.import_queue, options.queue, options.jobs_per_device) == (3, 0, 5, 2)
+    assert options.problem() is None
+    defaults = ServeOptions()
+    limits = ServiceLimits()
+    assert (defaults.imports, defaults.import_queue) == (limits.max_concurrent_imports, limits.import_queue_size)
+    assert "--import-queue takes 0 or more" in ServeOptions(import_queue=-1).problem()
+    assert "--imports takes a positive number" in ServeOptions(imports=0).problem()
