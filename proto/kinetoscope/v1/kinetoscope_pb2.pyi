@@ -297,7 +297,7 @@ class RegularizerSetting(_message.Message):
     def __init__(self, kappa: _Optional[float] = ..., gamma: _Optional[float] = ...) -> None: ...
 
 class MaximizeOptions(_message.Message):
-    __slots__ = ("iterations", "learning_rate", "final_learning_rate", "alpha", "bound", "v_ratio", "motion_tv_factor", "jitter", "init_scale", "seed", "normalize", "objective_weight", "max_batch", "progress_every")
+    __slots__ = ("iterations", "learning_rate", "final_learning_rate", "alpha", "bound", "v_ratio", "motion_tv_factor", "jitter", "init_scale", "seed", "normalize", "objective_weight", "max_batch", "progress_every", "param")
     ITERATIONS_FIELD_NUMBER: _ClassVar[int]
     LEARNING_RATE_FIELD_NUMBER: _ClassVar[int]
     FINAL_LEARNING_RATE_FIELD_NUMBER: _ClassVar[int]
@@ -312,6 +312,7 @@ class MaximizeOptions(_message.Message):
     OBJECTIVE_WEIGHT_FIELD_NUMBER: _ClassVar[int]
     MAX_BATCH_FIELD_NUMBER: _ClassVar[int]
     PROGRESS_EVERY_FIELD_NUMBER: _ClassVar[int]
+    PARAM_FIELD_NUMBER: _ClassVar[int]
     iterations: int
     learning_rate: float
     final_learning_rate: float
@@ -326,7 +327,8 @@ class MaximizeOptions(_message.Message):
     objective_weight: float
     max_batch: int
     progress_every: int
-    def __init__(self, iterations: _Optional[int] = ..., learning_rate: _Optional[float] = ..., final_learning_rate: _Optional[float] = ..., alpha: _Optional[float] = ..., bound: _Optional[float] = ..., v_ratio: _Optional[float] = ..., motion_tv_factor: _Optional[float] = ..., jitter: _Optional[bool] = ..., init_scale: _Optional[float] = ..., seed: _Optional[int] = ..., normalize: _Optional[bool] = ..., objective_weight: _Optional[float] = ..., max_batch: _Optional[int] = ..., progress_every: _Optional[int] = ...) -> None: ...
+    param: str
+    def __init__(self, iterations: _Optional[int] = ..., learning_rate: _Optional[float] = ..., final_learning_rate: _Optional[float] = ..., alpha: _Optional[float] = ..., bound: _Optional[float] = ..., v_ratio: _Optional[float] = ..., motion_tv_factor: _Optional[float] = ..., jitter: _Optional[bool] = ..., init_scale: _Optional[float] = ..., seed: _Optional[int] = ..., normalize: _Optional[bool] = ..., objective_weight: _Optional[float] = ..., max_batch: _Optional[int] = ..., progress_every: _Optional[int] = ..., param: _Optional[str] = ...) -> None: ...
 
 class MaximizeRequest(_message.Message):
     __slots__ = ("model", "objectives", "settings", "options", "recording")
