@@ -349,7 +349,7 @@ def unit_targets(objective: pb.Objective) -> tuple[Target, ...]:
 def model_info(m: pb.ModelInfo) -> ModelInfo:
     return ModelInfo(
         id=m.id, name=m.name,
-        inputs=[InputInfo(i.name, tuple(i.shape), i.kind, i.layout, (i.low, i.high), tuple(i.inferred)) for i in m.inputs],
+        inputs=[InputInfo(i.name, tuple(i.shape), i.kind, (i.low, i.high), i.layout, tuple(i.inferred)) for i in m.inputs],
         layer_count=m.layer_count, max_abs_err=m.parity.max_abs_err, max_rel_err=m.parity.max_rel_err,
         bn_folded=m.bn_folded, bn_remaining=m.bn_remaining, outputs=list(m.outputs), class_names=list(m.class_names),
         metadata=dict(m.metadata),

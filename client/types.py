@@ -7,15 +7,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from kinetoscope.common import InputSpec, MaximizeOutcome, UnitOutcome
 
-@dataclass(frozen=True)
-class InputInfo:
-    name: str
-    shape: tuple[int, ...]
-    kind: str
-    layout: str
-    value_range: tuple[float, float]
-    inferred: tuple[str, ...] = ()
+InputInfo = InputSpec
+"""A model's input as the server describes it: every field filled in (see `kinetoscope.common.InputSpec`)."""
 
 
 @dataclass(frozen=True)
@@ -36,8 +31,7 @@ class ModelInfo:
         return {
             "id": self.id,
             "name": self.name,
-            "inputs": [{"name": i.name, "shape": list(i.shape), "kind": i.kind, "layout": i.layout,
-                        "range": list(i.value_range), "inferred": list(i.inferred)} for i in self.inputs],
+            "inputs": [i.to_json() for i in self.inputs],
             "layers": self.layer_count,
             "parity": {"max_abs_err": self.max_abs_err, "max_rel_err": self.max_rel_err},
             "bn_folded": self.bn_folded,
@@ -102,36 +96,27 @@ def targets_from_text(text: str) -> tuple[Target, ...]:
         raise ValueError(f"cannot read unit targets {text[:80]!r}: {exc}") from None
 
 
-@dataclass
-class UnitResult:
+@dataclass(kw_only=True)
+class UnitResult(UnitOutcome):
+    """One unit under one setting as the server sent it; `objective` is a display label, `target` what to read."""
+
     unit_index: int
     setting_index: int
-    objective: str
-    """A display label, e.g. "Channel('conv_fusion', 2)"; `target` is what to read."""
     kappa: float
     gamma: float
-    activation: float
-    best_activation: float
-    normalizer: float
-    reference_max: float | None
-    stopped: str | None
-    losses: np.ndarray
-    activations: np.ndarray
     inputs: dict[str, np.ndarray] = field(default_factory=dict)
     """Optimized inputs (without the batch axis); inputs that do not feed the unit are absent."""
     target: tuple[Target, ...] = ()
     """The objective's terms; most objectives have one."""
 
 
-@dataclass
-class MaximizeResult:
+@dataclass(kw_only=True)
+class MaximizeResult(MaximizeOutcome[UnitResult]):
+    """Every unit under every setting (`units` are display labels; `targets` holds what they mean)."""
+
     model: ModelInfo
-    units: list[str]
-    """Display labels per unit; `targets` holds what they mean."""
     kappas: list[float]
     gammas: list[float]
-    results: list[list[UnitResult]]
-    warnings: list[str]
     seconds: float
     targets: list[tuple[Target, ...]] = field(default_factory=list)
     """Per unit, its objective's terms."""
@@ -145,9 +130,6 @@ class MaximizeResult:
                 if input_name in r.inputs:
                     out[r.unit_index, r.setting_index] = r.inputs[input_name]
         return out
-
-    def activation_table(self) -> np.ndarray:
-        return np.array([[r.activation for r in row] for row in self.results], dtype=np.float64)
 
     def save_npz(self, path) -> None:
         """The CLI contract's result.npz, plus what rendering needs to label it."""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
+
+from kinetoscope.common import MaximizeOutcome, UnitOutcome
 
 from .config import MaximizeConfig, Setting
 
@@ -24,35 +26,21 @@ class StepReport:
     loss: np.ndarray
 
 
-@dataclass
-class UnitResult:
-    objective: str
+@dataclass(kw_only=True)
+class UnitResult(UnitOutcome):
+    """The shared fields of `kinetoscope.common.UnitOutcome`, with the engine's setting and input arrays."""
+
     setting: Setting
     inputs: dict[str, np.ndarray | None]
     """Optimized input per graph input, without the batch axis; None for inputs that do not feed the unit."""
-    activation: float
-    """The unit's raw value (weighted sum of its terms, unnormalized) at the final input."""
-    best_activation: float
-    losses: np.ndarray
-    """The minimized loss (−normalized objective + regularizers) at every step."""
-    activations: np.ndarray
-    """The raw unit value at every step."""
-    normalizer: float
-    """ρ_l²·â_{l,c} used for this unit (1 when normalization was off)."""
-    reference_max: float | None = None
-    """â, when known (given or from a recording)."""
-    stopped: str | None = None
-    """Why optimization of this unit stopped early (e.g. a non-finite value), if it did."""
 
 
-@dataclass
-class MaximizeResult:
-    units: list[str]
+@dataclass(kw_only=True)
+class MaximizeResult(MaximizeOutcome[UnitResult]):
+    """results[u][s] for unit u and setting s, with the settings and the config they ran under."""
+
     settings: list[Setting]
-    results: list[list[UnitResult]]
-    """results[u][s] for unit u and setting s."""
     config: MaximizeConfig
-    warnings: list[str] = field(default_factory=list)
 
     def stacked(self, input_name: str) -> np.ndarray:
         """[U, S, *input shape] (zeros where the input does not feed the unit)."""
@@ -63,6 +51,3 @@ class MaximizeResult:
                 if result.inputs[input_name] is not None:
                     out[u, s] = result.inputs[input_name]
         return out
-
-    def activation_table(self) -> np.ndarray:
-        return np.array([[r.activation for r in row] for row in self.results])

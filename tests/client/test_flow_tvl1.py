@@ -136,8 +136,8 @@ def test_record_reads_videos_with_tvl1_by_default(tmp_path, monkeypatch) -> None
     from kinetoscope.client.types import InputInfo
 
     info = SimpleNamespace(name="small", class_names=["red_disc_right"], inputs=[
-        InputInfo("rgb", (1, 3, 32, 32), "image", "NCHW", (-128.0, 127.0)),
-        InputInfo("flow", (1, 20, 32, 32), "stacked_flow", "NCHW", (-128.0, 127.0)),
+        InputInfo("rgb", (1, 3, 32, 32), "image", (-128.0, 127.0), "NCHW"),
+        InputInfo("flow", (1, 20, 32, 32), "stacked_flow", (-128.0, 127.0), "NCHW"),
     ])
     folder = videos_folder(tmp_path)
     tvl1 = spy(monkeypatch, "optflow", "DualTVL1OpticalFlow_create")

@@ -26,10 +26,10 @@ DIRECTIONS = {"right": (1, 0), "left": (-1, 0), "up": (0, -1), "down": (0, 1)}
 CODECS = {"mp4": ("libx264", "yuv420p"), "avi": ("mpeg4", "yuv420p"), "mkv": ("mjpeg", "yuvj420p")}
 
 TWO_STREAM = [
-    InputInfo("rgb", (1, 3, 32, 32), "image", "NCHW", (-128.0, 127.0)),
-    InputInfo("flow", (1, 20, 32, 32), "stacked_flow", "NCHW", (-128.0, 127.0)),
+    InputInfo("rgb", (1, 3, 32, 32), "image", (-128.0, 127.0), "NCHW"),
+    InputInfo("flow", (1, 20, 32, 32), "stacked_flow", (-128.0, 127.0), "NCHW"),
 ]
-VIDEO_3D = [InputInfo("video", (1, 3, 8, 32, 32), "video", "NCTHW", (-128.0, 127.0))]
+VIDEO_3D = [InputInfo("video", (1, 3, 8, 32, 32), "video", (-128.0, 127.0), "NCTHW")]
 
 
 # ---------------------------------------------------------------- test videos
@@ -208,9 +208,9 @@ def test_values_follow_the_declared_range_and_layout() -> None:
     frames = np.full((9, 4, 4, 3), 255, dtype=np.uint8)
     frames[4] = 0  # the middle frame
     specs = [
-        InputInfo("rgb", (1, 4, 4, 3), "image", "NHWC", (0.0, 1.0)),
-        InputInfo("clip", (1, 8, 4, 4, 3), "video", "NTHWC", (-128.0, 127.0)),
-        InputInfo("motion", (1, 2, 8, 4, 4), "flow_video", "NCTHW", (-20.0, 20.0)),
+        InputInfo("rgb", (1, 4, 4, 3), "image", (0.0, 1.0), "NHWC"),
+        InputInfo("clip", (1, 8, 4, 4, 3), "video", (-128.0, 127.0), "NTHWC"),
+        InputInfo("motion", (1, 2, 8, 4, 4), "flow_video", (-20.0, 20.0), "NCTHW"),
     ]
     inputs = to_inputs(frames, ramp_flow(8) * 16, specs, flow_scale=1.0)
     assert inputs["rgb"].shape == (4, 4, 3) and np.all(inputs["rgb"] == 0.0)
@@ -225,7 +225,7 @@ def test_values_follow_the_declared_range_and_layout() -> None:
 def test_inputs_of_another_size_are_cropped_and_resized_with_their_flow() -> None:
     frames = np.zeros((3, 8, 8, 3), dtype=np.uint8)
     flow = np.ones((2, 2, 8, 8), dtype=np.float32)
-    specs = [InputInfo("flow", (1, 4, 4, 4), "stacked_flow", "NCHW", (-128.0, 127.0))]
+    specs = [InputInfo("flow", (1, 4, 4, 4), "stacked_flow", (-128.0, 127.0), "NCHW")]
     stacked = to_inputs(frames, flow, specs, flow_scale=16.0)["flow"]
     assert np.allclose(stacked, 8.0)  # 1 px/frame at 8 px is 0.5 px/frame at 4 px
 
@@ -233,9 +233,9 @@ def test_inputs_of_another_size_are_cropped_and_resized_with_their_flow() -> Non
 def test_wrong_declarations_are_clear_errors() -> None:
     frames = np.zeros((3, 4, 4, 3), dtype=np.uint8)
     with pytest.raises(ValueError, match="needs clips of 11 frames"):
-        to_inputs(frames, np.zeros((2, 2, 4, 4), np.float32), [InputInfo("f", (1, 20, 4, 4), "stacked_flow", "NCHW", (-128, 127))])
+        to_inputs(frames, np.zeros((2, 2, 4, 4), np.float32), [InputInfo("f", (1, 20, 4, 4), "stacked_flow", (-128, 127), "NCHW")])
     with pytest.raises(ValueError, match="3 channels"):
-        to_inputs(frames, None, [InputInfo("v", (1, 2, 4, 4), "image", "NCHW", (-128, 127))])
+        to_inputs(frames, None, [InputInfo("v", (1, 2, 4, 4), "image", (-128, 127), "NCHW")])
 
 
 # ---------------------------------------------------------------- folders of videos

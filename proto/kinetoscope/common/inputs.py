@@ -43,5 +43,10 @@ class InputSpec:
             raise ValueError(f"input {self.name!r} has no layout yet")
         return sample_layout(self.layout)
 
+    def to_json(self) -> dict:
+        """A described input as `kinetoscope import --json` and `models --json` print it."""
+        return {"name": self.name, "shape": list(self.shape or ()), "kind": self.kind, "layout": self.layout,
+                "range": list(self.range_or_default), "inferred": list(self.inferred)}
+
     def with_(self, **changes) -> "InputSpec":
         return replace(self, **changes)
