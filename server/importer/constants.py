@@ -95,9 +95,8 @@ def drop_unused_initializers(model: ModelProto) -> None:
     dropped = {init.name for init in graph.initializer if init.name not in used}
     if not dropped:
         return
-    keep = [init for init in graph.initializer if init.name not in dropped]
-    del graph.initializer[:]
-    graph.initializer.extend(keep)
-    inputs = [value for value in graph.input if value.name not in dropped]
-    del graph.input[:]
-    graph.input.extend(inputs)
+    # Deleted where they stand: rebuilding the list would copy every weight that stays.
+    for index in reversed([i for i, init in enumerate(graph.initializer) if init.name in dropped]):
+        del graph.initializer[index]
+    for index in reversed([i for i, value in enumerate(graph.input) if value.name in dropped]):
+        del graph.input[index]
