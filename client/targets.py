@@ -6,15 +6,12 @@ and which channels a spec selects, or a sweep would not reproduce a single maxim
 
 from __future__ import annotations
 
+from kinetoscope.common import find_layer  # noqa: F401 - the commands look layers up through this module
+
 from .types import LayerInfo, ModelInfo
 from .units import parse_units
 
 TARGET_KINDS = ("channel", "neuron", "logit")
-
-
-def find_layer(layers: list[LayerInfo], name: str) -> LayerInfo | None:
-    """A layer by its tensor name or by its producing node's name (the catalog's alias)."""
-    return next((layer for layer in layers if name in (layer.name, layer.node)), None)
 
 
 def is_logit_layer(info: ModelInfo, layer: LayerInfo) -> bool:
