@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from kinetoscope.common import DEFAULT_RANGE
 from kinetoscope.motion import flow_fields
 
-INPUT_RANGE = (-128.0, 127.0)
+INPUT_RANGE = DEFAULT_RANGE
+"""The zoo's models take every input in the default range."""
 
 
 def stack_flow(fields: np.ndarray) -> np.ndarray:
