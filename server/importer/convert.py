@@ -2,32 +2,28 @@
 
 from __future__ import annotations
 
-from unittest.mock import patch
-
-import onnx2torch
-import onnx2torch.converter
 import torch
 from onnx import ModelProto
-from onnx2torch.onnx_graph import OnnxGraph
+from torch.overrides import TorchFunctionMode
 
 from . import converters  # noqa: F401 - registers our converters into onnx2torch
 from .converters.registry import find_converter
 from .errors import UnsupportedModel
+from .onnx2torch_adapter import build_module, graph_view
 
 _STAGE = "convert"
 
 
 def convert(model: ModelProto) -> torch.fx.GraphModule:
-    """The torch module, in eval mode with frozen weights; positional inputs in graph order."""
+    """The torch module, in eval mode with frozen weights; positional inputs in graph order.
+
+    Shapes are already inferred (on a skeleton, so models over 2 GiB work too), so the module
+    is built without onnx2torch's own inference, which would serialize the whole model again.
+    """
     _check_coverage(model)
     try:
-        # Shapes are already inferred (on a skeleton, so models over 2 GiB work too);
-        # onnx2torch's own inference would serialize the whole model again.
-        # Every layer's weights come from the graph: drawing random ones first is wasted time.
-        with patch.object(onnx2torch.converter, "safe_shape_inference", _already_inferred), \
-                patch.object(torch.nn.modules.conv._ConvNd, "reset_parameters", _no_init), \
-                patch.object(torch.nn.Linear, "reset_parameters", _no_init):
-            module = onnx2torch.convert(model, attach_onnx_mapping=True)
+        with SkipRandomInit():
+            module = build_module(model)
     except NotImplementedError:
         _raise_every_failure(model)
         raise
@@ -37,12 +33,19 @@ def convert(model: ModelProto) -> torch.fx.GraphModule:
     return module
 
 
-def _already_inferred(model: ModelProto) -> ModelProto:
-    return model
+class SkipRandomInit(TorchFunctionMode):
+    """Conv and Linear layers built in this thread skip their random initialization: the graph gives their weights.
 
+    A torch function mode is per thread, so layers another thread builds meanwhile
+    (a model being trained, say) are initialized as usual.
+    """
 
-def _no_init(module: torch.nn.Module) -> None:
-    """Conv and Linear layers are built, then given the graph's weights; their random initialization is skipped."""
+    SKIPPED = frozenset({torch.nn.init.kaiming_uniform_, torch.nn.init.uniform_})
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func in self.SKIPPED:
+            return args[0] if args else kwargs["tensor"]
+        return func(*args, **(kwargs or {}))
 
 
 def tensor_sources(module: torch.nn.Module) -> dict[str, tuple[torch.nn.Module, int | None]]:
@@ -72,9 +75,9 @@ def _check_coverage(model: ModelProto) -> None:
 
 def _raise_every_failure(model: ModelProto) -> None:
     """Run every node's converter alone, so the error lists all failing nodes at once."""
-    graph = OnnxGraph(model.graph)
     opsets = {entry.domain or "": entry.version for entry in model.opset_import}
     failures: dict[str, list[str]] = {}
+    graph = graph_view(model)
     for name, node in graph.nodes.items():
         converter = find_converter(node.operation_type, opsets[node.domain], node.domain)
         try:

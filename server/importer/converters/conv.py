@@ -12,15 +12,14 @@ from typing import Optional
 
 import torch
 import torch.nn.functional as F
-from onnx2torch.node_converters.registry import _CONVERTER_REGISTRY, OperationDescription
 from onnx2torch.onnx_graph import OnnxGraph
 from onnx2torch.onnx_node import OnnxNode
 from onnx2torch.utils.common import OnnxMapping, OnnxToTorchModule, OperationConverterResult
 from torch import nn
 
-from .registry import add_converter
+from .registry import add_converter, converter_for
 
-_ONNX2TORCH_CONV = _CONVERTER_REGISTRY[OperationDescription(domain="", operation_type="Conv", version=11)]
+_ONNX2TORCH_CONV = converter_for("Conv", 11)
 _CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 _CONV_TRANSPOSE = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
 _AUTO_PADS = ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER")

@@ -7,13 +7,12 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
-from onnx2torch.node_converters.registry import _CONVERTER_REGISTRY, OperationDescription
 from onnx2torch.onnx_graph import OnnxGraph
 from onnx2torch.onnx_node import OnnxNode
 from onnx2torch.utils.common import OnnxToTorchModule, OperationConverterResult, onnx_mapping_from_node
 from torch import nn
 
-from .registry import add_converter
+from .registry import add_converter, converter_for
 
 
 class OnnxDropoutInference(nn.Module, OnnxToTorchModule):
@@ -168,5 +167,4 @@ WIDENED: list[tuple[str, int, int]] = [
 ]
 
 for _op, _new, _old in WIDENED:
-    add_converter(_op, _new)(
-        _CONVERTER_REGISTRY[OperationDescription(domain="", operation_type=_op, version=_old)])
+    add_converter(_op, _new)(converter_for(_op, _old))

@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Callable
 
 from onnx import defs
-from onnx2torch.node_converters.registry import _CONVERTER_REGISTRY, OperationDescription, TConverter
+
+from ..onnx2torch_adapter import OperationDescription, TConverter, operation, register, registered
 
 OURS: dict[OperationDescription, TConverter] = {}
 
@@ -19,18 +20,26 @@ def add_converter(
     operation_type: str, version: int, *, domain: str = defs.ONNX_DOMAIN, replace: bool = False
 ) -> Callable[[TConverter], TConverter]:
     """Register `converter` for one (op, since_version); decorators stack for several."""
-    key = OperationDescription(domain=domain, operation_type=operation_type, version=version)
+    key = operation(operation_type, version, domain)
 
     def deco(converter: TConverter) -> TConverter:
         if key in OURS:
             raise ValueError(f"converter for {operation_type}-{version} registered twice")
-        if key in _CONVERTER_REGISTRY and not replace:
+        if registered(key) is not None and not replace:
             raise ValueError(f"onnx2torch already converts {operation_type}-{version}; pass replace=True to override")
         OURS[key] = converter
-        _CONVERTER_REGISTRY[key] = converter
+        register(key, converter)
         return converter
 
     return deco
+
+
+def converter_for(operation_type: str, version: int) -> TConverter:
+    """The converter registered now for an op's since_version (onnx2torch's own, until one of ours replaces it)."""
+    converter = registered(operation(operation_type, version))
+    if converter is None:
+        raise KeyError(f"onnx2torch has no converter for {operation_type}-{version}")
+    return converter
 
 
 def find_converter(operation_type: str, opset: int, domain: str = defs.ONNX_DOMAIN) -> TConverter | None:
@@ -39,4 +48,4 @@ def find_converter(operation_type: str, opset: int, domain: str = defs.ONNX_DOMA
         version = defs.get_schema(operation_type, max_inclusive_version=opset, domain=domain).since_version
     except (RuntimeError, defs.SchemaError):
         return None
-    return _CONVERTER_REGISTRY.get(OperationDescription(domain=domain, operation_type=operation_type, version=version))
+    return registered(operation(operation_type, version, domain))

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from onnx2torch.node_converters.registry import _CONVERTER_REGISTRY, OperationDescription
 
-from .registry import add_converter
+from .registry import add_converter, converter_for
 
 # (op, new version, version whose converter it reuses). Each pair was checked against onnx.defs: same
 # attributes, inputs and outputs, same doc, only more types (bfloat16, float8, int4, float4, int2, ...).
@@ -32,4 +31,4 @@ ALIASES: list[tuple[str, int, int]] = [
 ]
 
 for _op, _new, _old in ALIASES:
-    add_converter(_op, _new)(_CONVERTER_REGISTRY[OperationDescription(domain="", operation_type=_op, version=_old)])
+    add_converter(_op, _new)(converter_for(_op, _old))
