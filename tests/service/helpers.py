@@ -82,6 +82,15 @@ def import_trained(running: Running, name: str = "small") -> pb.ModelInfo:
     return running.models.ImportModel(upload(TRAINED.read_bytes(), name=name, inputs=declarations()), timeout=120)
 
 
+
+def import_other(running: Running, name: str = "other") -> pb.ModelInfo:
+    """The trained model under another id: the same graph with another doc string, so other bytes."""
+    import onnx  # noqa: PLC0415
+
+    model = onnx.load(TRAINED)
+    model.doc_string = "a second copy"
+    return running.models.ImportModel(upload(model.SerializeToString(), name=name, inputs=declarations()), timeout=120)
+
 def channel_objectives(layer: str, channels) -> list[pb.Objective]:
     return [pb.Objective(terms=[pb.Target(kind=pb.Target.CHANNEL, layer=layer, channel=c)]) for c in channels]
 

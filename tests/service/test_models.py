@@ -11,7 +11,7 @@ import pytest
 from kinetoscope.server.service import ServiceLimits
 from kinetoscope.v1 import kinetoscope_pb2 as pb
 
-from .helpers import TRAINED, code_of, declarations, import_trained, start, upload
+from .helpers import TRAINED, code_of, declarations, import_other, import_trained, start, upload
 
 
 def test_import_list_get_delete(fresh) -> None:
@@ -127,3 +127,19 @@ def test_declarations_that_contradict_the_graph_are_invalid_argument(shared) -> 
     code, details = code_of(shared.models.ImportModel, upload(TRAINED.read_bytes(), inputs=wrong), timeout=30)
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "nope" in details
     assert shared.serving()
+
+
+def test_the_python_client_deletes_a_model_by_name_and_returns_its_id(fresh) -> None:
+    from kinetoscope.client.client import Client  # noqa: PLC0415
+
+    first = import_trained(fresh, name="small")
+    second = import_other(fresh)
+    with Client(f"127.0.0.1:{fresh.port}") as client:
+        assert sorted(m.name for m in client.list_models()) == ["other", "small"]
+        assert client.delete_model("small") == first.id
+        assert [(m.id, m.name) for m in client.list_models()] == [(second.id, "other")]
+        with pytest.raises(grpc.RpcError) as again:
+            client.delete_model("small")
+        assert again.value.code() == grpc.StatusCode.NOT_FOUND and "small" in again.value.details()
+        assert client.delete_model(second.id[:8]) == second.id  # an id prefix names it too
+        assert client.list_models() == []

@@ -18,7 +18,7 @@ from kinetoscope.server.service.plan import reference_maxima
 from kinetoscope.server.store import StoredModel
 from kinetoscope.v1 import kinetoscope_pb2 as pb
 
-from .helpers import TRAINED, channel_objectives, code_of, collect, declarations, import_trained, start, upload
+from .helpers import TRAINED, channel_objectives, code_of, collect, declarations, import_other, import_trained, start, upload
 
 CLIPS = 24
 CHUNK = 5000
@@ -81,6 +81,29 @@ def test_record_get_and_list(shared, clips) -> None:
     assert info.id in [r.id for r in shared.rec.ListRecordings(pb.ListRecordingsRequest(), timeout=10).recordings]
     assert shared.rec.GetRecording(pb.GetRecordingRequest(recording="val"), timeout=10).info.id == info.id  # by name
 
+
+
+def test_the_python_client_lists_recordings_of_one_model_or_all(tmp_path, clips) -> None:
+    from kinetoscope.client.client import Client  # noqa: PLC0415
+
+    inputs, labels = clips
+    running = start(tmp_path / "store")
+    try:
+        small, other = import_trained(running, name="small"), import_other(running)
+        with Client(f"127.0.0.1:{running.port}") as client:
+            assert client.list_recordings() == []
+            first = client.record("small", {k: v[:8] for k, v in inputs.items()}, labels[:8], layers=["conv_fusion"],
+                                  name="first")
+            second = client.record("other", {k: v[:5] for k, v in inputs.items()}, layers=["logits"], name="second")
+            assert [(r.id, r.name, r.model, r.clips, r.layers) for r in client.list_recordings("small")] == [
+                (first.id, "first", small.id, 8, ["conv_fusion"])]
+            assert [(r.id, r.model, r.clips) for r in client.list_recordings(other.id)] == [(second.id, other.id, 5)]
+            assert sorted(r.id for r in client.list_recordings()) == sorted([first.id, second.id])
+            with pytest.raises(grpc.RpcError) as unknown:
+                client.list_recordings("nope")
+            assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+    finally:
+        running.stop()
 
 def test_recordings_survive_a_restart(tmp_path, clips) -> None:
     inputs, labels = clips
