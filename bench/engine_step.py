@@ -34,9 +34,10 @@ from suite import Options, Report
 import kinetoscope.model_zoo as zoo
 from kinetoscope.model_zoo.export import export_model
 from kinetoscope.server.allocator import retain_freed_memory
-from kinetoscope.server.engine import Channel, Logit, MaximizeConfig, Objective, Setting, StepReport, maximize, native
-from kinetoscope.server.engine.render import OptimizedInput
-from kinetoscope.server.engine.step import Kernels
+from kinetoscope.server.engine import Channel, Logit, MaximizeConfig, Objective, Setting, StepReport, maximize
+from kinetoscope.server.engine.inputs import OptimizedInput
+from kinetoscope.server.engine.optim.updater import choose_updater
+from kinetoscope.server.engine.transforms import compose, standard_transforms
 from kinetoscope.server.engine.truncate import truncate
 from kinetoscope.server.importer import ImportedModel, import_model
 
@@ -127,8 +128,6 @@ def raw_forward_backward(graph: torch.nn.Module, model: ImportedModel, batch: in
     return times
 
 
-
-
 def part_costs(model: ImportedModel, layer: str, batch: int, reps: int, device: torch.device) -> dict[str, list[float]]:
     """The engine's own pieces, each alone at this batch on every input the layer reads, as a
     run's second step calls them: the jitter (the input the network sees; on the native path
@@ -137,45 +136,33 @@ def part_costs(model: ImportedModel, layer: str, batch: int, reps: int, device: 
     step's jittered input). Their sum says how much of an engine step is arithmetic on the
     inputs and how much is the rest of the loop."""
     config = MaximizeConfig(iterations=3)
-    kernels = Kernels(compiled=device.type == "cpu", native=config.native_on(device.type))
     settings = torch.ones(batch, device=device)  # κ = γ = 1
     alive = torch.ones(batch, dtype=torch.bool, device=device)
     generators = [torch.Generator().manual_seed(i) for i in range(batch)]
-    inputs = []
+    inputs, grads = [], []
     for spec in model.inputs:
         stride = model.layer(layer).stride.get(spec.name)
-        if stride:
-            limits = [(int(stride.get("H", 1)), int(stride.get("W", 1)))] * batch
-            item = OptimizedInput(spec, [True] * batch, limits, config, generators, device)
-            item.prepare(kernels, [0.05] * config.iterations, [0.1] * config.iterations, settings, settings)
-            inputs.append((item, torch.randn_like(item.x)))
-    bias2_sqrt = torch.tensor(0.1, device=device)
-    prepared = [item.prepared for item, _ in inputs]
+        limits = [(int(stride.get("H", 1)), int(stride.get("W", 1))) if stride else (1, 1)] * batch
+        item = OptimizedInput(spec, [bool(stride)] * batch, compose(spec, standard_transforms(spec, limits)), config,
+                              generators, device)
+        item.plan_shifts(config.seed, config.iterations)
+        inputs.append(item)
+        grads.append(torch.randn_like(item.param.values) if stride else None)
+    updater = choose_updater(config, device, inputs, settings, settings)
+    updater.kernels.compiled = device.type == "cpu" and not updater.kernels.native
+    prepared: list = []
 
     def jittered() -> None:
-        for (item, _), feed in zip(inputs, prepared):
+        for item, feed in zip(inputs, prepared):
             item.prepared = feed
-            item.feed(kernels, 1)
-
-    group = native.UpdateGroup(batch, len(inputs)) if any(item.native is not None for item, _ in inputs) else None
+            item.feed(updater.kernels, 1)
 
     def updated() -> None:
-        states, natively = [], []
-        for item, grad in inputs:
-            if item.native is not None:
-                natively.append((item.native, item.native_arguments(grad, 1, alive)))
-            else:
-                states.append(item.state(grad, 1))
-            item.stepped = False  # keep stepping the same values
-        if natively:
-            group(natively)
-        if states:
-            kernels.update(states, [item.constants for item, _ in inputs if item.native is None], alive, settings, settings,
-                           bias2_sqrt, config.betas, config.eps)
+        updater.step(1, grads, alive)  # the values alternate between the two buffers, as in a run
 
     pieces = dict(zip(PARTS, (jittered, updated)))
     updated()  # compiles for this batch outside the timing, and writes the native path's next input
-    prepared = [item.prepared for item, _ in inputs]
+    prepared = [item.prepared for item in inputs]
     costs: dict[str, list[float]] = {name: [] for name in PARTS}
     for _ in range(reps + 1):
         for name, piece in pieces.items():

@@ -21,9 +21,32 @@ import torch
 
 from .geometry import canonical_view
 from .native_build import NativeLibrary, enabled
+from .optim.adam import AdamSchedule
+from .regularizers import RegularizerWeights
+
+_POINTER = ctypes.c_void_p
+
+
+class NativeInput(ctypes.Structure):
+    """`struct kt_input` of fused_update.c, field for field: one input's buffers and constants for one step."""
+
+    _fields_ = [
+        ("x", _POINTER), ("grad", _POINTER), ("x_out", _POINTER), ("feed", _POINTER),
+        ("shifts", _POINTER), ("next_shifts", _POINTER), ("alive", _POINTER),
+        ("step_size", ctypes.c_float), ("bias2_sqrt", ctypes.c_float),
+        ("exp_avg", _POINTER), ("exp_avg_sq", _POINTER), ("kappa", _POINTER), ("gamma", _POINTER),
+        ("active", _POINTER), ("plane_penalty", _POINTER), ("penalty", _POINTER),
+        ("dims", ctypes.c_int64 * 5), ("strides", ctypes.c_int64 * 3),
+        ("alpha", ctypes.c_float), ("bound", ctypes.c_float), ("lambda_b", ctypes.c_float), ("lambda_tv", ctypes.c_float),
+        ("beta1", ctypes.c_float), ("beta2", ctypes.c_float), ("eps", ctypes.c_float),
+    ]
 
 
 def _bind(library: ctypes.CDLL) -> ctypes.CDLL:
+    size = library.kt_input_size
+    size.restype = ctypes.c_int64
+    if size() != ctypes.sizeof(NativeInput):
+        raise RuntimeError(f"struct kt_input is {size()} bytes in C but {ctypes.sizeof(NativeInput)} in native.py")
     updates = library.kt_fused_updates
     updates.argtypes = [ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int]
     updates.restype = ctypes.c_int
@@ -46,18 +69,19 @@ def supports(x: torch.Tensor, layout: str, kind: str | None) -> bool:
 class FusedUpdate:
     """The native loop bound to one input's buffers for a run: what stays the same from
     step to step (shapes, strides, constants, the addresses of the moments, the shift
-    schedule) is checked and converted once, as right after a network's forward pass each
-    Python-level operation costs tens of microseconds, a visible share of a small network's step.
+    schedule) is checked and written into the input's `NativeInput` once, as right after a
+    network's forward pass each Python-level operation costs tens of microseconds, a visible
+    share of a small network's step.
 
     `x` and `out` are the input's two value buffers (a step reads one and writes the
-    other); `scalars` [steps, 9] float32 holds (α, B, λ_B, λ_TV, β1, β2, ε, Adam's step
-    size, √(1 − β2^t)) per step; `schedule` [steps, B, 2] int64 the jitter's shifts
+    other); `weights` the regularizers' constants; `schedule` Adam's per-step sizes (in the
+    input's units) and bias corrections; `shifts` [steps, B, 2] int64 the jitter's shifts
     (None: the input never moves).
     """
 
     def __init__(self, x: torch.Tensor, out: torch.Tensor, exp_avg: torch.Tensor, exp_avg_sq: torch.Tensor,
                  active: torch.Tensor, kappa: torch.Tensor, gamma: torch.Tensor, layout: str, kind: str | None,
-                 scalars: np.ndarray, schedule: torch.Tensor | None = None) -> None:
+                 weights: RegularizerWeights, schedule: AdamSchedule, shifts: torch.Tensor | None = None) -> None:
         if not NativeUpdate.available():
             raise RuntimeError(f"the native optimizer update is unavailable: {NativeUpdate.error()}")
         if not (supports(x, layout, kind) and out.stride() == x.stride() and exp_avg.is_contiguous()
@@ -73,27 +97,29 @@ class FusedUpdate:
                                     ("gamma", gamma, torch.float32)):
             if tensor.shape != (b,) or tensor.dtype != dtype:
                 raise ValueError(f"{name} must be a [{b}] {dtype} tensor, not {tuple(tensor.shape)} {tensor.dtype}")
-        self._scalars = np.ascontiguousarray(scalars, dtype=np.float32)
-        steps = len(self._scalars)
-        if self._scalars.shape != (steps, 9):
-            raise ValueError(f"scalars must be [steps, 9], not {self._scalars.shape}")
-        if schedule is not None and (schedule.shape != (steps, b, 2) or schedule.dtype != torch.int64
-                                     or not schedule.is_contiguous() or schedule.device.type != "cpu"):
-            raise ValueError(f"schedule must be a contiguous [{steps}, {b}, 2] int64 CPU tensor")
-        self._tensors = (exp_avg, exp_avg_sq, active, kappa, gamma, schedule)  # kept alive: the loop holds addresses
-        self._dims = np.array([*view.shape, *view.stride()[:3]], dtype=np.int64)
+        steps = len(schedule)
+        if shifts is not None and (shifts.shape != (steps, b, 2) or shifts.dtype != torch.int64
+                                   or not shifts.is_contiguous() or shifts.device.type != "cpu"):
+            raise ValueError(f"schedule must be a contiguous [{steps}, {b}, 2] int64 CPU tensor of shifts")
+        self._step_sizes = np.asarray(schedule.step_sizes, dtype=np.float32).tolist()
+        self._bias2_sqrt = np.asarray(schedule.bias2_sqrt, dtype=np.float32).tolist()
         self._planes = np.empty(b * k, dtype=np.float64)
         self.penalty = torch.empty(b)
         """The last call's [B] penalty λ_B R_B + λ_TV R_TV at x (overwritten by the next call)."""
-        avg, avg_sq, active, kappa, gamma = (pointer(t) for t in self._tensors[:5])
-        self._fixed = (avg, avg_sq, self._dims.ctypes.data, kappa, gamma, active, self._planes.ctypes.data,
-                       self.penalty.data_ptr())
-        """Addresses that stay the same from step to step (numpy's `.ctypes` costs microseconds a call)."""
+        self._tensors = (exp_avg, exp_avg_sq, active, kappa, gamma, shifts)  # kept alive: the loop holds addresses
+        adam = schedule.adam
+        self.input = NativeInput(
+            exp_avg=pointer(exp_avg), exp_avg_sq=pointer(exp_avg_sq), kappa=pointer(kappa), gamma=pointer(gamma),
+            active=pointer(active), plane_penalty=self._planes.ctypes.data, penalty=self.penalty.data_ptr(),
+            dims=(ctypes.c_int64 * 5)(*view.shape), strides=(ctypes.c_int64 * 3)(*view.stride()[:3]),
+            alpha=weights.alpha, bound=weights.bound, lambda_b=weights.lambda_b, lambda_tv=weights.lambda_tv,
+            beta1=adam.beta1, beta2=adam.beta2, eps=adam.eps,
+        )
+        """This input's `struct kt_input`: `arguments` rewrites only what changes from step to step."""
         self._steps, self._shape, self._stride = steps, x.shape, x.stride()
         self._known = _Identities((x, out))
         self._alive: torch.Tensor | None = None
-        self._shifts = None if schedule is None else (schedule.data_ptr(), b * 2 * schedule.element_size())
-        self._scalar_row = (self._scalars.ctypes.data, self._scalars.strides[0])
+        self._shifts = None if shifts is None else (shifts.data_ptr(), b * 2 * shifts.element_size())
 
     def __call__(self, x: torch.Tensor, out: torch.Tensor, grad: torch.Tensor, feed: torch.Tensor | None,
                  alive: torch.Tensor, step: int) -> torch.Tensor:
@@ -115,8 +141,8 @@ class FusedUpdate:
             raise ValueError(f"expected tensors shaped {tuple(self._shape)} laid out alike")
 
     def arguments(self, x: torch.Tensor, out: torch.Tensor, grad: torch.Tensor, feed: torch.Tensor | None,
-                  alive: torch.Tensor, step: int) -> tuple[int, ...]:
-        """The loop's 16 addresses for one step (see `__call__`), checked; an `UpdateGroup` runs them.
+                  alive: torch.Tensor, step: int) -> NativeInput:
+        """This input's `NativeInput` for one step (see `__call__`), checked; an `UpdateGroup` runs it.
 
         The buffers given at construction and the last `alive` seen pass on an identity test
         (each tensor check costs microseconds right after a backward pass); others are checked."""
@@ -132,15 +158,17 @@ class FusedUpdate:
             self._alive = alive
         if not 0 <= step < self._steps or (feed is not None and (self._shifts is None or step + 1 >= self._steps)):
             raise ValueError(f"step {step} of {self._steps} has no {'next ' if feed is not None else ''}shifts")
-        avg, avg_sq, dims, kappa, gamma, active, planes, penalty = self._fixed
-        shifts = next_shifts = 0
+        shifts = next_shifts = None
         if self._shifts is not None:
             base, row = self._shifts
             shifts = base + step * row
-            next_shifts = shifts + row if feed is not None else 0
-        return (x.data_ptr(), grad.data_ptr(), out.data_ptr(), 0 if feed is None else feed.data_ptr(), avg, avg_sq,
-                dims, self._scalar_row[0] + step * self._scalar_row[1], shifts, next_shifts,
-                kappa, gamma, alive.data_ptr(), active, planes, penalty)
+            next_shifts = shifts + row if feed is not None else None
+        native = self.input
+        native.x, native.grad, native.x_out = x.data_ptr(), grad.data_ptr(), out.data_ptr()
+        native.feed = None if feed is None else feed.data_ptr()
+        native.shifts, native.next_shifts, native.alive = shifts, next_shifts, alive.data_ptr()
+        native.step_size, native.bias2_sqrt = self._step_sizes[step], self._bias2_sqrt[step]
+        return native
 
 
 class UpdateGroup:
@@ -149,26 +177,26 @@ class UpdateGroup:
 
     One call per step instead of one per input: right after the backward pass each crossing
     from Python into C costs tens of microseconds, a visible share of a small network's step
-    at batch 1. The table of addresses and the total live as long as the group, so a step
-    converts nothing. The caller keeps the tensors behind the addresses alive until a call
-    returns.
+    at batch 1. The table of struct addresses and the total live as long as the group, so a
+    step converts nothing. The caller keeps the tensors behind the addresses alive until a
+    call returns.
     """
 
     def __init__(self, batch: int, inputs: int) -> None:
         if not NativeUpdate.available():
             raise RuntimeError(f"the native optimizer update is unavailable: {NativeUpdate.error()}")
-        self.table = np.zeros((inputs, 16), dtype=np.uintp)
+        self.table = np.zeros(inputs, dtype=np.uintp)
         self.total = np.zeros(batch, dtype=np.float32)
         """The last call's [B] sum of the inputs' penalties (overwritten by the next call)."""
         self._call = NativeUpdate.get().kt_fused_updates
         self._addresses = (self.table.ctypes.data, self.total.ctypes.data)
 
-    def __call__(self, steps: list[tuple[FusedUpdate, tuple[int, ...]]]) -> np.ndarray:
+    def __call__(self, steps: list[tuple[FusedUpdate, NativeInput]]) -> np.ndarray:
         batch = len(self.total)
         if len(steps) > len(self.table) or any(len(update.penalty) != batch for update, _ in steps):
             raise ValueError(f"a group steps at most {len(self.table)} inputs of {batch} samples each")
-        for row, (_, arguments) in enumerate(steps):
-            self.table[row] = arguments
+        for row, (_, native) in enumerate(steps):
+            self.table[row] = ctypes.addressof(native)
         table, total = self._addresses
         if self._call(len(steps), table, total, batch, torch.get_num_threads()) != 0:
             raise MemoryError("the native optimizer update could not allocate its plane buffers")

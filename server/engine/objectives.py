@@ -7,7 +7,7 @@ evaluated with a few gathers per layer instead of one slice per sample.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -118,58 +118,132 @@ def as_objective(value) -> Objective:
     raise TypeError(f"expected an Objective (Channel, Neuron, Logit or a sum of them), got {type(value).__name__}")
 
 
+@dataclass
+class _Rows:
+    """The terms of one layer that one kind of plan reads, as parallel lists."""
+
+    samples: list[int] = field(default_factory=list)
+    channels: list[int] = field(default_factory=list)
+    weights: list[tuple[float, float]] = field(default_factory=list)
+    """(scaled, raw) weight of each term."""
+    positions: list[tuple[int, ...]] = field(default_factory=list)
+
+    def add(self, sample: int, term: Term, scale: float, position: tuple[int, ...] | None) -> None:
+        self.samples.append(sample)
+        self.channels.append(term.channel)
+        self.weights.append((term.weight * scale, term.weight))
+        self.positions.append(position or ())
+
+
+@dataclass(frozen=True)
+class LayerSum:
+    """Channels of one layer summed over positions (Channel, Logit), for every sample: dense [2, B, C]
+    weights. A multiply and a sum, whose backward is one broadcast, cost less per step than
+    indexing, whose backward scatters into zeros."""
+
+    layer: str
+    weights: torch.Tensor
+    """[2, B, C] (scaled, raw) on the activations' device."""
+    weights_np: np.ndarray
+
+    @classmethod
+    def build(cls, layer: str, rows: _Rows, batch: int, act: torch.Tensor) -> "LayerSum":
+        weights = torch.tensor(rows.weights, dtype=torch.float32).T.contiguous()  # [2, terms]
+        count = len(rows.samples)
+        dense = torch.zeros(2, batch, act.shape[1])
+        dense.index_put_((torch.arange(2).repeat_interleave(count), torch.tensor(rows.samples).repeat(2),
+                          torch.tensor(rows.channels).repeat(2)), weights.flatten(), accumulate=True)
+        return cls(layer, dense.to(act.device), dense.numpy())
+
+    def evaluate(self, act: torch.Tensor) -> torch.Tensor:
+        sums = act if act.dim() == 2 else act.flatten(2).sum(-1)
+        return (sums.float() * self.weights).sum(-1)
+
+    def values(self, act: torch.Tensor) -> np.ndarray:
+        if act.device.type == "cpu" and act.dtype == torch.float32:
+            array = act.numpy()
+            sums = array if array.ndim == 2 else array.sum(axis=tuple(range(2, array.ndim)))
+        else:
+            sums = (act if act.dim() == 2 else act.sum(dim=tuple(range(2, act.dim())))).float().cpu().numpy()
+        return (sums[None] * self.weights_np).sum(-1)
+
+    def seed(self, act: torch.Tensor, ascent: torch.Tensor) -> torch.Tensor:
+        channel = (self.weights[0] * ascent[:, None]).to(act.dtype)  # [B, C]
+        return channel.reshape(*channel.shape, *[1] * (act.dim() - 2)).expand(act.shape)
+
+
+@dataclass(frozen=True)
+class LayerPick:
+    """Channels of one layer at single positions (Neuron): one gather per step."""
+
+    layer: str
+    samples: torch.Tensor
+    channels: torch.Tensor
+    weights: torch.Tensor
+    """[2, terms] (scaled, raw)."""
+    positions: torch.Tensor
+
+    @classmethod
+    def build(cls, layer: str, rows: _Rows, batch: int, act: torch.Tensor) -> "LayerPick":
+        device = act.device
+        weights = torch.tensor(rows.weights, dtype=torch.float32).T.contiguous()
+        return cls(layer, torch.tensor(rows.samples, device=device), torch.tensor(rows.channels, device=device),
+                   weights.to(device), torch.tensor(rows.positions, dtype=torch.long, device=device))
+
+    def _index(self) -> tuple:
+        return (self.samples, self.channels, *self.positions.T) if self.positions.numel() else (self.samples, self.channels)
+
+    def evaluate(self, act: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(2, act.shape[0], dtype=torch.float32, device=act.device).index_add(
+            1, self.samples, act[self._index()].float() * self.weights)
+
+    def values(self, act: torch.Tensor) -> np.ndarray:
+        with torch.no_grad():
+            return self.evaluate(act).cpu().numpy()
+
+    def seed(self, act: torch.Tensor, ascent: torch.Tensor) -> torch.Tensor:
+        seed = torch.zeros_like(act)
+        seed.index_put_(self._index(), (self.weights[0] * ascent[self.samples]).to(act.dtype), accumulate=True)
+        return seed
+
+
+LayerPlan = LayerSum | LayerPick
+
+
 class BatchObjective:
-    """Evaluates one objective per sample, as a [B] tensor, from the captured layers."""
+    """Evaluates one objective per sample, as a [B] tensor, from the captured layers.
+
+    The terms are grouped into one `LayerSum` or `LayerPick` per layer and kind, built from
+    the first activations seen (their channels and device)."""
 
     def __init__(self, objectives: Sequence[Objective], scales: dict[tuple[str, int], float] | None = None) -> None:
         self.objectives = list(objectives)
         self.scales = scales or {}
-        self._plan: dict[str, tuple] | None = None
+        self._plan: list[LayerPlan] | None = None
         self._seeds: tuple[torch.Tensor, tuple, tuple[list[str], list[torch.Tensor]]] | None = None
         """(ascent, layer shapes, (layers, seeds)) of the last `gradients` call: ascent changes only when a sample stops."""
 
     def layers(self) -> list[str]:
         return list(dict.fromkeys(layer for obj in self.objectives for layer in obj.layers()))
 
-    def _build(self, activations: dict[str, torch.Tensor]) -> dict[str, tuple]:
-        rows: dict[str, dict[str, list]] = {}
+    def _build(self, activations: dict[str, torch.Tensor]) -> list[LayerPlan]:
+        rows: dict[tuple[str, type], _Rows] = {}
         for sample, objective in enumerate(self.objectives):
             for term in objective.terms():
                 act = activations[term.layer]
                 if not 0 <= term.channel < act.shape[1]:
                     raise ValueError(f"{objective!r}: layer {term.layer!r} has {act.shape[1]} channels")
-                scale = self.scales.get((term.layer, term.channel), 1.0)
-                kind = "sum" if term.position is None and not term.centre else "at"
+                kind = LayerSum if term.position is None and not term.centre else LayerPick
                 position = tuple(d // 2 for d in act.shape[2:]) if term.centre else term.position
-                if kind == "at" and (len(position) != act.dim() - 2 or any(not 0 <= p < d for p, d in zip(position, act.shape[2:]))):
+                if kind is LayerPick and (len(position) != act.dim() - 2
+                                          or any(not 0 <= p < d for p, d in zip(position, act.shape[2:]))):
                     raise ValueError(f"{objective!r}: position {position} is outside layer grid {tuple(act.shape[2:])}")
-                bucket = rows.setdefault(f"{term.layer}\0{kind}", {"s": [], "c": [], "w": [], "p": []})
-                bucket["s"].append(sample)
-                bucket["c"].append(term.channel)
-                bucket["w"].append((term.weight * scale, term.weight))
-                bucket["p"].append(position or ())
-        plan = {}
+                rows.setdefault((term.layer, kind), _Rows()).add(sample, term, self.scales.get((term.layer, term.channel), 1.0),
+                                                                 position)
         batch = len(self.objectives)
-        for key, bucket in rows.items():
-            layer, kind = key.split("\0")
-            act = activations[layer]
-            weights = torch.tensor(bucket["w"], dtype=torch.float32).T.contiguous()  # [2, terms]: scaled, raw
-            if kind == "sum":
-                # dense [2, B, C]: a multiply and a sum, whose backward is one broadcast, cost less
-                # per step than indexing, whose backward scatters into zeros
-                dense = torch.zeros(2, batch, act.shape[1])
-                dense.index_put_((torch.arange(2).repeat_interleave(len(bucket["s"])),
-                                  torch.tensor(bucket["s"]).repeat(2), torch.tensor(bucket["c"]).repeat(2)),
-                                 weights.flatten(), accumulate=True)
-                plan[key] = (layer, kind, dense.to(act.device), dense.numpy())
-            else:
-                device = act.device
-                plan[key] = (layer, kind, torch.tensor(bucket["s"], device=device), torch.tensor(bucket["c"], device=device),
-                             weights.to(device), torch.tensor(bucket["p"], dtype=torch.long, device=device))
-        return plan
+        return [kind.build(layer, group, batch, activations[layer]) for (layer, kind), group in rows.items()]
 
-    def _plan_for(self, activations: dict[str, torch.Tensor]) -> dict[str, tuple]:
-        """The per-layer plan, built from the first activations seen (their channels and device)."""
+    def _plan_for(self, activations: dict[str, torch.Tensor]) -> list[LayerPlan]:
         if self._plan is None:
             self._plan = self._build(activations)
         return self._plan
@@ -179,46 +253,14 @@ class BatchObjective:
 
     def evaluate(self, activations: dict[str, torch.Tensor]) -> torch.Tensor:
         """[2, B]: row 0 the objectives with `scales` applied, row 1 without, from one gather per layer."""
-        layer_plans = self._plan_for(activations)
-        total = None
-        for layer, kind, *plan in layer_plans.values():
-            act = activations[layer]
-            if kind == "sum":
-                sums = act if act.dim() == 2 else act.flatten(2).sum(-1)
-                values = (sums.float() * plan[0]).sum(-1)
-            else:
-                values = self._picked(act, *plan)
-            total = values if total is None else total + values
-        return total
-
-    @staticmethod
-    def _picked(act, samples, channels, weights, positions) -> torch.Tensor:
-        """[2, B] of the terms at single positions (Neuron)."""
-        picked = act[(samples, channels, *positions.T)] if positions.numel() else act[samples, channels]
-        return torch.zeros(2, act.shape[0], dtype=torch.float32, device=act.device).index_add(
-            1, samples, picked.float() * weights)
+        return sum_of(plan.evaluate(activations[plan.layer]) for plan in self._plan_for(activations))
 
     def values(self, activations: dict[str, torch.Tensor]) -> np.ndarray:
         """`evaluate` as a [2, B] float32 numpy array, for the loop's history. Right after a
         network's forward pass every torch operation costs tens of microseconds (its code is
         no longer in the caches); numpy costs a few, so CPU activations are read as numpy
         arrays and reduced there."""
-        layer_plans = self._plan_for(activations)
-        total = None
-        for layer, kind, *plan in layer_plans.values():
-            act = activations[layer].detach()
-            if kind == "sum":
-                if act.device.type == "cpu" and act.dtype == torch.float32:
-                    array = act.numpy()
-                    sums = array if array.ndim == 2 else array.sum(axis=tuple(range(2, array.ndim)))
-                else:
-                    sums = (act if act.dim() == 2 else act.sum(dim=tuple(range(2, act.dim())))).float().cpu().numpy()
-                part = (sums[None] * plan[-1]).sum(-1)
-            else:
-                with torch.no_grad():
-                    part = self._picked(act, *plan).cpu().numpy()
-            total = part if total is None else total + part
-        return total
+        return sum_of(plan.values(activations[plan.layer].detach()) for plan in self._plan_for(activations))
 
     def gradients(self, activations: dict[str, torch.Tensor], ascent: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """(tensors, gradients) for `torch.autograd.backward`: d(Σ_b ascent_b · scaled objective_b)/d(layer).
@@ -228,26 +270,21 @@ class BatchObjective:
         gather, multiply and sums that autograd would otherwise record and undo every step
         (measurable at batch 1 on a small network). The seeds depend only on `ascent` and
         the layers' shapes, so they are built once and reused until either changes."""
-        layer_plans = self._plan_for(activations)
-        shapes = tuple(activations[layer].shape for layer, *_ in layer_plans.values())
+        plans = self._plan_for(activations)
+        shapes = tuple(activations[plan.layer].shape for plan in plans)
         if self._seeds is None or self._seeds[0] is not ascent or self._seeds[1] != shapes:
-            self._seeds = (ascent, shapes, self._build_seeds(layer_plans, activations, ascent))
+            seeds: dict[str, torch.Tensor] = {}
+            for plan in plans:
+                seed = plan.seed(activations[plan.layer], ascent)
+                seeds[plan.layer] = seed if plan.layer not in seeds else seeds[plan.layer] + seed
+            self._seeds = (ascent, shapes, (list(seeds), list(seeds.values())))
         layers, seeds = self._seeds[2]
         return [activations[layer] for layer in layers], seeds
 
-    @staticmethod
-    def _build_seeds(layer_plans: dict[str, tuple], activations: dict[str, torch.Tensor],
-                     ascent: torch.Tensor) -> tuple[list[str], list[torch.Tensor]]:
-        seeds: dict[str, torch.Tensor] = {}
-        for layer, kind, *plan in layer_plans.values():
-            act = activations[layer]
-            if kind == "sum":
-                channel = (plan[0][0] * ascent[:, None]).to(act.dtype)  # [B, C]
-                seed = channel.reshape(*channel.shape, *[1] * (act.dim() - 2)).expand(act.shape)
-            else:
-                samples, channels, weights, positions = plan
-                seed = torch.zeros_like(act)
-                index = (samples, channels, *positions.T) if positions.numel() else (samples, channels)
-                seed.index_put_(index, (weights[0] * ascent[samples]).to(act.dtype), accumulate=True)
-            seeds[layer] = seed if layer not in seeds else seeds[layer] + seed
-        return list(seeds), list(seeds.values())
+
+def sum_of(parts):
+    """The sum of an iterable's items, started from its first (no 0 + tensor)."""
+    total = None
+    for part in parts:
+        total = part if total is None else total + part
+    return total

@@ -87,6 +87,24 @@ def total_variation_gradient(view: torch.Tensor, kappa: torch.Tensor, gamma: tor
     return 2.0 * grad
 
 
+def regularized_gradient(view: torch.Tensor, grad: torch.Tensor, kappa: torch.Tensor, gamma: torch.Tensor,
+                         weights: RegularizerWeights) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the loss's gradient w.r.t. the canonical view, the [B] penalty λ_B R_B + λ_TV R_TV at it).
+
+    `grad` is the network's gradient (canonical, jitter undone); its non-finite entries count as 0.
+    A new regularizer adds its weight to `RegularizerWeights`, its gradient function here, and
+    one term to each sum (and the same in `fused_update.c`)."""
+    energy_grad = local_energy_gradient(view, weights.alpha)
+    variation_grad = total_variation_gradient(view, kappa, gamma)
+    # R_B is homogeneous of degree α and R_TV of degree 2, so (Euler) x·∇R_B = α R_B and
+    # x·∇R_TV = 2 R_TV: the penalty is one reduction over the gradients' own shape, which
+    # the compiler fuses into the pass that needs them anyway, instead of four reductions
+    # over differently shaped differences, each its own loop.
+    penalty = (view * (weights.lambda_b / weights.alpha * energy_grad + weights.lambda_tv / 2.0 * variation_grad)).flatten(1).sum(1)
+    total = grad.nan_to_num(0.0, 0.0, 0.0) + weights.lambda_b * energy_grad + weights.lambda_tv * variation_grad
+    return total, penalty
+
+
 def project(view: torch.Tensor, bound: float) -> torch.Tensor:
     """Every pixel's channel vector scaled back onto the B-ball where it is longer than B."""
     norm = view.square().sum(dim=2, keepdim=True).sqrt().clamp_min(1e-12)

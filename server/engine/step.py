@@ -13,59 +13,23 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable, NamedTuple
+from typing import TYPE_CHECKING, Callable, NamedTuple
 
 import torch
 
 from .geometry import canonical_view
 from .native import NativeUpdate
-from .regularizers import local_energy_gradient, project, total_variation_gradient
+from .optim.adam import Adam
+from .regularizers import RegularizerWeights, project, regularized_gradient
 from .transforms import roll_plane
+
+if TYPE_CHECKING:
+    from .param import Parameterization
 
 _LOGGER = logging.getLogger(__name__)
 RECOMPILE_LIMIT = 64
 """Compiled variants kept per kernel: one per input shape (batch size included). Past dynamo's
 default of 8, a server that saw many models would quietly run eagerly."""
-
-
-def update_input(
-    x: torch.Tensor, out: torch.Tensor, grad: torch.Tensor, exp_avg: torch.Tensor, exp_avg_sq: torch.Tensor,
-    shifts: torch.Tensor | None, kappa: torch.Tensor, gamma: torch.Tensor, keep: torch.Tensor,
-    step_size: torch.Tensor, bias2_sqrt: torch.Tensor,
-    layout: str, kind: str | None, h_axis: int,
-    alpha: float, bound: float, lambda_b: float, lambda_tv: float, beta1: float, beta2: float, eps: float,
-) -> torch.Tensor:
-    """Step x (model layout) into `out`, and Adam's moments (canonical [B, K, D, H, W]) in place.
-
-    `out` is another buffer shaped like x (the native loop in `native.py` needs the old
-    values for R_TV while it writes; both paths share the protocol). `grad` is the
-    network's gradient w.r.t. the jittered input; the shifts are undone here. Returns the
-    [B] penalty λ_B R_B + λ_TV R_TV at x before the step. Samples whose `keep` is False
-    are copied as they are. The Adam update is torch.optim.Adam's
-    (no weight decay, no amsgrad); `step_size` = lr / (1 − β1^t), `bias2_sqrt` = √(1 − β2^t),
-    passed as tensors so that a new step does not mean a new compiled graph.
-    """
-    if shifts is not None:
-        grad = roll_plane(grad, -shifts, h_axis)
-    view = canonical_view(x, layout, kind)
-    energy_grad = local_energy_gradient(view, alpha)
-    variation_grad = total_variation_gradient(view, kappa, gamma)
-    # R_B is homogeneous of degree α and R_TV of degree 2, so (Euler) x·∇R_B = α R_B and
-    # x·∇R_TV = 2 R_TV: the penalty is one reduction over the gradients' own shape, which
-    # the compiler fuses into the pass that needs them anyway, instead of four reductions
-    # over differently shaped differences, each its own loop.
-    penalty = (view * (lambda_b / alpha * energy_grad + lambda_tv / 2.0 * variation_grad)).flatten(1).sum(1)
-    total = canonical_view(grad, layout, kind).nan_to_num(0.0, 0.0, 0.0)
-    total = total + lambda_b * energy_grad + lambda_tv * variation_grad
-    avg = exp_avg * beta1 + total * (1 - beta1)
-    avg_sq = exp_avg_sq * beta2 + total.square() * (1 - beta2)
-    stepped = view - step_size * avg / (avg_sq.sqrt() / bias2_sqrt + eps)
-    stepped = project(stepped, bound)
-    keep5 = keep.reshape(-1, 1, 1, 1, 1)
-    canonical_view(out, layout, kind).copy_(torch.where(keep5, stepped, view))
-    exp_avg.copy_(torch.where(keep5, avg, exp_avg))
-    exp_avg_sq.copy_(torch.where(keep5, avg_sq, exp_avg_sq))
-    return penalty
 
 
 class InputState(NamedTuple):
@@ -82,25 +46,76 @@ class InputState(NamedTuple):
     active: torch.Tensor
     """[B] bool: the samples that read this input."""
     step_size: torch.Tensor
+    """Adam's lr_t / (1 − β1^t) in the input's units (`AdamSchedule`)."""
 
 
-def update_inputs(
-    states: list[InputState], constants: list[tuple], alive: torch.Tensor, kappa: torch.Tensor, gamma: torch.Tensor,
-    bias2_sqrt: torch.Tensor, betas: tuple[float, float], eps: float,
-) -> torch.Tensor:
+class InputConstants(NamedTuple):
+    """What the update needs to know of an input besides its tensors: plain values a compiler specializes on."""
+
+    layout: str
+    kind: str | None
+    h_axis: int
+    """The layout's H axis (W follows it): where per-sample shifts are undone."""
+    weights: RegularizerWeights
+
+
+def update_input(state: InputState, constants: InputConstants, keep: torch.Tensor, kappa: torch.Tensor,
+                 gamma: torch.Tensor, bias2_sqrt: torch.Tensor, adam: Adam) -> torch.Tensor:
+    """The pixel parameterization's step: x (model layout) into `state.out`, Adam's moments
+    (canonical [B, K, D, H, W]) in place, then the projection onto the B-ball.
+
+    `out` is another buffer shaped like x (the native loop in `native.py` needs the old
+    values for R_TV while it writes; both paths share the protocol). `grad` is the
+    network's gradient w.r.t. the jittered input; the shifts are undone here. Returns the
+    [B] penalty λ_B R_B + λ_TV R_TV at x before the step. Samples whose `keep` is False
+    are copied as they are.
+    """
+    layout, kind, h_axis, weights = constants
+    grad = state.grad if state.shifts is None else roll_plane(state.grad, -state.shifts, h_axis)
+    view = canonical_view(state.x, layout, kind)
+    total, penalty = regularized_gradient(view, canonical_view(grad, layout, kind), kappa, gamma, weights)
+    stepped, avg, avg_sq = adam.step(view, total, state.exp_avg, state.exp_avg_sq, state.step_size, bias2_sqrt)
+    stepped = project(stepped, weights.bound)
+    keep5 = keep.reshape(-1, 1, 1, 1, 1)
+    canonical_view(state.out, layout, kind).copy_(torch.where(keep5, stepped, view))
+    state.exp_avg.copy_(torch.where(keep5, avg, state.exp_avg))
+    state.exp_avg_sq.copy_(torch.where(keep5, avg_sq, state.exp_avg_sq))
+    return penalty
+
+
+def update_inputs(states: list[InputState], constants: list[InputConstants], alive: torch.Tensor, kappa: torch.Tensor,
+                  gamma: torch.Tensor, bias2_sqrt: torch.Tensor, adam: Adam) -> torch.Tensor:
     """`update_input` for every input of a step, as one call: the sum of their [B] penalties.
 
     One call per step instead of one per input halves what the compiled path costs in
     Python (a guard check and a wrapper per call), which on a small network is a
-    measurable share of the step. `constants[i]` = (layout, kind, h_axis, alpha, bound,
-    λ_B, λ_TV) of input i."""
+    measurable share of the step."""
     penalty = torch.zeros_like(kappa)
-    for state, (layout, kind, h_axis, alpha, bound, lambda_b, lambda_tv) in zip(states, constants):
-        penalty = penalty + update_input(
-            state.x, state.out, state.grad, state.exp_avg, state.exp_avg_sq, state.shifts, kappa, gamma, alive & state.active,
-            state.step_size, bias2_sqrt, layout, kind, h_axis, alpha, bound, lambda_b, lambda_tv, betas[0], betas[1], eps,
-        )
+    for state, constant in zip(states, constants):
+        penalty = penalty + update_input(state, constant, alive & state.active, kappa, gamma, bias2_sqrt, adam)
     return penalty
+
+
+def update_parameterized(param: "Parameterization", grad: torch.Tensor, shifts: torch.Tensor | None, keep: torch.Tensor,
+                         kappa: torch.Tensor, gamma: torch.Tensor, step_size: torch.Tensor, bias2_sqrt: torch.Tensor,
+                         constants: InputConstants, adam: Adam) -> torch.Tensor:
+    """One step of an input under any parameterization that maps its raw variable to values
+    differentiably (`Parameterization.graph`): the same regularized gradient as `update_input`,
+    pulled back onto the raw variable, and the same Adam step there. Returns the [B] penalty."""
+    layout, kind, h_axis, weights = constants
+    if shifts is not None:
+        grad = roll_plane(grad, -shifts, h_axis)
+    raw, values = param.graph()
+    view = canonical_view(values, layout, kind)
+    total, penalty = regularized_gradient(view.detach(), canonical_view(grad, layout, kind), kappa, gamma, weights)
+    (raw_grad,) = torch.autograd.grad(view, raw, total)
+    with torch.no_grad():
+        stepped, avg, avg_sq = adam.step(raw, raw_grad, param.exp_avg, param.exp_avg_sq, step_size, bias2_sqrt)
+        keep_raw = keep.reshape(-1, *[1] * (raw.dim() - 1))
+        param.exp_avg.copy_(torch.where(keep_raw, avg, param.exp_avg))
+        param.exp_avg_sq.copy_(torch.where(keep_raw, avg_sq, param.exp_avg_sq))
+        param.set_raw(torch.where(keep_raw, stepped, raw))
+    return penalty.detach()
 
 
 def jitter_input(x: torch.Tensor, shifts: torch.Tensor, h_axis: int) -> torch.Tensor:

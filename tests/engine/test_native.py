@@ -8,8 +8,9 @@ import torch
 
 from kinetoscope.server.engine import native
 from kinetoscope.server.engine.geometry import canonical_view
+from kinetoscope.server.engine.optim import Adam, AdamSchedule
 from kinetoscope.server.engine.regularizers import RegularizerWeights
-from kinetoscope.server.engine.step import update_input
+from kinetoscope.server.engine.step import InputConstants, InputState, update_input
 from kinetoscope.server.engine.transforms import roll_plane
 from kinetoscope.server.importer import InputSpec
 
@@ -50,27 +51,26 @@ class Case:
                                 torch.randint(0, w, (batch,), generator=generator)], 1)
 
         self.shifts, self.next_shifts = shifts(), shifts()
-        weights = RegularizerWeights.for_input(spec)
-        self.constants = (weights.alpha, weights.bound, weights.lambda_b, weights.lambda_tv)
+        self.weights = RegularizerWeights.for_input(spec)
         self.step_size, self.bias2_sqrt = 8.0, 0.05
 
-    def scalars(self) -> np.ndarray:
-        return np.array([[*self.constants, 0.9, 0.999, 1e-8, self.step_size, self.bias2_sqrt]], dtype=np.float32)
+    def adam(self, steps: int = 1) -> AdamSchedule:
+        return AdamSchedule(Adam(0.9, 0.999, 1e-8), (self.step_size,) * steps, (self.bias2_sqrt,) * steps)
 
     def torch_update(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         out, avg, avg_sq = torch.empty_like(self.x), self.exp_avg.clone(), self.exp_avg_sq.clone()
-        penalty = update_input(self.x, out, self.grad, avg, avg_sq, self.shifts, self.kappa, self.gamma,
-                               self.alive & self.active, torch.tensor(self.step_size), torch.tensor(self.bias2_sqrt),
-                               self.layout, self.kind, self.h_axis, *self.constants, 0.9, 0.999, 1e-8)
+        state = InputState(self.x, out, self.grad, avg, avg_sq, self.shifts, self.active, torch.tensor(self.step_size))
+        penalty = update_input(state, InputConstants(self.layout, self.kind, self.h_axis, self.weights),
+                               self.alive & self.active, self.kappa, self.gamma, torch.tensor(self.bias2_sqrt),
+                               Adam(0.9, 0.999, 1e-8))
         return out, avg, avg_sq, penalty
 
     def native_update(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         out, feed = torch.empty_like(self.x), torch.empty_like(self.x)
         avg, avg_sq = self.exp_avg.clone(), self.exp_avg_sq.clone()
-        scalars = np.repeat(self.scalars(), 2, axis=0)
         schedule = torch.stack([self.shifts, self.next_shifts]).contiguous()
         update = native.FusedUpdate(self.x, out, avg, avg_sq, self.active, self.kappa, self.gamma, self.layout,
-                                    self.kind, scalars, schedule)
+                                    self.kind, self.weights, self.adam(2), schedule)
         penalty = update(self.x, out, self.grad, feed, self.alive, 0).clone()
         return out, avg, avg_sq, penalty, feed
 
@@ -114,7 +114,7 @@ def test_no_shifts_means_no_roll_and_no_feed() -> None:
     out, avg, _, penalty = case.torch_update()
     got_out, got_avg = torch.empty_like(case.x), case.exp_avg.clone()
     update = native.FusedUpdate(case.x, got_out, got_avg, case.exp_avg_sq.clone(), case.active, case.kappa, case.gamma,
-                                case.layout, case.kind, case.scalars())
+                                case.layout, case.kind, case.weights, case.adam())
     got_penalty = update(case.x, got_out, case.grad, None, case.alive, 0)
     with pytest.raises(ValueError, match="no next shifts"):
         update(case.x, got_out, case.grad, torch.empty_like(case.x), case.alive, 0)
@@ -130,7 +130,8 @@ def test_layouts_without_contiguous_planes_are_left_to_torch() -> None:
     with pytest.raises(ValueError, match="contiguous"):
         x = torch.zeros(2, 4, 6, 5, 3)
         native.FusedUpdate(x, x.clone(), torch.zeros(2, 4, 3, 6, 5), torch.zeros(2, 4, 3, 6, 5), torch.ones(2, dtype=torch.bool),
-                           torch.ones(2), torch.ones(2), channel_last.layout, channel_last.kind, Case(SPECS[0], 0).scalars())
+                           torch.ones(2), torch.ones(2), channel_last.layout, channel_last.kind, Case(SPECS[0], 0).weights,
+                           Case(SPECS[0], 0).adam())
 
 
 def test_tensors_shorter_than_the_batch_are_refused() -> None:
@@ -138,7 +139,7 @@ def test_tensors_shorter_than_the_batch_are_refused() -> None:
     case = Case(SPECS[0], seed=5)
     out = torch.empty_like(case.x)
     args = [case.x, out, case.exp_avg.clone(), case.exp_avg_sq.clone(), case.active, case.kappa, case.gamma,
-            case.layout, case.kind, case.scalars()]
+            case.layout, case.kind, case.weights, case.adam()]
     short = list(args)
     short[5] = case.kappa[:1]
     with pytest.raises(ValueError, match="kappa"):
@@ -156,7 +157,7 @@ def _bound_update(case: Case) -> tuple[native.FusedUpdate, torch.Tensor, torch.T
     out, feed = torch.empty_like(case.x), torch.empty_like(case.x)
     schedule = torch.stack([case.shifts, case.next_shifts]).contiguous()
     update = native.FusedUpdate(case.x, out, case.exp_avg.clone(), case.exp_avg_sq.clone(), case.active, case.kappa,
-                                case.gamma, case.layout, case.kind, np.repeat(case.scalars(), 2, axis=0), schedule)
+                                case.gamma, case.layout, case.kind, case.weights, case.adam(2), schedule)
     update.trust(feed)
     return update, out, feed
 

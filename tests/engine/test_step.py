@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from kinetoscope.server.engine.geometry import canonical
+from kinetoscope.server.engine.optim import Adam
 from kinetoscope.server.engine.regularizers import RegularizerWeights, local_energy, total_variation
-from kinetoscope.server.engine.step import InputState, Kernels, jitter_input, update_input, update_inputs
+from kinetoscope.server.engine.step import InputConstants, InputState, Kernels, jitter_input, update_input, update_inputs
 from kinetoscope.server.importer import InputSpec
 
 FLOW = InputSpec("flow", (1, 8, 6, 5), "stacked_flow", (-128.0, 127.0), "NCHW")
@@ -61,6 +62,22 @@ def _arguments(spec: InputSpec, batch: int, seed: int, *, regularize: bool = Tru
     )
 
 
+def _state(args: dict) -> InputState:
+    return InputState(args["x"], args["out"], args["grad"], args["exp_avg"], args["exp_avg_sq"], args["shifts"],
+                      torch.ones_like(args["keep"]), args["step_size"])
+
+
+def _constants(args: dict) -> InputConstants:
+    weights = RegularizerWeights(bound=args["bound"], alpha=args["alpha"], lambda_b=args["lambda_b"], lambda_tv=args["lambda_tv"])
+    return InputConstants(args["layout"], args["kind"], args["h_axis"], weights)
+
+
+def _update(args: dict) -> torch.Tensor:
+    """`update_input` on the tensors and constants of `_arguments`."""
+    return update_input(_state(args), _constants(args), args["keep"], args["kappa"], args["gamma"], args["bias2_sqrt"],
+                        Adam(args["beta1"], args["beta2"], args["eps"]))
+
+
 def test_the_adam_part_is_torch_adams_step() -> None:
     args = _arguments(FLOW, 2, 0, regularize=False)
     reference = args["x"].clone().requires_grad_(True)
@@ -72,7 +89,7 @@ def test_the_adam_part_is_torch_adams_step() -> None:
     for t in (1, 2, 3):
         args["step_size"] = torch.tensor(0.5 / (1 - 0.9**t))
         args["bias2_sqrt"] = torch.tensor((1 - 0.999**t) ** 0.5)
-        update_input(**args)
+        _update(args)
         args["x"], args["out"] = args["out"], args["x"]
     torch.testing.assert_close(args["x"], reference.detach(), rtol=1e-5, atol=1e-4)
 
@@ -80,7 +97,7 @@ def test_the_adam_part_is_torch_adams_step() -> None:
 def test_stopped_samples_are_left_as_they_were() -> None:
     args = _arguments(VIDEO_LAST, 3, 1, keep=torch.tensor([True, False, True]))
     before = {k: args[k].clone() for k in ("x", "exp_avg", "exp_avg_sq")}
-    update_input(**args)
+    _update(args)
     for name, old in before.items():
         after = args["out" if name == "x" else name]
         assert torch.equal(after[1], old[1]), name
@@ -90,7 +107,7 @@ def test_stopped_samples_are_left_as_they_were() -> None:
 def test_the_step_keeps_pixels_inside_the_bound() -> None:
     args = _arguments(FLOW, 2, 2)
     args["step_size"] = torch.tensor(1e4)
-    update_input(**args)
+    _update(args)
     assert canonical(args["out"], FLOW).square().sum(2).sqrt().max() <= args["bound"] * (1 + 1e-5)
 
 
@@ -100,18 +117,15 @@ def test_the_jitter_is_undone_on_the_gradient() -> None:
     plain = _arguments(FLOW, 2, 3)
     moved = _arguments(FLOW, 2, 3, shifts=shifts)
     moved["grad"] = jitter_input(plain["grad"], shifts, 2)
-    update_input(**plain)
-    update_input(**moved)
+    _update(plain)
+    _update(moved)
     torch.testing.assert_close(moved["out"], plain["out"])
 
 
-def _fused_call(args: dict) -> tuple[list[InputState], list[tuple], dict]:
-    state = InputState(args["x"], args["out"], args["grad"], args["exp_avg"], args["exp_avg_sq"], args["shifts"],
-                       torch.ones_like(args["keep"]), args["step_size"])
-    constants = (args["layout"], args["kind"], args["h_axis"], args["alpha"], args["bound"], args["lambda_b"], args["lambda_tv"])
+def _fused_call(args: dict) -> tuple[list[InputState], list[InputConstants], dict]:
     rest = dict(alive=args["keep"], kappa=args["kappa"], gamma=args["gamma"], bias2_sqrt=args["bias2_sqrt"],
-                betas=(args["beta1"], args["beta2"]), eps=args["eps"])
-    return [state], [constants], rest
+                adam=Adam(args["beta1"], args["beta2"], args["eps"]))
+    return [_state(args)], [_constants(args)], rest
 
 
 def test_one_call_updates_every_input_as_separate_calls_do() -> None:
@@ -119,7 +133,7 @@ def test_one_call_updates_every_input_as_separate_calls_do() -> None:
     flow["kappa"], flow["gamma"] = video["kappa"], video["gamma"]
     flow["keep"] = video["keep"]
     copies = [{k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in a.items()} for a in (flow, video)]
-    expected = update_input(**copies[0]) + update_input(**copies[1])
+    expected = _update(copies[0]) + _update(copies[1])
     (s1, c1, rest), (s2, c2, _) = _fused_call(flow), _fused_call(video)
     got = update_inputs(s1 + s2, c1 + c2, **rest)
     torch.testing.assert_close(got, expected)
@@ -132,7 +146,7 @@ def test_one_call_updates_every_input_as_separate_calls_do() -> None:
 def test_compiled_step_matches_the_eager_one(spec: InputSpec) -> None:
     eager = _arguments(spec, 3, 4, shifts=torch.tensor([[0, 1], [2, 2], [1, 0]]))
     compiled = {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in eager.items()}
-    penalty = update_input(**eager)
+    penalty = _update(eager)
     states, constants, rest = _fused_call(compiled)
     got = Kernels(compiled=True).update(states, constants, **rest)
     assert Kernels.available(), "compiling the step needs a working C++ compiler"
@@ -160,7 +174,7 @@ def test_the_returned_penalty_is_the_regularizers_value(spec: InputSpec) -> None
     view = canonical(args["x"], spec).clone()
     expected = (args["lambda_b"] * local_energy(view, args["alpha"])[0]
                 + args["lambda_tv"] * total_variation(view, args["kappa"], args["gamma"])[0])
-    torch.testing.assert_close(update_input(**args), expected, rtol=1e-4, atol=0)
+    torch.testing.assert_close(_update(args), expected, rtol=1e-4, atol=0)
 
 
 def test_steps_split_the_schedule_as_roll_and_gather_take_it() -> None:
