@@ -476,56 +476,26 @@ def one_line(message: str) -> str:
 
 def cmd_demo(args) -> int:
     """The main job end to end: the zoo's trained two-stream model, every class and some fusion units, γ sweep."""
-    from kinetoscope.v1 import kinetoscope_pb2 as pb  # noqa: PLC0415
+    from .atlas.demo import DemoSettings, run_demo  # noqa: PLC0415
 
-    from kinetoscope.model_zoo.synthetic import SyntheticActions  # noqa: PLC0415
-
-    from .atlas.writer import write_atlas  # noqa: PLC0415
-    from .render.cli import render_result  # noqa: PLC0415
-    from .render.result import load_result  # noqa: PLC0415
-    from .units import objectives  # noqa: PLC0415
-
-    model_file = Path(__file__).resolve().parent.parent / "model_zoo" / "trained" / "two_stream_small.onnx"
-    if not model_file.is_file():
-        import kinetoscope.model_zoo as zoo  # noqa: PLC0415 - installed (non-editable) layout
-
-        model_file = Path(zoo.__file__).parent / "trained" / "two_stream_small.onnx"
-    gammas = [0.0, 1.0, 5.0, 10.0]
+    settings = DemoSettings()
     _check_out_folder(args.out)
     args.out.mkdir(parents=True, exist_ok=True)
     with Status("demo") as status:
         _embedded_start(args, status)
         with connect(args) as client:
-            status.say(f"importing {model_file.name} (trained on synthetic moving shapes) …")
-            info = client.import_model(model_file, name="two_stream_small",
-                                       inputs=["rgb=1x3x32x32:image", "flow=1x20x32x32:stacked_flow"])
+            def progress(total: int) -> StepProgress:
+                status.clear()
+                return StepProgress(total, "maximize", "loading the model, building the native step")
+
+            made = run_demo(client, args.out, settings, say=status.say, progress=progress)
             status.clear()
-            wanted = objectives("logits", list(range(len(info.class_names) or 10)), "logit")
-            wanted += objectives("conv_fusion", list(range(6)), "channel")
-            settings = [(1.0, g) for g in gammas]
-            with StepProgress(len(wanted) * len(settings), "maximize", "loading the model, building the native step") as progress:
-                result = client.maximize(info.id, wanted, settings, options=pb.MaximizeOptions(seed=0), progress=progress)
-            status.say("recording ten synthetic clips per class …")
-            data = SyntheticActions()
-            clips = data.batch(10 * len(data.class_names), seed=1)
-            recorded = client.record(info.id, {"rgb": clips.rgb, "flow": clips.flow}, clips.label,
-                                     layers=list(DEMO_LAYERS), name="demo")
-            status.say("measuring every unit: class selectivity, stream reliance, speed tuning …")
-            analysis = client.analyze(info.id, recorded.id, list(DEMO_LAYERS))
-            model_info, layers = client.get_model(info.id)
-            recording = client.get_recording(recorded.id)
-            status.clear()
-    path = args.out / "result.npz"
-    result.save_npz(path)
-    index = render_result(path, args.out)
-    atlas = write_atlas(args.out / "atlas", model_info, layers, [load_result(path)], recording, analysis,
-                        clips={"rgb": clips.rgb, "flow": clips.flow})
-    print(f"maximized {len(result.units)} units × γ ∈ {{{', '.join(f'{g:g}' for g in gammas)}}} "
-          f"in {result.seconds:.0f} s on {info.name} ({info.id})")
-    for line in analysis_summary(analysis):
+    print(f"maximized {made.units} units × γ ∈ {{{', '.join(f'{g:g}' for g in settings.gammas)}}} "
+          f"in {made.seconds:.0f} s on {made.model.name} ({made.model.id})")
+    for line in analysis_summary(made.analysis):
         print(line)
-    print(f"atlas: {atlas}")
-    print(f"gallery: {index}")
+    print(f"atlas: {made.atlas}")
+    print(f"gallery: {made.gallery}")
     return 0
 
 
