@@ -102,6 +102,26 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Source:
                   _analysis(clips, np.asarray(batch.label)), clips, root / "store")
 
 
+DEMO_LOGITS = (0, 5)
+DEMO_FUSION = (0, 1, 2)
+DEMO_GAMMAS = (0.0, 10.0)
+
+
+@pytest.fixture(scope="session")
+def demo_atlas(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The atlas `kinetoscope demo` writes, made by the demo's own function with fewer units, steps and clips.
+
+    About 30 s on two loaded cores; returns its index.html.
+    """
+    from kinetoscope.client.atlas.demo import DemoSettings, run_demo  # noqa: PLC0415
+
+    out = tmp_path_factory.mktemp("demo")
+    settings = DemoSettings(gammas=DEMO_GAMMAS, logits=DEMO_LOGITS, fusion_units=DEMO_FUSION, iterations=16,
+                            clips_per_class=4, permutations=200)
+    with Client(None, store=out / "store") as client:
+        return run_demo(client, out, settings).atlas
+
+
 @pytest.fixture(scope="session")
 def atlas(source: Source, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The full atlas (recording, analysis and clips), written once; returns its index.html."""

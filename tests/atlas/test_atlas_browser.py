@@ -15,7 +15,7 @@ import pytest
 
 from tests.render.test_browser import CHROMIUM, CHROMIUM_FLAGS
 
-from .conftest import FUSION_UNITS, LOGIT_UNITS
+from .conftest import DEMO_FUSION, DEMO_GAMMAS, DEMO_LOGITS, FUSION_UNITS, LOGIT_UNITS
 
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 
@@ -72,15 +72,16 @@ def _local(url: str) -> Path:
     return Path(unquote(parsed.path))
 
 
-def test_every_page_loads_plays_sorts_and_links(atlas: Path, browser) -> None:
+def check_site(browser, index: Path, unit_pages: int, videos: int) -> Path:
+    """Walks every page from the model page: loads cleanly, media decode and play, links resolve, tables sort."""
     from selenium.webdriver.common.by import By  # noqa: PLC0415
-    from selenium.webdriver.support.ui import Select  # noqa: PLC0415
 
-    site = atlas.parent.resolve()
+    site = index.parent.resolve()
     pages = {p.resolve() for p in site.rglob("*.html")}
-    assert len(pages) == 3 + len(FUSION_UNITS) + len(LOGIT_UNITS)
+    layer_pages = sorted((site / "layers").glob("*.html"))
+    assert len(pages) == 1 + len(layer_pages) + unit_pages
     seen: set[Path] = set()
-    queue = [atlas.resolve()]
+    queue = [index.resolve()]
     counts = {"images": 0, "videos": 0}
     while queue:
         page = queue.pop()
@@ -106,22 +107,38 @@ def test_every_page_loads_plays_sorts_and_links(atlas: Path, browser) -> None:
             assert target.resolve() in pages, (page, link.get_attribute("href"))
             queue.append(target.resolve())
     assert seen == pages  # every page is reachable from the model page
-    assert counts["videos"] == len(FUSION_UNITS + LOGIT_UNITS) * 2  # the flow at γ = 0 and 10 on each unit page
+    assert counts["videos"] == videos
+
+    for layer_page in layer_pages:  # every layer's table sorts by selectivity, both ways
+        browser.get(layer_page.as_uri())
+        original = [float(v) for v in browser.execute_script(_COLUMN, "units", "selectivity")]
+        header = browser.find_element(By.XPATH, "//table[@id='units']//th[normalize-space()='selectivity']")
+        header.click()
+        descending = [float(v) for v in browser.execute_script(_COLUMN, "units", "selectivity")]
+        assert descending == sorted(original, reverse=True), layer_page
+        assert descending != original or original == sorted(original, reverse=True), layer_page
+        header.click()
+        assert [float(v) for v in browser.execute_script(_COLUMN, "units", "selectivity")] == sorted(original)
+        assert header.get_attribute("aria-sort") == "ascending"
+    return site
+
+
+def test_the_demos_atlas_loads_plays_sorts_and_links(demo_atlas: Path, browser) -> None:
+    """The atlas made by the demo's own code path, with fewer units: every check a user's browser would make."""
+    from selenium.webdriver.common.by import By  # noqa: PLC0415
+    from selenium.webdriver.support.ui import Select  # noqa: PLC0415
+
+    units = len(DEMO_LOGITS) + len(DEMO_FUSION)
+    site = check_site(browser, demo_atlas, units, units * len(DEMO_GAMMAS))  # the flow at each γ on each unit page
 
     browser.get((site / "layers" / "conv_fusion.html").as_uri())
     original = [float(v) for v in browser.execute_script(_COLUMN, "units", "selectivity")]
-    header = browser.find_element(By.XPATH, "//table[@id='units']//th[normalize-space()='selectivity']")
-    header.click()
-    descending = [float(v) for v in browser.execute_script(_COLUMN, "units", "selectivity")]
-    assert descending == sorted(original, reverse=True) and descending != original
-    header.click()
-    assert [float(v) for v in browser.execute_script(_COLUMN, "units", "selectivity")] == sorted(original)
-    assert header.get_attribute("aria-sort") == "ascending"
+    assert len(original) == 64 and original != sorted(original, reverse=True)  # so sorting must reorder the rows
 
     column = "speed ratio γmax/γ0"
     browser.get((site / "layers" / "logits.html").as_uri())
     ratios = [float(v) for v in browser.execute_script(_COLUMN, "units", column) if v]
-    assert len(ratios) == len(LOGIT_UNITS)
+    assert len(ratios) == len(DEMO_LOGITS)
     browser.find_element(By.XPATH, f"//table[@id='units']//th[normalize-space()='{column}']").click()
     assert [float(v) for v in browser.execute_script(_COLUMN, "units", column) if v] == sorted(ratios, reverse=True)
 
@@ -137,3 +154,19 @@ def test_every_page_loads_plays_sorts_and_links(atlas: Path, browser) -> None:
         "return [...document.querySelectorAll('#units tbody tr')].filter(r => !r.hidden).map(r => r.dataset.channel)")
     assert sorted(visible, key=int) == ["1", *map(str, range(10, 20))]
     assert browser.find_element(By.CSS_SELECTOR, "[data-count='units']").text == f"{len(visible)} of 64 shown"
+
+
+def test_atlas_with_clips_and_analysis_document_loads(atlas: Path, browser) -> None:
+    """The atlas from result files, a recording with its clips and an analysis document given by hand."""
+    check_site(browser, atlas, len(FUSION_UNITS) + len(LOGIT_UNITS), len(FUSION_UNITS + LOGIT_UNITS) * 2)
+
+
+@pytest.mark.slow  # the whole demo: minutes on two cores
+def test_kinetoscope_demo_writes_an_atlas_that_loads_plays_sorts_and_links(tmp_path: Path, browser) -> None:
+    from tests.cli.console import kinetoscope  # noqa: PLC0415
+
+    done = kinetoscope("demo", "--out", "out", home=tmp_path / "home", cwd=tmp_path, timeout=1200)
+    assert done.returncode == 0, done.stderr
+    assert "atlas: out/atlas/index.html" in done.stdout.splitlines()
+    # ten class logits and six conv_fusion channels, the flow at four γ on each unit page
+    check_site(browser, tmp_path / "out" / "atlas" / "index.html", 16, 16 * 4)
