@@ -11,6 +11,8 @@ from typing import Callable, Mapping, Sequence, TypeVar
 import torch
 from onnx import ModelProto
 
+from kinetoscope.common import find_layer
+
 from .auto_pad import explicit_pads
 from .bounds import check_bounds
 from .catalog import Layer, build_catalog
@@ -52,20 +54,16 @@ class ImportedModel:
 
     def layer(self, name: str) -> Layer:
         """A layer by tensor name or producing node name."""
-        for layer in self.catalog:
-            if name in (layer.name, layer.node):
-                return layer
+        layer = find_layer(self.catalog, name)
+        if layer is not None:
+            return layer
         raise KeyError(f"no layer {name!r}; layers are: {', '.join(l.name for l in self.catalog)}")
 
     def summary(self) -> dict:
         """What `kinetoscope import --json` prints."""
         return {
             "id": self.id,
-            "inputs": [
-                {"name": s.name, "shape": list(s.shape), "kind": s.kind, "layout": s.layout,
-                 "range": list(s.value_range), "inferred": list(s.inferred)}
-                for s in self.inputs
-            ],
+            "inputs": [spec.to_json() for spec in self.inputs],
             "layers": len(self.catalog),
             "parity": {"max_abs_err": self.parity.max_abs_err, "max_rel_err": self.parity.max_rel_err},
             "bn_folded": self.bn_folded,
