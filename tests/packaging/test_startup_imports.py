@@ -65,3 +65,17 @@ def test_the_forkserver_does_not_hold_the_callers_output() -> None:
     ''')
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180, check=True).stdout
     assert out.split() == [os.devnull, os.devnull]
+
+
+def test_the_shared_vocabulary_and_what_the_client_reads_with_it_import_no_torch_onnx_or_grpc() -> None:
+    """kinetoscope.common is imported by client, service and engine alike; it must cost the client nothing heavy."""
+    code = textwrap.dedent('''
+        import json, sys
+        import kinetoscope.common, kinetoscope.motion
+        from kinetoscope.client.render.result import load_result
+        from kinetoscope.client.types import MaximizeResult
+        print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in sys.argv[1:])))
+    ''')
+    out = subprocess.run([sys.executable, "-c", code, *HEAVY, "grpc"], capture_output=True, text=True, timeout=60,
+                         check=True).stdout
+    assert json.loads(out.strip().splitlines()[-1]) == []
