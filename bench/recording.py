@@ -34,8 +34,10 @@ import kinetoscope.model_zoo as zoo
 from kinetoscope.model_zoo.export import export_model
 from kinetoscope.model_zoo.synthetic import SyntheticActions
 from kinetoscope.server.engine.config import RecordConfig
-from kinetoscope.server.engine.recorder import Recorder, choose_backend, ort_session, with_outputs
+from kinetoscope.server.engine.forward import ort_session
+from kinetoscope.server.engine.recorder import Recorder, choose_backend
 from kinetoscope.server.importer import ImportedModel, import_model
+from kinetoscope.server.importer.ort import with_outputs
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SECTION = "## Recording"

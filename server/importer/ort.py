@@ -1,4 +1,4 @@
-"""onnxruntime sessions for verification: CPU, unoptimized, with IR-version lowering.
+"""onnxruntime sessions for verification (CPU, unoptimized, with IR-version lowering) and the graph edits sessions need.
 
 onnx can write IR versions newer than the installed onnxruntime reads; the IR version
 only gates file-format features, so a model whose opsets an older IR covers is
@@ -8,6 +8,10 @@ A verification session is built from the graph without its big weights, which it
 takes as inputs, fed as arrays onnxruntime reads in place: serializing the model for
 onnxruntime to parse would hold two more copies of every weight at once, and takes
 seconds on a large model.
+
+Sessions that compute more than the graph's outputs run an edited copy of the graph:
+intermediate tensors as extra outputs (verification), per-clip maxima after chosen
+layers (recording), a symbolic batch axis (recording several clips per run).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import logging
 import re
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
@@ -24,7 +29,7 @@ import onnxruntime as ort
 from onnx import ModelProto, TensorProto, numpy_helper
 
 from .errors import InvalidModel
-from .graph import stored_nbytes, weight_bytes, without_initializers
+from .graph import INTERNAL_PREFIX, stored_nbytes, weight_bytes, without_initializers
 
 _LOGGER = logging.getLogger(__name__)
 _PROTO_LIMIT = (2 << 30) - (64 << 20)
@@ -143,12 +148,86 @@ def lower_ir_version(model: ModelProto, message: str = "") -> ModelProto:
     return lowered
 
 
-def with_outputs(model: ModelProto, names: Iterable[str]) -> ModelProto:
-    names = [n for n in names if n not in {out.name for out in model.graph.output}]
-    if not names:
-        return model
+# -- graph edits: extra outputs, per-clip maxima, a dynamic batch axis
+
+
+@dataclass(frozen=True)
+class MaxReduction:
+    """The maximum of tensor `name`, of rank `rank`, over `axes` (none: the tensor itself)."""
+
+    name: str
+    axes: tuple[int, ...]
+    rank: int
+
+
+def with_outputs(model: ModelProto, names: Iterable[str], *, dynamic_batch: bool = False) -> ModelProto:
+    """`model` that also returns the tensors `names` (a copy, unless that changes nothing).
+
+    With `dynamic_batch`, every data input's leading axis becomes symbolic and the shapes
+    inferred at the declared batch are dropped (onnxruntime infers them again).
+    """
+    names, present = list(names), {out.name for out in model.graph.output}
+    if dynamic_batch or any(name not in present for name in names):
+        copy = ModelProto()
+        copy.CopyFrom(model)
+        return _add_outputs(copy, names, dynamic_batch)
+    return model
+
+
+def with_maxima(model: ModelProto, maxima: Sequence[MaxReduction], *,
+                dynamic_batch: bool = False) -> tuple[ModelProto, list[str]]:
+    """A copy of `model` that also returns each reduction, and the output name of each, in order.
+
+    Reducing inside the session lets only [B, C] maxima leave it instead of whole
+    activations, and onnxruntime reduces with its own threads.
+    """
     copy = ModelProto()
     copy.CopyFrom(model)
-    for name in names:
-        copy.graph.output.append(onnx.helper.make_empty_tensor_value_info(name))
-    return copy
+    opset = next((o.version for o in copy.opset_import if o.domain in ("", "ai.onnx")), 0)
+    outputs = [_append_max(copy, reduction, f"{INTERNAL_PREFIX}clip_max/{index}/{reduction.name}", opset)
+               for index, reduction in enumerate(maxima)]
+    return _add_outputs(copy, outputs, dynamic_batch), outputs
+
+
+def _add_outputs(model: ModelProto, names: Iterable[str], dynamic_batch: bool) -> ModelProto:
+    present = {out.name for out in model.graph.output}
+    for name in dict.fromkeys(names):
+        if name not in present:
+            model.graph.output.append(onnx.helper.make_empty_tensor_value_info(name))
+    if dynamic_batch:
+        _dynamic_batch(model)
+    return model
+
+
+def _append_max(model: ModelProto, reduction: MaxReduction, name: str, opset: int) -> str:
+    """Appends the node computing `reduction` as `name`; returns the tensor that holds it."""
+    axes = list(reduction.axes)
+    if not axes:
+        return reduction.name
+    if axes == list(range(2, reduction.rank)):
+        # every axis after batch and channel: onnxruntime's pooling kernel does in one pass what its
+        # ReduceMax does slower ([B, C, 1, ...] out; callers reshape)
+        model.graph.node.append(onnx.helper.make_node("GlobalMaxPool", [reduction.name], [name], name=name))
+        return name
+    inputs = [reduction.name]
+    attributes = {"keepdims": 0}
+    if opset >= 18:
+        inputs.append(f"{name}/axes")
+        model.graph.initializer.append(numpy_helper.from_array(np.array(axes, np.int64), inputs[-1]))
+    else:
+        attributes["axes"] = axes
+    model.graph.node.append(onnx.helper.make_node("ReduceMax", inputs, [name], name=name, **attributes))
+    return name
+
+
+def _dynamic_batch(model: ModelProto) -> None:
+    weights = {init.name for init in model.graph.initializer}
+    for value in model.graph.input:
+        if value.name not in weights and value.type.tensor_type.shape.dim:
+            dim = value.type.tensor_type.shape.dim[0]
+            dim.Clear()
+            dim.dim_param = "batch"
+    del model.graph.value_info[:]
+    for out in model.graph.output:
+        if out.type.HasField("tensor_type"):
+            out.type.tensor_type.ClearField("shape")

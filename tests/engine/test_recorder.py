@@ -161,3 +161,29 @@ def test_maximization_normalized_by_a_recording_reports_activation_relative_to_t
         unit = row[0]
         assert unit.reference_max == pytest.approx(float(stats.max[channel]), rel=0, abs=0)
         assert unit.normalizer == pytest.approx(rho2 * float(stats.max[channel]))
+
+
+@pytest.mark.parametrize("opset", [17, 18])
+def test_graph_maxima_reduce_the_named_axes_at_any_batch(opset: int) -> None:
+    """GlobalMaxPool, ReduceMax (axes as attribute before opset 18, as input from 18) and no reduction, batched."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    from kinetoscope.server.importer.ort import MaxReduction, with_maxima
+
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["a"]), helper.make_node("Transpose", ["a"], ["t"], perm=[0, 2, 1, 3])],
+        "maxima", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 5])],
+        [helper.make_tensor_value_info("t", TensorProto.FLOAT, [1, 4, 3, 5])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    reductions = [MaxReduction("a", (2, 3), 4), MaxReduction("t", (1, 3), 4), MaxReduction("x", (), 4)]
+    edited, outputs = with_maxima(model, reductions, dynamic_batch=True)
+    assert len(model.graph.output) == 1 and len(model.graph.node) == 2, "the model itself is left as it was"
+    x = np.random.default_rng(0).normal(0, 1, (3, 3, 4, 5)).astype(np.float32)
+    session = ort.InferenceSession(edited.SerializeToString(), providers=["CPUExecutionProvider"])
+    pooled, reduced, same = session.run(outputs, {"x": x})
+    relu = np.maximum(x, 0)
+    np.testing.assert_array_equal(pooled.reshape(3, 3), relu.max(axis=(2, 3)))
+    np.testing.assert_array_equal(reduced, relu.transpose(0, 2, 1, 3).max(axis=(1, 3)))
+    np.testing.assert_array_equal(same, x)

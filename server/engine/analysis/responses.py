@@ -16,7 +16,8 @@ import torch
 
 from kinetoscope.server.importer import ImportedModel, Layer
 
-from ..recorder import ClipBuffer, TorchForward
+from ..clip_buffer import ClipBuffer
+from ..forward import TorchForward
 
 
 @dataclass
