@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Callable
+from typing import Callable, Iterable, TypeVar
 
 from tqdm import tqdm
+
+T = TypeVar("T")
 
 
 def progress_enabled() -> bool:
@@ -26,6 +28,13 @@ def progress_enabled() -> bool:
     if forced in ("0", "false", "no", "off"):
         return False
     return sys.stderr.isatty()
+
+
+def each(items: Iterable[T], desc: str, unit: str, enabled: bool | None = None) -> Iterable[T]:
+    """`items`, with a bar counting them on stderr: for loops whose every item takes seconds (decoding a video)."""
+    enabled = progress_enabled() if enabled is None else enabled
+    return tqdm(items, desc=desc, unit=unit, file=sys.stderr, leave=False, disable=not enabled, dynamic_ncols=True,
+                mininterval=0.25)
 
 
 class Status:

@@ -19,16 +19,15 @@ conventions are those of kinetoscope's inputs (and of `kinetoscope.model_zoo.syn
   and `flow_video` `[2, T, H, W]`, both centred in the clip. Channel-last layouts
   (NHWC, NTHWC) get the same arrays with the axes moved.
 
-PyAV, OpenCV and tqdm are imported inside the functions, so that importing
+PyAV, OpenCV and the progress bar (tqdm) are imported inside the functions, so that importing
 `kinetoscope.client` stays light.
 """
 
 from __future__ import annotations
 
-import sys
 import warnings
 from pathlib import Path
-from typing import Any, Iterable, NamedTuple, Sequence
+from typing import Any, Iterable, NamedTuple
 
 import numpy as np
 
@@ -307,6 +306,8 @@ def clips_from_videos(
     trained, slow) or "dis" (fast). Unreadable videos are skipped with a warning naming
     them, so one bad file does not cost a whole run. Unpacks as (inputs, labels, ids, class_names).
     """
+    from .progress import each  # noqa: PLC0415 - tqdm, only when videos are read
+
     specs = [_spec(item) for item in model_inputs]
     if not specs:
         raise ValueError("the model declares no inputs")
@@ -319,7 +320,7 @@ def clips_from_videos(
     arrays: dict[str, list[np.ndarray]] = {spec.name: [] for spec in specs}
     labels: list[int] = []
     ids: list[str] = []
-    for label, path in _progress(videos):
+    for label, path in each(videos, "videos", "video"):
         frames = _decode_or_warn(path, size)
         if frames is None:
             continue
@@ -363,10 +364,3 @@ def _decode_or_warn(path: Path, size: tuple[int, int]) -> np.ndarray | None:
     except (av.FFmpegError, OSError, ValueError) as error:
         warnings.warn(f"skipping {path}: cannot decode it ({error})", stacklevel=3)
         return None
-
-
-def _progress(videos: Sequence[tuple[int, Path]]):
-    """A progress bar over videos on stderr: decoding and flow take seconds per video."""
-    from tqdm import tqdm
-
-    return tqdm(videos, desc="videos", unit="video", file=sys.stderr)
