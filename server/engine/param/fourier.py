@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 
+from kinetoscope.common import APPEARANCE_KINDS
 from kinetoscope.server.importer import InputSpec
 
 from ..geometry import canonical, canonical_view
@@ -22,7 +23,6 @@ from .base import Parameterization
 
 COLOUR_CORRELATION_SQRT = ((0.26, 0.09, 0.02), (0.27, 0.00, -0.05), (0.27, -0.09, 0.03))
 """Lucid's colour_correlation_svd_sqrt: natural images' RGB covariance, square-rooted."""
-RGB_KINDS = ("image", "video")
 
 
 def spectrum_scale(frames: int, height: int, width: int, decay_power: float = 1.0) -> torch.Tensor:
@@ -51,7 +51,7 @@ class FourierParam(Parameterization):
         _, frames, depth, height, width = view.shape
         self.dims = (frames, height, width)
         self.scale = spectrum_scale(*self.dims).to(start.device)[:, None]  # [K, 1, H, W//2+1]: broadcast over D
-        self.colour = colour_matrix().to(start.device) if spec.kind in RGB_KINDS and depth == 3 else None
+        self.colour = colour_matrix().to(start.device) if spec.kind in APPEARANCE_KINDS and depth == 3 else None
         # the start image itself, as a spectrum: both parameterizations begin at the same input
         pixels = view / bound
         if self.colour is not None:
