@@ -87,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     maximize.add_argument("--kappa", type=float, default=1.0, help="spatial regularization κ")
     maximize.add_argument("--iters", type=int, default=None, help="optimizer steps (default 256)")
     maximize.add_argument("--seed", type=int, default=0)
+    maximize.add_argument("--param", choices=["pixel", "fourier"], default=None,
+                          help="how the input is optimized: pixel values (the paper's, default) or a spatiotemporal spectrum")
     maximize.add_argument("--recording", default="", help="normalize by this recording's maximum activations")
     maximize.add_argument("--out", type=Path, default=Path("out"), help="folder for result.npz (default out)")
     maximize.add_argument("--json", action="store_true")

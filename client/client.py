@@ -102,14 +102,17 @@ class Client:
         return self.visualization.Maximize(request, metadata=self._metadata, timeout=timeout)
 
     def maximize(self, model: str, objectives: Sequence[pb.Objective], settings: Sequence[tuple[float, float]] = ((1.0, 1.0),),
-                 *, options: pb.MaximizeOptions | None = None, recording: str = "",
+                 *, options: pb.MaximizeOptions | None = None, recording: str = "", param: str | None = None,
                  progress: Callable[[pb.Progress], None] | None = None, timeout: float | None = None) -> MaximizeResult:
+        """`param`: "pixel" (the paper's) or "fourier" (a spatiotemporal spectrum); None leaves `options` as given."""
         info, _ = self.get_model(model)
         request = pb.MaximizeRequest(
             model=model, objectives=list(objectives),
             settings=[pb.RegularizerSetting(kappa=k, gamma=g) for k, g in settings],
             options=options or pb.MaximizeOptions(), recording=recording,
         )
+        if param is not None:
+            request.options.param = param
         call = self.maximize_call(request, timeout)
         try:
             return collect_result(info, settings, call, progress)

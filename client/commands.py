@@ -183,6 +183,8 @@ def cmd_maximize(args) -> int:
         options = pb.MaximizeOptions(seed=args.seed)
         if args.iters is not None:
             options.iterations = args.iters
+        if args.param is not None:
+            options.param = args.param
         settings = [(args.kappa, g) for g in gammas]
         with StepProgress(len(units) * len(settings), "maximize", "loading the model, first step") as progress:
             result = client.maximize(info.id, objectives(layer.name, units, kind), settings, options=options,

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from kinetoscope.server.engine import MaximizeConfig, Setting
+from kinetoscope.server.engine.config import usable_reference_maxima
 from kinetoscope.server.recordings import RecordingNotFound, RecordingStore
 from kinetoscope.server.store import StoredModel
 from kinetoscope.v1 import kinetoscope_pb2 as pb
@@ -81,11 +82,8 @@ def plan_maximize(request: pb.MaximizeRequest, stored: StoredModel, limits: Serv
 
 def reference_maxima(recording: str, recordings: RecordingStore, stored: StoredModel,
                      units: list[tuple[str, int]]) -> tuple[dict[tuple[str, int], float], list[str]]:
-    """â per unit (layer tensor name, channel) the objectives read, from a recording of this model (eq. 1).
-
-    A channel whose â is not above 0 never fired on the recorded clips; dividing by it
-    would flip or blow up the objective, so it keeps â = 1 and the reply says so.
-    """
+    """â per unit (layer tensor name, channel) the objectives read, from a recording of this model (eq. 1);
+    the engine's policy (`usable_reference_maxima`) decides which count, the reply says which do not."""
     try:
         found = recordings.get(recording)
     except RecordingNotFound as exc:
@@ -99,9 +97,7 @@ def reference_maxima(recording: str, recordings: RecordingStore, stored: StoredM
         raise PreconditionFailed(f"recording {found.id} has no layer {', '.join(map(repr, missing))} (it recorded "
                                  f"{', '.join(found.layers)}); record those layers or leave `recording` empty")
     recorded = found.maxima()
-    maxima = {unit: recorded[unit] for unit in dict.fromkeys(units)}
-    reference = {key: value for key, value in maxima.items() if math.isfinite(value) and value > 0}
-    dead = sorted(key for key in maxima if key not in reference)
+    reference, dead = usable_reference_maxima({unit: recorded[unit] for unit in dict.fromkeys(units)})
     warnings = []
     if dead:
         shown = ", ".join(f"{layer}:{channel}" for layer, channel in dead[:20]) + (" ..." if len(dead) > 20 else "")
@@ -202,7 +198,7 @@ def _setting(index: int, setting: pb.RegularizerSetting) -> Setting:
 def _config(options: pb.MaximizeOptions, limits: ServiceLimits) -> MaximizeConfig:
     values = {}
     for name in ("iterations", "learning_rate", "final_learning_rate", "alpha", "bound", "v_ratio", "motion_tv_factor",
-                 "jitter", "init_scale", "seed", "normalize", "objective_weight", "max_batch"):
+                 "jitter", "init_scale", "seed", "normalize", "objective_weight", "max_batch", "param"):
         if options.HasField(name):
             values[name] = getattr(options, name)
     try:

@@ -69,6 +69,19 @@ def test_unset_fields_take_our_defaults_not_proto3_zeros(shared) -> None:
                                                                position=[4, 4], weight=1)])
 
 
+def test_the_fourier_parameterization_is_chosen_per_call(shared) -> None:
+    def run(param: str | None) -> np.ndarray:
+        options = pb.MaximizeOptions(iterations=6)
+        if param is not None:
+            options.param = param
+        request = pb.MaximizeRequest(model="small", objectives=channel_objectives("conv_fusion", [1]), options=options)
+        return collect(shared.vis.Maximize(request, timeout=120)).inputs[(0, 0)]["rgb"]
+
+    default, pixel, fourier = run(None), run("pixel"), run("fourier")
+    assert np.array_equal(default, pixel) and not np.allclose(fourier, pixel)
+    assert np.sqrt((fourier**2).sum(0)).max() <= 160.0 * (1 + 1e-5)
+
+
 def test_progress_counts_samples_over_the_whole_call(shared) -> None:
     request = pb.MaximizeRequest(model="small", objectives=channel_objectives("conv_fusion", range(3)),
                                  settings=[pb.RegularizerSetting(gamma=g) for g in (0, 1)],
@@ -134,8 +147,9 @@ def _request(**overrides) -> pb.MaximizeRequest:
     (_request(objectives=channel_objectives("conv_fusion", range(64)) * 16,
               settings=[pb.RegularizerSetting()] * 5), grpc.StatusCode.RESOURCE_EXHAUSTED, ["samples", "4096"]),
     (_request(recording="r1"), grpc.StatusCode.NOT_FOUND, ["no recording 'r1'"]),
+    (_request(options=pb.MaximizeOptions(param="wavelet")), grpc.StatusCode.INVALID_ARGUMENT, ["param", "pixel, fourier"]),
 ], ids=["model", "layer", "channel", "position", "position-rank", "no-objective", "empty-objective", "kappa", "gamma", "weight",
-        "learning-rate", "zero-iterations", "iterations", "units", "samples", "recording"])
+        "learning-rate", "zero-iterations", "iterations", "units", "samples", "recording", "param"])
 def test_bad_requests_get_a_status_that_says_what_to_fix(shared, request_, code, words) -> None:
     got, details = code_of(shared.vis.Maximize, request_, timeout=30)
     assert got == code, details
