@@ -59,6 +59,7 @@ def connect(address: str = "auto", *, num_cpus: int | None = None) -> bool:
     Ray's own log lines stay off the console.
     """
     ray = import_ray()
+    route_cluster_messages(ray)
     if ray.is_initialized():
         return False
     quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
@@ -77,6 +78,24 @@ def connect(address: str = "auto", *, num_cpus: int | None = None) -> bool:
             pass
     ray.init(num_cpus=num_cpus, include_dashboard=False, **quiet)
     return True
+
+
+def route_cluster_messages(ray: Any) -> None:
+    """Sends the cluster's messages to the driver (a task retried after its actor died, …) to the server log.
+
+    Ray prints them on the driver's stdout from a thread of its own, `log_to_driver=False`
+    or not; a user's terminal shows none of them, the server log at INFO shows each line.
+    """
+    worker = getattr(getattr(ray, "_private", None), "worker", None)
+    if worker is None or getattr(getattr(worker, "print_to_stdstream", None), "routed", False):
+        return
+
+    def to_log(data: dict, ignore_prefix: bool = False) -> None:
+        for line in data.get("lines", ()):
+            _LOGGER.info("ray %s: %s", data.get("pid", ""), str(line).rstrip())
+
+    to_log.routed = True  # type: ignore[attr-defined]
+    worker.print_to_stdstream = to_log
 
 
 def local_cluster() -> str | None:
@@ -198,7 +217,8 @@ class DeviceWorker:
         self.device = device
         self.instance = uuid.uuid4().hex
         self._lock = threading.Lock()
-        self._stops: set[str] = set()
+        self._stops: dict[str, int] = {}
+        """Token → the steps the task had reported when its stop arrived."""
         self._notes: dict[str, list[StepNote]] = {}
 
     def describe(self) -> dict:
@@ -208,7 +228,7 @@ class DeviceWorker:
                 "cached": self.library.cached_ids}
 
     def run(self, token: str, spec: TaskSpec, packages: list) -> dict:
-        """Runs one task; returns {state, blob, error, seconds} (state done, failed or stopped)."""
+        """Runs one task; returns {state, blob, error, seconds, steps_after_stop} (state done, failed or stopped)."""
         import ray  # noqa: PLC0415
 
         from kinetoscope.server.engine import Cancelled  # noqa: PLC0415
@@ -223,13 +243,14 @@ class DeviceWorker:
             blob = self.runner(spec, lambda: self._stopped(token), lambda note: self._note(token, note))
             return {"state": "done", "blob": blob, "error": "", "seconds": time.monotonic() - began}
         except Cancelled as exc:
-            return {"state": "stopped", "blob": None, "error": str(exc), "seconds": time.monotonic() - began}
+            return {"state": "stopped", "blob": None, "error": str(exc), "seconds": time.monotonic() - began,
+                    "steps_after_stop": self._steps_after_stop(token)}
         except Exception as exc:  # noqa: BLE001 - a failed task is reported to the driver, never raised in the actor
             return {"state": "failed", "blob": None, "error": f"{type(exc).__name__}: {exc}",
                     "seconds": time.monotonic() - began}
         finally:
             with self._lock:
-                self._stops.discard(token)
+                self._stops.pop(token, None)
 
     def notes(self, token: str, since: int) -> tuple[str, list[StepNote]]:
         """(this actor's instance id, the task's step notes from `since` on); a new instance id means a restart."""
@@ -242,7 +263,14 @@ class DeviceWorker:
 
     def stop(self, token: str) -> None:
         with self._lock:
-            self._stops.add(token)
+            self._stops.setdefault(token, len(self._notes.get(token, ())))
+
+    def _steps_after_stop(self, token: str) -> int | None:
+        """Step notes the task reported after its stop arrived (one per optimizer step with progress_every 1)."""
+        with self._lock:
+            if token not in self._stops:
+                return None
+            return len(self._notes.get(token, ())) - self._stops[token]
 
     def _stopped(self, token: str) -> bool:
         with self._lock:
@@ -415,7 +443,7 @@ class RayExecutor(QueuedExecutor):
         finally:
             actor.forget.remote(token)
         state = future.stop_reason if reply["state"] == "stopped" else reply["state"]
-        return TaskOutcome(state, reply["blob"], reply["error"], reply["seconds"])
+        return TaskOutcome(state, reply["blob"], reply["error"], reply["seconds"], reply.get("steps_after_stop"))
 
     def _refs(self, spec: TaskSpec) -> list[tuple[str, str, Any]]:
         """(kind, id, ObjectRef) of the task's model and recording, each put into the cluster once."""
