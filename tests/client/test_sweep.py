@@ -13,7 +13,7 @@ import pytest
 
 from kinetoscope.client.cli import main
 from kinetoscope.client.client import Client
-from kinetoscope.client import sweep as sweep_module
+from kinetoscope.client.sweep import run as sweep_run
 from kinetoscope.client.sweep import SpecError, load_spec, plan_sweep
 
 REPO = Path(__file__).resolve().parents[2]
@@ -122,7 +122,7 @@ def test_second_run_skips_everything_and_changes_no_byte(done, store) -> None:
 
 def test_interrupted_sweep_resumes_with_the_missing_batches_only(store, tmp_path, monkeypatch) -> None:
     spec, out = _write_spec(tmp_path), tmp_path / "out"
-    real, calls = sweep_module._save_batch, []
+    real, calls = sweep_run.save_batch, []
 
     def interrupted(*args, **kwargs):
         calls.append(1)
@@ -130,7 +130,7 @@ def test_interrupted_sweep_resumes_with_the_missing_batches_only(store, tmp_path
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(sweep_module, "_save_batch", interrupted)
+    monkeypatch.setattr(sweep_run, "save_batch", interrupted)
     code, stdout, err = _cli("--store", str(store), "sweep", str(spec), "--out", str(out), "--json")
     assert code == 130 and stdout == ""
     assert "1 of 6 batches are saved" in err and "again to resume" in err
@@ -139,7 +139,7 @@ def test_interrupted_sweep_resumes_with_the_missing_batches_only(store, tmp_path
     # leftovers of a kill mid-write: neither is recorded, so neither counts as a result
     (out / BATCHES[1]).write_bytes(b"PK\x03\x04 cut short")
     (out / BATCHES[1]).with_name(".units-2-3.npz.partial").write_bytes(b"PK")
-    monkeypatch.setattr(sweep_module, "_save_batch", real)
+    monkeypatch.setattr(sweep_run, "save_batch", real)
     code, stdout, err = _cli("--store", str(store), "sweep", str(spec), "--out", str(out), "--json")
     assert code == 0, err
     doc = json.loads(stdout)
