@@ -7,10 +7,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from kinetoscope.common import InputSpec, MaximizeOutcome, UnitOutcome
+from kinetoscope.common import InputSpec, Layer, MaximizeOutcome, UnitOutcome
 
 InputInfo = InputSpec
 """A model's input as the server describes it: every field filled in (see `kinetoscope.common.InputSpec`)."""
+LayerInfo = Layer
+"""A layer of the model's catalog, as GetModel lists it (see `kinetoscope.common.Layer`)."""
 
 
 @dataclass(frozen=True)
@@ -37,28 +39,6 @@ class ModelInfo:
             "bn_folded": self.bn_folded,
             "bn_remaining": self.bn_remaining,
         }
-
-
-@dataclass(frozen=True)
-class LayerInfo:
-    name: str
-    node: str
-    op_type: str
-    shape: tuple[int, ...]
-    axes: str
-    channels: int
-    inputs: tuple[str, ...]
-    streams: str
-    receptive_field: dict[str, dict[str, float]]
-    stride: dict[str, dict[str, float]]
-
-    def to_json(self) -> dict:
-        def plain(table):
-            return {k: {a: int(v) if float(v).is_integer() else v for a, v in axes.items()} for k, axes in table.items()}
-
-        return {"name": self.name, "node": self.node, "op_type": self.op_type, "shape": list(self.shape),
-                "axes": self.axes, "channels": self.channels, "receptive_field": plain(self.receptive_field),
-                "stride": plain(self.stride), "inputs": list(self.inputs), "streams": self.streams}
 
 
 @dataclass(frozen=True)

@@ -21,11 +21,11 @@ from __future__ import annotations
 import copy
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from onnx import ModelProto, NodeProto, numpy_helper
 
-from kinetoscope.common import APPEARANCE_KINDS, MOTION_KINDS, STACKED_FLOW_KINDS
+from kinetoscope.common import APPEARANCE_KINDS, MOTION_KINDS, STACKED_FLOW_KINDS, Layer
 
 from .graph import INTERNAL_PREFIX, initializer_map, static_shape, value_infos
 from .inputs import InputSpec
@@ -41,40 +41,6 @@ _ATTENTION_OPS = ("MatMul", "Einsum")
 _RESHAPE_OPS = ("Flatten", "Reshape", "Squeeze", "Unsqueeze")
 WHOLE = math.inf
 """The receptive field of an axis every position of which the unit depends on; reported as the input's extent."""
-
-
-@dataclass(frozen=True)
-class Layer:
-    name: str
-    node: str
-    op_type: str
-    shape: tuple[int, ...]
-    axes: str
-    """One letter per axis: N, C, T, H, W, or '?' where the axis has no single meaning."""
-    channels: int
-    inputs: tuple[str, ...]
-    streams: str
-    """appearance, motion or fusion: the kinds of input this layer depends on."""
-    receptive_field: dict[str, dict[str, float]] = field(default_factory=dict)
-    stride: dict[str, dict[str, float]] = field(default_factory=dict)
-
-    @property
-    def channel_axis(self) -> int:
-        return self.axes.index("C")
-
-    def to_json(self) -> dict:
-        return {
-            "name": self.name,
-            "node": self.node,
-            "op_type": self.op_type,
-            "shape": list(self.shape),
-            "axes": self.axes,
-            "channels": self.channels,
-            "receptive_field": _plain(self.receptive_field),
-            "stride": _plain(self.stride),
-            "inputs": list(self.inputs),
-            "streams": self.streams,
-        }
 
 
 @dataclass
@@ -380,6 +346,3 @@ def _layer(node: NodeProto, name: str, geo: _Geometry, shape, elem_type, kinds, 
         stride={src: {l: v[1] for l, v in axes.items()} for src, axes in geo.sources.items()},
     )
 
-
-def _plain(table: dict[str, dict[str, float]]) -> dict[str, dict[str, float | int]]:
-    return {src: {l: int(v) if float(v).is_integer() else round(v, 4) for l, v in axes.items()} for src, axes in table.items()}
