@@ -32,8 +32,8 @@ from typing import Any, Iterable, NamedTuple
 import numpy as np
 
 from kinetoscope.common import (
-    DEFAULT_RANGE, INPUT_KINDS, MOTION_KINDS, STACKED_FLOW_KINDS, InputKind, InputSpec, LayoutError, axis_sizes,
-    from_canonical, infer_kind, sample_layout,
+    DEFAULT_RANGE, MOTION_KINDS, STACKED_FLOW_KINDS, InputKind, InputSpec, LayoutError, axis_sizes,
+    from_canonical, infer_kind, parse_kind, sample_layout,
 )
 
 from .flow import DEFAULT_METHOD, FLOW_METHODS, check_method, optical_flow, tvl1_available
@@ -191,11 +191,13 @@ def _spec(item: Any) -> InputSpec:
     if not _fits(layout, shape):
         raise ValueError(f"input {name!r}: layout {layout!r} does not fit shape {shape} (use NCHW, NHWC, NCTHW or NTHWC)")
     dims = axis_sizes(shape, layout)
-    kind = _field(item, "kind") or infer_kind(dims["C"], "T" in dims)
-    if kind not in INPUT_KINDS:
-        raise ValueError(f"input {name!r}: unknown kind {kind!r}; use one of {', '.join(INPUT_KINDS)}")
+    declared = _field(item, "kind")
+    try:
+        kind = parse_kind(declared) if declared else infer_kind(dims["C"], "T" in dims)
+    except ValueError as exc:
+        raise ValueError(f"input {name!r}: {exc}") from None
     lo, hi = (float(v) for v in (_field(item, "value_range", "range") or DEFAULT_RANGE))
-    return InputSpec(name, shape, str(kind), (lo, hi), layout)
+    return InputSpec(name, shape, kind.value, (lo, hi), layout)
 
 
 def _fits(layout: str | None, shape: tuple[int, ...]) -> bool:

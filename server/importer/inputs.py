@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-from kinetoscope.common import INPUT_KINDS, InputSpec
+from kinetoscope.common import InputSpec, parse_kind
 
 from .errors import InvalidModel
 
@@ -30,9 +30,10 @@ def parse_input_spec(text: str) -> InputSpec:
             stage="inputs",
         )
     shape = tuple(int(d) for d in match["shape"].split("x"))
-    kind = match["kind"] or None
-    if kind is not None and kind not in INPUT_KINDS:
-        raise InvalidModel(f"input {match['name']!r}: unknown kind {kind!r}; use one of {', '.join(INPUT_KINDS)}", stage="inputs")
+    try:
+        kind = parse_kind(match["kind"]).value if match["kind"] else None
+    except ValueError as exc:
+        raise InvalidModel(f"input {match['name']!r}: {exc}", stage="inputs") from None
     value_range = None
     if match["lo"] is not None:
         value_range = (float(match["lo"]), float(match["hi"]))

@@ -10,7 +10,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from kinetoscope.tensors import CHUNK_BYTES, ChunkAssembler, WireError, assemble, from_tensor, to_chunks, to_tensor  # noqa: F401
-from kinetoscope.common import INPUT_KINDS
+from kinetoscope.common import parse_kind
 from kinetoscope.server.importer import InputSpec
 from kinetoscope.server.store import StoredModel
 from kinetoscope.v1 import kinetoscope_pb2 as pb
@@ -28,14 +28,16 @@ def input_specs(declarations: Iterable[pb.InputDeclaration]) -> list[InputSpec]:
             raise WireError("an input declaration has no name; name the graph input it declares")
         if any(d <= 0 for d in item.shape):
             raise WireError(f"{what}: shape {list(item.shape)} must have positive dimensions (or be empty to keep the graph's)")
-        if item.kind and item.kind not in INPUT_KINDS:
-            raise WireError(f"{what}: unknown kind {item.kind!r}; use one of {', '.join(INPUT_KINDS)} (or leave it empty to infer)")
+        try:
+            kind = parse_kind(item.kind).value if item.kind else None
+        except ValueError as exc:
+            raise WireError(f"{what}: {exc} (or leave it empty to infer)") from None
         value_range = None
         if item.has_range:
             if not (math.isfinite(item.low) and math.isfinite(item.high) and item.low < item.high):
                 raise WireError(f"{what}: range {item.low}..{item.high} must be finite with low < high")
             value_range = (item.low, item.high)
-        specs.append(InputSpec(name=item.name, shape=tuple(item.shape) or None, kind=item.kind or None, value_range=value_range))
+        specs.append(InputSpec(name=item.name, shape=tuple(item.shape) or None, kind=kind, value_range=value_range))
     return specs
 
 
