@@ -9,6 +9,7 @@ import operator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from kinetoscope.common import find_layer
 from kinetoscope.server.engine import MaximizeConfig, Setting
 from kinetoscope.server.engine.config import usable_reference_maxima
 from kinetoscope.server.recordings import RecordingNotFound, RecordingStore
@@ -115,9 +116,9 @@ class LayerCatalog:
         self.outputs = stored.meta.get("outputs", [])
 
     def find(self, name: str, where: str) -> dict:
-        for entry in self.layers:
-            if name in (entry["name"], entry.get("node")):
-                return entry
+        entry = find_layer(self.layers, name)
+        if entry is not None:
+            return entry
         names = [entry["name"] for entry in self.layers]
         close = difflib.get_close_matches(name, names, n=3)
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
