@@ -7,7 +7,8 @@ One process, one machine state and one set of library versions for every ratio: 
 engine against a bare forward+backward and its batching gain (1, 2), the imported graph
 against the native torch model (3), recording against onnxruntime (4), gRPC against
 in-process (5), import against an onnxruntime session (6), Lucent as a peer (7) and the CLI's
-start-up against the floor of its stack (8).
+start-up against the floor of its stack (8), and the steps the Fourier parameterization needs
+against pixels' (9).
 Each ratio is a median of interleaved repetitions; each missed target is listed with its
 figure and the profile that explains it.
 """
@@ -35,7 +36,8 @@ from suite import Options, Report, Verdict  # noqa: E402
 from kinetoscope.server.allocator import retain_freed_memory  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
-BENCHMARKS = ("engine_step", "folded_native", "recording", "grpc_loopback", "import_time", "lucent_peer", "startup")
+BENCHMARKS = ("engine_step", "folded_native", "recording", "grpc_loopback", "import_time", "lucent_peer", "startup",
+              "parameterization")
 PACKAGES = ("torch", "onnxruntime-gpu", "onnxruntime", "onnx", "onnx2torch", "grpcio", "numpy", "torch-lucent", "kornia")
 
 
