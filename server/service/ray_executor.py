@@ -84,7 +84,8 @@ def route_cluster_messages(ray: Any) -> None:
     """Sends the cluster's messages to the driver (a task retried after its actor died, …) to the server log.
 
     Ray prints them on the driver's stdout from a thread of its own, `log_to_driver=False`
-    or not; a user's terminal shows none of them, the server log at INFO shows each line.
+    or not. The executor already reports what matters (a task that failed for good); these
+    lines show with `--log-level DEBUG` only.
     """
     worker = getattr(getattr(ray, "_private", None), "worker", None)
     if worker is None or getattr(getattr(worker, "print_to_stdstream", None), "routed", False):
@@ -92,7 +93,7 @@ def route_cluster_messages(ray: Any) -> None:
 
     def to_log(data: dict, ignore_prefix: bool = False) -> None:
         for line in data.get("lines", ()):
-            _LOGGER.info("ray %s: %s", data.get("pid", ""), str(line).rstrip())
+            _LOGGER.debug("ray %s: %s", data.get("pid", ""), str(line).rstrip())
 
     to_log.routed = True  # type: ignore[attr-defined]
     worker.print_to_stdstream = to_log

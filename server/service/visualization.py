@@ -5,6 +5,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator
 
 import grpc
@@ -32,6 +33,9 @@ class VisualizationServicer(pb_grpc.VisualizationServiceServicer):
                  recordings: RecordingStore | None = None) -> None:
         self.library, self.jobs, self.limits, self.device = library, jobs, limits, device
         self.recordings = recordings
+        self.engine_threads = ThreadPoolExecutor(max_workers=jobs.slots, thread_name_prefix="kinetoscope-engine")
+        """One long-lived thread per device slot runs the engine: starting a thread per call cost milliseconds
+        (more on a busy machine), and a new thread builds a new OpenMP team for torch."""
 
     @guarded
     def Maximize(self, request: pb.MaximizeRequest, context: grpc.ServicerContext) -> Iterator[pb.MaximizeEvent]:
@@ -43,7 +47,7 @@ class VisualizationServicer(pb_grpc.VisualizationServiceServicer):
         stop = StopSignal(context)
         job = self.jobs.admit(plan.describe(stored), stop.is_set)
         stop.job = job
-        run = EngineRun(self.library, stored.id, plan, job, self.jobs, stop, self.device)
+        run = EngineRun(self.library, stored.id, plan, job, self.jobs, stop, self.device, self.engine_threads)
         yield from run.progress()
         result = run.outcome()
         yield from result_events(result, plan.targets)
@@ -84,18 +88,17 @@ class StopSignal:
 
 
 class EngineRun:
-    """The engine in a worker thread (the handler thread streams its events); frees the job slot when the engine returns."""
+    """The engine on an engine thread (the handler thread streams its events); frees the job slot when the engine returns."""
 
     def __init__(self, library: ModelLibrary, model_id: str, plan: MaximizePlan, job: Job, jobs: JobQueue,
-                 stop: StopSignal, device: str) -> None:
+                 stop: StopSignal, device: str, threads: ThreadPoolExecutor) -> None:
         self.library, self.model_id, self.plan, self.job, self.jobs, self.stop, self.device = (
             library, model_id, plan, job, jobs, stop, device)
-        self.events: queue.Queue = queue.Queue()
+        self.events: queue.SimpleQueue = queue.SimpleQueue()
         self.result: MaximizeResult | None = None
         self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._work, name=f"kinetoscope-job-{job.id}", daemon=True)
         try:
-            self._thread.start()
+            threads.submit(self._work)
         except BaseException as exc:
             jobs.finish(job, "failed", repr(exc))
             raise
