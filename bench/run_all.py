@@ -37,7 +37,7 @@ from kinetoscope.server.allocator import retain_freed_memory  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 BENCHMARKS = ("engine_step", "folded_native", "recording", "grpc_loopback", "import_time", "lucent_peer", "startup",
-              "parameterization")
+              "parameterization", "jobs")
 PACKAGES = ("torch", "onnxruntime-gpu", "onnxruntime", "onnx", "onnx2torch", "grpcio", "numpy", "torch-lucent", "kornia")
 
 

@@ -98,6 +98,7 @@ def create_server(
     warm_imports: bool = False,
     resume_jobs: bool = True,
     ray: str | None = None,
+    ray_workers: int | None = None,
 ) -> tuple[grpc.Server, int]:
     """A server bound to `address`, not yet started (call `.start()`), and its port, as in grpc's examples.
 
@@ -106,10 +107,10 @@ def create_server(
     child's forkserver at once (for a caller about to import); `resume_jobs` runs the
     stored jobs a stopped server left unfinished (an embedded server answering a quick
     command leaves them for the next `serve`, `sweep` or `jobs`); `ray` (auto or an
-    address) runs those jobs' tasks on a Ray cluster.
+    address) runs those jobs' tasks on a Ray cluster, on `ray_workers` device actors (None: one per GPU there).
     """
     built = build_server(address, store_dir, token=token, tls=tls, limits=limits, device=device, jobs=jobs,
-                         warm_imports=warm_imports, resume_jobs=resume_jobs, ray=ray)
+                         warm_imports=warm_imports, resume_jobs=resume_jobs, ray=ray, ray_workers=ray_workers)
     return ServerHandle(built), built.port
 
 
@@ -125,6 +126,7 @@ def build_server(
     warm_imports: bool = False,
     resume_jobs: bool = True,
     ray: str | None = None,
+    ray_workers: int | None = None,
 ) -> Server:
     library = ModelLibrary(ModelStore(store_dir or default_store()), sandbox=limits.sandbox())
     if warm_imports and library.sandbox is not None:
@@ -147,7 +149,7 @@ def build_server(
     pb_grpc.add_VisualizationServiceServicer_to_server(VisualizationServicer(library, jobs, limits, device, recordings), server)
     pb_grpc.add_RecordingServiceServicer_to_server(RecordingServicer(library, recordings, limits, device, jobs), server)
     pb_grpc.add_AnalysisServiceServicer_to_server(AnalysisServicer(library, recordings, limits, device), server)
-    executor = make_executor(library, limits, recordings, device, jobs, ray)
+    executor = make_executor(library, limits, recordings, device, jobs, ray, ray_workers)
     manager = JobManager(JobStore(library.store.root), library.store, executor, limits, recordings)
     if resume_jobs:
         manager.resume()
@@ -164,13 +166,13 @@ def build_server(
 
 
 def make_executor(library: ModelLibrary, limits: ServiceLimits, recordings: RecordingStore, device: str,
-                  jobs: JobQueue, ray: str | None):
+                  jobs: JobQueue, ray: str | None, ray_workers: int | None = None):
     """Where stored jobs' tasks run: this server's device slots, or (`ray`: auto or an address) a Ray cluster."""
     if ray is None:
         return LocalExecutor(local_runner(library, limits, recordings, device), jobs)
     from .service.ray_executor import RayExecutor, RayOptions  # noqa: PLC0415 - Ray is optional
 
-    return RayExecutor(library.store, recordings, limits, RayOptions(address=ray))
+    return RayExecutor(library.store, recordings, limits, RayOptions(address=ray, actors=ray_workers))
 
 
 def register_health_and_reflection(server: grpc.Server) -> health.HealthServicer:
@@ -218,10 +220,11 @@ def serve(
     device: str = "auto",
     grace_s: float = 5.0,
     ray: str | None = None,
+    ray_workers: int | None = None,
 ) -> None:
     """Runs until SIGINT/SIGTERM; then reports NOT_SERVING, lets calls finish for `grace_s` and stops."""
     built = build_server(address, store_dir, token=token, tls=tls, limits=limits, device=device, warm_imports=True,
-                         ray=ray)
+                         ray=ray, ray_workers=ray_workers)
     built.grpc_server.start()
     stopping = threading.Event()
 
@@ -269,7 +272,7 @@ def main(argv: Sequence[str] | None = None, *, options: ServeOptions | None = No
             max_concurrent_imports=options.imports, import_queue_size=options.import_queue,
         )
         serve(options.address, options.store, token=options.token or None, tls=tls, limits=limits, device=options.device,
-              ray=options.ray)
+              ray=options.ray, ray_workers=options.ray_workers)
     except OSError as exc:
         print(f"kinetoscope serve: {exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}",
               file=sys.stderr, flush=True)

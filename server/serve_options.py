@@ -50,6 +50,8 @@ class ServeOptions:
     log_level: str = "INFO"
     ray: str | None = None
     """None: tasks of stored jobs run in this process; `auto` or a Ray address: on that Ray cluster."""
+    ray_workers: int | None = None
+    """Device actors on the Ray cluster; None: one per GPU there, or one CPU actor on a cluster without GPUs."""
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "ServeOptions":
@@ -76,6 +78,10 @@ class ServeOptions:
                 return f"{flag} {path} is not a file"
         if self.ray is not None and importlib.util.find_spec("ray") is None:
             return "--ray needs Ray, which is not installed here: install kinetoscope[ray] (pip install 'kinetoscope[ray]')"
+        if self.ray_workers is not None and self.ray is None:
+            return "--ray-workers goes with --ray: it says how many device actors to run on the Ray cluster"
+        if self.ray_workers is not None and self.ray_workers < 1:
+            return f"--ray-workers takes a positive number, not {self.ray_workers}"
         if self.ray is not None and not self.ray.strip():
             return "--ray takes `auto` (the Ray on this node, else a local one) or a cluster address such as ray://HEAD:10001"
         if self.store is not None and self.store.exists() and not self.store.is_dir():
@@ -99,6 +105,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser, *, global_store_and_tok
     parser.add_argument("--ray", metavar="auto|ADDRESS",
                         help="run stored jobs' tasks on a Ray cluster: auto joins the one on this node (or starts one), "
                              "an address connects to it (needs kinetoscope[ray])")
+    parser.add_argument("--ray-workers", type=int, metavar="N",
+                        help="device actors on the Ray cluster (default: one per GPU, or one CPU actor without GPUs)")
     parser.add_argument("--tls-cert", type=Path, metavar="FILE", help="PEM certificate chain; with --tls-key turns on TLS")
     parser.add_argument("--tls-key", type=Path, metavar="FILE", help="PEM private key (with --tls-cert)")
     limits = parser.add_argument_group("limits")
