@@ -58,3 +58,12 @@ def test_admission_flags_reach_the_limits_and_bad_ones_are_refused(capsys) -> No
     assert (defaults.imports, defaults.import_queue) == (limits.max_concurrent_imports, limits.import_queue_size)
     assert "--import-queue takes 0 or more" in ServeOptions(import_queue=-1).problem()
     assert "--imports takes a positive number" in ServeOptions(imports=0).problem()
+
+
+def test_ray_workers_goes_with_ray_and_is_positive() -> None:
+    from kinetoscope.server.serve_options import ServeOptions
+
+    options = ServeOptions.from_args(build_parser().parse_args(["--ray", "auto", "--ray-workers", "2"]))
+    assert (options.ray, options.ray_workers) == ("auto", 2)
+    assert "--ray-workers goes with --ray" in ServeOptions(ray_workers=2).problem()
+    assert "--ray-workers takes a positive number" in ServeOptions(ray="auto", ray_workers=0).problem()
