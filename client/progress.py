@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Callable, Iterable, TypeVar
+from typing import Iterable, TypeVar
 
 from tqdm import tqdm
 
@@ -66,7 +66,33 @@ class Status:
         self.clear()
 
 
-class StepProgress:
+class _Bar:
+    """A tqdm bar on stderr that draws only when progress is shown, with the step of the running work beside it."""
+
+    def __init__(self, enabled: bool | None, **bar) -> None:
+        self.enabled = progress_enabled() if enabled is None else enabled
+        self.bar = tqdm(file=sys.stderr, leave=False, disable=not self.enabled, dynamic_ncols=True, mininterval=0.25,
+                        **bar)
+
+    def _show(self, step, prefix: str = "") -> None:
+        """Shows "[prefix ]step i/n" from a Progress message (`step` None keeps the last), redrawing at most every
+        `mininterval`: a job reports every step, faster than a terminal needs."""
+        if step is not None:
+            self.bar.set_postfix_str(f"{prefix}step {step.step + 1}/{step.iterations}", refresh=False)
+        if self.bar._time() - self.bar.last_print_t >= self.bar.mininterval:
+            self.bar.refresh()
+
+    def close(self) -> None:
+        self.bar.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class StepProgress(_Bar):
     """A bar over units × settings fed by Maximize's progress events; "preparing …" until the first step.
 
     `bar.n` is the samples done, counting the current chunk's samples by the fraction of
@@ -75,11 +101,9 @@ class StepProgress:
     """
 
     def __init__(self, total: int, desc: str, preparing: str, enabled: bool | None = None) -> None:
+        super().__init__(enabled, total=total, desc=f"{desc}: preparing ({preparing})", unit="unit",
+                         bar_format="{desc} [{elapsed}]")
         self.desc = desc
-        self.enabled = progress_enabled() if enabled is None else enabled
-        self.bar = tqdm(total=total, desc=f"{desc}: preparing ({preparing})", unit="unit", file=sys.stderr,
-                        leave=False, disable=not self.enabled, dynamic_ncols=True, mininterval=0.25,
-                        bar_format="{desc} [{elapsed}]")
         self.started = False
 
     def __call__(self, event) -> None:
@@ -96,42 +120,35 @@ class StepProgress:
             self.bar.initial = self.bar.n = round(position, 2)
             self.bar.start_t = self.bar.last_print_t = self.bar._time()  # the clock starts at the first real step
         self.bar.n = round(position, 2)
-        self.bar.set_postfix_str(f"step {event.step + 1}/{event.iterations}", refresh=False)
-        self.bar.refresh()
-
-    def close(self) -> None:
-        self.bar.close()
-
-    def __enter__(self) -> Callable:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+        self._show(event)
 
 
-class JobProgress:
+class JobProgress(_Bar):
     """A bar over a stored job's tasks, fed by its Watch events: finished tasks, and the running task's step."""
 
     def __init__(self, total: int, desc: str, enabled: bool | None = None) -> None:
-        self.enabled = progress_enabled() if enabled is None else enabled
-        self.bar = tqdm(total=total, desc=desc, unit="task", file=sys.stderr, leave=False, disable=not self.enabled,
-                        dynamic_ncols=True, mininterval=0.25)
+        super().__init__(enabled, total=total, desc=desc, unit="task")
 
     def __call__(self, event) -> None:
         if not self.enabled:
             return
         counts = event.tasks
         self.bar.n = counts.done + counts.failed + counts.cancelled
-        if event.WhichOneof("event") == "progress":
-            self.bar.set_postfix_str(f"task {event.progress.task} step {event.progress.step + 1}/"
-                                     f"{event.progress.iterations}", refresh=False)
-        self.bar.refresh()
+        running = event.progress if event.WhichOneof("event") == "progress" else None
+        self._show(running, f"task {running.task} " if running is not None else "")
 
-    def close(self) -> None:
-        self.bar.close()
 
-    def __enter__(self) -> "JobProgress":
-        return self
+class BatchProgress(_Bar):
+    """A bar over a sweep's batches: each saved batch advances it; the job's running step shows beside it."""
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __init__(self, total: int, done: int, label: str, enabled: bool | None = None) -> None:
+        super().__init__(enabled, total=total, initial=done, desc="sweep", unit="batch")
+        self.label = label
+
+    def __call__(self, progress) -> None:
+        """Feed it the job's Progress messages."""
+        if self.enabled:
+            self._show(progress, f"{self.label} ")
+
+    def saved(self) -> None:
+        self.bar.update()

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import grpc
-from tqdm import tqdm
 
+from ..progress import BatchProgress
 from .errors import SweepError, SweepInterrupted
 from .files import digest
 from .galleries import render_galleries
@@ -38,18 +37,6 @@ def sweep_request(spec: SweepSpec, batches: list[Batch]):
 
 
 
-def _step_reporter(bar: tqdm, label: str) -> Callable:
-    last = [0.0]
-
-    def report(event) -> None:
-        bar.set_postfix_str(f"{label} step {event.step + 1}/{event.iterations}", refresh=False)
-        if time.monotonic() - last[0] > 0.5:
-            last[0] = time.monotonic()
-            bar.refresh()
-
-    return report
-
-
 def follow_job(client: "Client", job: str, on_event: Callable, *, retries: int = 5) -> None:
     """Watches `job` to its end, re-attaching from the last offset when the connection drops."""
     position, failures = 0, 0
@@ -69,20 +56,18 @@ def follow_job(client: "Client", job: str, on_event: Callable, *, retries: int =
 def _run_batches(client: "Client", spec: SweepSpec, out: Path, manifest: dict[str, Any], pending: list[Batch],
                  total: int, show_progress: bool, job: str) -> None:
     by_task = {(b.model_id, b.layer, b.units): b for b in pending}
-    with tqdm(total=total, initial=total - len(pending), desc="sweep", unit="batch", file=sys.stderr,
-              disable=not show_progress, dynamic_ncols=True) as bar:
-        report = _step_reporter(bar, f"job {job}")
+    with BatchProgress(total, total - len(pending), f"job {job}", enabled=show_progress) as bar:
 
         def on_event(event) -> None:
             which = event.WhichOneof("event")
             if which == "progress":
-                report(event.progress)
+                bar(event.progress)
             elif which == "finished" and event.finished.state == 3:  # TASK_DONE
                 for task, result in client.job_results(job, tasks=[event.finished.task]):
                     batch = by_task.get((task.model, task.layer, task.channels))
                     if batch is not None and not is_done(out, manifest, batch):
                         save_batch(out, manifest, batch, result)
-                        bar.update()
+                        bar.saved()
 
         follow_job(client, job, on_event)
     info, tasks = client.get_job(job)
