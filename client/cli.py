@@ -139,9 +139,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     analyze = command("analyze", "per-unit class selectivity (with a permutation test), stream reliance and speed "
                                  "tuning, measured on a recording's clips (docs/ANALYSIS.md)")
-    analyze.add_argument("model", help="model id or name")
-    analyze.add_argument("--recording", required=True, help="a recording of the model, made with labelled clips "
-                                                            "(`kinetoscope record --clips FILE.npz` with 'labels')")
+    analyze.add_argument("model", nargs="?", default="", help="model id or name")
+    analyze.add_argument("--recording", default="", help="a recording of the model, made with labelled clips "
+                                                         "(`kinetoscope record --clips FILE.npz` with 'labels')")
+    analyze.add_argument("--evolution", nargs="+", type=Path, metavar="DIR",
+                         help="instead: how optimized inputs change across checkpoints, from a sweep folder over "
+                              "several checkpoints or one results folder per checkpoint in training order (local)")
+    analyze.set_defaults(usage_error=analyze.error)
     analyze.add_argument("--layers", default="", help="layer (tensor or node) names, comma-separated "
                                                       "(default: the recording's layers)")
     analyze.add_argument("--permutations", type=int, default=0, help="label shuffles of the selectivity test (default 1000)")
@@ -220,6 +224,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     quiet_third_party("--debug" in argv)  # before anything imports grpc or torch
     args = build_parser().parse_args(argv)
+    if args.command == "analyze" and not args.evolution and not (args.model and args.recording):
+        args.usage_error("the following arguments are required: model, --recording (or give --evolution DIR ...)")
     name = command_name(args)
     if args.command == "import" and not args.server:
         # the import worker's seconds of imports (torch, onnx, the converter) start now,

@@ -311,6 +311,10 @@ def cmd_atlas(args) -> int:
 
 
 def cmd_analyze(args) -> int:
+    if args.evolution:
+        from .atlas.evolution import run_evolution  # noqa: PLC0415
+
+        return run_evolution(args)
     layers = [name.strip() for name in args.layers.split(",") if name.strip()]
     if args.layers and not layers:
         raise UserError("--layers takes layer names like conv_fusion,logits")

@@ -1,4 +1,4 @@
-"""The unit page's charts (per class, speed tuning, motion across γ) as PNG files, drawn with matplotlib's Agg canvas.
+"""The atlas's charts (per class, speed tuning, motion across γ, evolution across checkpoints) as PNG files, drawn with matplotlib's Agg canvas.
 
 Figures are made with `matplotlib.figure.Figure` and saved without pyplot, so no GUI
 backend is ever chosen and nothing global changes in the caller's process.
@@ -101,4 +101,39 @@ def motion_chart(path: Path, gammas: Sequence[float], magnitude: Sequence[float]
     axes.set_ylabel("RMS flow magnitude")
     axes.set_title("optimized motion across γ", fontsize=10)
     figure.savefig(path, format="png")
+    return path
+
+
+def evolution_chart(path: Path, checkpoints: Sequence[str],
+                    curves: Sequence[tuple[str, Sequence[float], Sequence[float]]]) -> Path:
+    """Fig. 9 as curves: per (layer, input, γ), the mean change to the next checkpoint and the mean temporal variation.
+
+    `curves` holds (label, change [K − 1], variation [K]); a curve that is all NaN (an
+    image input's variation) is left out of its panel.
+    """
+    figure = _figure(10.0, 3.6, bottom=0.3)
+    figure.subplots_adjust(left=0.07, right=0.78, bottom=0.2, wspace=0.3)
+    steps = list(range(len(checkpoints)))
+    changes, variations = figure.add_subplot(1, 2, 1), figure.add_subplot(1, 2, 2)
+    for n, (label, change, variation) in enumerate(curves):
+        colour = f"C{n % 10}"
+        change, variation = np.asarray(change, np.float64), np.asarray(variation, np.float64)
+        if np.isfinite(change).any():
+            changes.plot([k + 0.5 for k in steps[:-1]], change, "o-", color=colour, label=label)
+        if np.isfinite(variation).any():
+            variations.plot(steps, variation, "s-", color=colour, label=label)
+    changes.set_title("change to the next checkpoint (1 − cos)", fontsize=9)
+    variations.set_title("temporal variation", fontsize=9)
+    for axes in (changes, variations):
+        axes.set_xticks(steps)
+        axes.set_xticklabels(list(checkpoints), rotation=20, ha="right", fontsize=7)
+        axes.set_xlim(-0.3, len(steps) - 0.7)
+        axes.tick_params(axis="y", labelsize=8)
+        axes.set_ylim(bottom=0)
+    handles, labels = changes.get_legend_handles_labels()
+    more, more_labels = variations.get_legend_handles_labels()
+    known = dict(zip(labels, handles))
+    known.update({label: handle for label, handle in zip(more_labels, more) if label not in known})
+    figure.legend(list(known.values()), list(known), loc="center right", fontsize=7, frameon=False)
+    figure.savefig(path)
     return path

@@ -32,6 +32,9 @@ def add_atlas_arguments(parser: argparse.ArgumentParser) -> None:
                         help="per-unit measures as a JSON document {\"layers\": {name: [{\"channel\": ..}, ..]}}")
     parser.add_argument("--clips", type=Path, default=None,
                         help="the FILE.npz the recording was made from, for top-clip thumbnails")
+    parser.add_argument("--evolution", nargs="+", type=Path, metavar="DIR", default=None,
+                        help="checkpoints' results (a sweep folder over them, or one folder per checkpoint in "
+                             "training order): curves of change and temporal variation on the model page")
     parser.add_argument("--out", type=Path, required=True, help="folder for the site (index.html and the rest)")
     parser.add_argument("--json", action="store_true")
 
@@ -107,13 +110,21 @@ def _write(args: argparse.Namespace, client: Any, paths: list[Path], kept: bool 
         results = [load_result(path) for path in paths]
     except ResultError as exc:
         raise UserError(str(exc)) from None
+    evolution = None
+    if getattr(args, "evolution", None):
+        from .evolution import EvolutionError, checkpoint_evolution, load_checkpoints  # noqa: PLC0415
+
+        try:
+            evolution = checkpoint_evolution(load_checkpoints(args.evolution))
+        except (EvolutionError, ResultError) as exc:
+            raise UserError(f"--evolution: {exc}") from None
     info, layers = client.get_model(args.model)
     recording = client.get_recording(args.recording) if args.recording else None
     if analysis is None and recording is not None and recording.info.clips_kept:
         layers_with_results = sorted({t.layer for r in results for u in range(r.n_units) if (t := r.target(u))})
         analysis = client.analyze(args.model, args.recording, layers_with_results)
     try:
-        index = write_atlas(args.out, info, layers, results, recording, analysis, clips=clips)
+        index = write_atlas(args.out, info, layers, results, recording, analysis, clips=clips, evolution=evolution)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     pages = sum(1 for _ in args.out.rglob("*.html"))

@@ -143,8 +143,10 @@ def _filter_controls(table_id: str, labels: Sequence[str], what: str) -> str:
 
 
 def model_page(info: ModelInfo, layers: Sequence[LayerInfo], layer_pages: Mapping[str, tuple[str, int]],
-               class_names: Sequence[str], notes: Sequence[str]) -> str:
-    """The catalog as a sortable table; layers with a page link to it. `layer_pages`: name → (path, units)."""
+               class_names: Sequence[str], notes: Sequence[str], evolution: tuple[str, str] | None = None) -> str:
+    """The catalog as a sortable table; layers with a page link to it. `layer_pages`: name → (path, units).
+
+    `evolution` is (chart path, checkpoint names) when the atlas was given several checkpoints."""
     inputs = [i.name for i in info.inputs]
     head = ['<th data-type="text">layer</th>', '<th data-type="text">op</th>', '<th data-type="text">shape</th>',
             '<th data-type="number">channels</th>']
@@ -187,6 +189,12 @@ def model_page(info: ModelInfo, layers: Sequence[LayerInfo], layer_pages: Mappin
         f'<table id="catalog" class="sortable"><thead><tr>{"".join(head)}</tr></thead>'
         f'<tbody>{"".join(rows)}</tbody></table>'
     )
+    if evolution is not None:
+        chart, checkpoints = evolution
+        body += (f'<h2 id="evolution">Across checkpoints</h2><p>How the maximized units\' optimized inputs change from '
+                 f"one checkpoint to the next ({esc(checkpoints)}), and their temporal variation at each: means over "
+                 f"the units every checkpoint holds, per layer, input and γ (docs/ANALYSIS.md, the paper's Fig. 9).</p>"
+                 f'<figure><img src="{esc(chart)}" alt="change and temporal variation across checkpoints"></figure>')
     return document(f"{info.name} · kinetoscope atlas", body, 0)
 
 

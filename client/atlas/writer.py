@@ -12,6 +12,7 @@ Site layout (every link relative):
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -26,6 +27,7 @@ from ..render.result import Result
 from ..types import LayerInfo, ModelInfo, Recording, Target
 from . import charts
 from .assets import write_assets
+from .evolution import LayerEvolution
 from .motion import UnitMotion, unit_motion
 from .pages import (MODEL_PAGE, ClipMedia, Tile, UnitMedia, UnitRow, ViewMedia, layer_page, layer_page_path,
                     model_page, unit_page, unit_page_path)
@@ -46,13 +48,16 @@ def write_atlas(
     *,
     clips: Mapping[str, np.ndarray] | None = None,
     fps: float = DEFAULT_FPS,
+    evolution: Mapping[str, LayerEvolution] | None = None,
 ) -> Path:
     """Writes the atlas into `out_dir` and returns the path of its `index.html`.
 
     `layers` is the model's catalog (`Client.get_model`); `results` are loaded result
     files, whose units are matched to layers by the target each carries; `analysis` is
     the per-unit measures document (every measure optional); `clips` ({input: [N, ...]},
-    the arrays the recording was made from) adds thumbnails of each unit's top clips.
+    the arrays the recording was made from) adds thumbnails of each unit's top clips;
+    `evolution` (`checkpoint_evolution` of several checkpoints' results) adds its curves
+    to the model page.
     """
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -93,9 +98,28 @@ def write_atlas(
     if collected.skipped_unknown_layer:
         notes.append(f"{collected.skipped_unknown_layer} maximized unit(s) are not shown: they name layers this "
                      "model does not have (results of another model?).")
+    evolution_figure = _evolution_chart(out, evolution) if evolution else None
     index = out / MODEL_PAGE
-    index.write_text(model_page(model_info, layers, layer_pages, names, notes), encoding="utf-8")
+    index.write_text(model_page(model_info, layers, layer_pages, names, notes, evolution_figure), encoding="utf-8")
     return index
+
+
+def _evolution_chart(out: Path, found: Mapping[str, LayerEvolution]) -> tuple[str, str]:
+    """The model page's curves: per layer, input and γ, the means over units of change and temporal variation."""
+    curves = []
+    checkpoints: tuple[str, ...] = ()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the mean of an image input's all-NaN variation
+        for layer in found.values():
+            checkpoints = layer.checkpoints
+            for name, measures in layer.inputs.items():
+                for s, (_, gamma) in enumerate(layer.settings):
+                    curves.append((f"{layer.layer} · {name} · γ={gamma:g}", np.nanmean(measures.change[:, :, s], axis=1),
+                                   np.nanmean(measures.variation[:, :, s], axis=1)))
+    (out / MEDIA_DIR).mkdir(parents=True, exist_ok=True)
+    path = f"{MEDIA_DIR}/evolution.png"
+    charts.evolution_chart(out / path, checkpoints, curves)
+    return path, " → ".join(checkpoints)
 
 
 def _unit_row(entry: UnitEntry, slug: str, results: Sequence[Result], recording: Recording | None, *,
