@@ -644,6 +644,46 @@ class AnalyzeResponse(_message.Message):
     layers: _containers.RepeatedCompositeFieldContainer[LayerAnalysis]
     def __init__(self, model: _Optional[str] = ..., recording: _Optional[str] = ..., clips: _Optional[int] = ..., class_names: _Optional[_Iterable[str]] = ..., speeds: _Optional[_Iterable[float]] = ..., alpha: _Optional[float] = ..., permutations: _Optional[int] = ..., layers: _Optional[_Iterable[_Union[LayerAnalysis, _Mapping]]] = ...) -> None: ...
 
+class EvolutionRequest(_message.Message):
+    __slots__ = ("checkpoints", "maximize")
+    CHECKPOINTS_FIELD_NUMBER: _ClassVar[int]
+    MAXIMIZE_FIELD_NUMBER: _ClassVar[int]
+    checkpoints: _containers.RepeatedScalarFieldContainer[str]
+    maximize: MaximizeRequest
+    def __init__(self, checkpoints: _Optional[_Iterable[str]] = ..., maximize: _Optional[_Union[MaximizeRequest, _Mapping]] = ...) -> None: ...
+
+class InputEvolution(_message.Message):
+    __slots__ = ("input", "change", "variation")
+    INPUT_FIELD_NUMBER: _ClassVar[int]
+    CHANGE_FIELD_NUMBER: _ClassVar[int]
+    VARIATION_FIELD_NUMBER: _ClassVar[int]
+    input: str
+    change: _containers.RepeatedScalarFieldContainer[float]
+    variation: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, input: _Optional[str] = ..., change: _Optional[_Iterable[float]] = ..., variation: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class UnitEvolution(_message.Message):
+    __slots__ = ("unit", "setting", "target", "inputs")
+    UNIT_FIELD_NUMBER: _ClassVar[int]
+    SETTING_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
+    unit: int
+    setting: int
+    target: Objective
+    inputs: _containers.RepeatedCompositeFieldContainer[InputEvolution]
+    def __init__(self, unit: _Optional[int] = ..., setting: _Optional[int] = ..., target: _Optional[_Union[Objective, _Mapping]] = ..., inputs: _Optional[_Iterable[_Union[InputEvolution, _Mapping]]] = ...) -> None: ...
+
+class EvolutionResponse(_message.Message):
+    __slots__ = ("checkpoints", "settings", "units")
+    CHECKPOINTS_FIELD_NUMBER: _ClassVar[int]
+    SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    UNITS_FIELD_NUMBER: _ClassVar[int]
+    checkpoints: _containers.RepeatedScalarFieldContainer[str]
+    settings: _containers.RepeatedCompositeFieldContainer[RegularizerSetting]
+    units: _containers.RepeatedCompositeFieldContainer[UnitEvolution]
+    def __init__(self, checkpoints: _Optional[_Iterable[str]] = ..., settings: _Optional[_Iterable[_Union[RegularizerSetting, _Mapping]]] = ..., units: _Optional[_Iterable[_Union[UnitEvolution, _Mapping]]] = ...) -> None: ...
+
 class SweepLayer(_message.Message):
     __slots__ = ("layer", "channels", "kind", "batch", "model")
     LAYER_FIELD_NUMBER: _ClassVar[int]

@@ -470,6 +470,11 @@ class AnalysisServiceStub:
                 request_serializer=kinetoscope_dot_v1_dot_kinetoscope__pb2.AnalyzeRequest.SerializeToString,
                 response_deserializer=kinetoscope_dot_v1_dot_kinetoscope__pb2.AnalyzeResponse.FromString,
                 _registered_method=True)
+        self.Evolution = channel.unary_unary(
+                '/kinetoscope.v1.AnalysisService/Evolution',
+                request_serializer=kinetoscope_dot_v1_dot_kinetoscope__pb2.EvolutionRequest.SerializeToString,
+                response_deserializer=kinetoscope_dot_v1_dot_kinetoscope__pb2.EvolutionResponse.FromString,
+                _registered_method=True)
 
 
 class AnalysisServiceServicer:
@@ -485,6 +490,16 @@ class AnalysisServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Evolution(self, request, context):
+        """Maximizes the request's units on every checkpoint, then measures their evolution.
+        INVALID_ARGUMENT: fewer than two checkpoints, checkpoints whose inputs differ, or what
+        Maximize refuses; NOT_FOUND: a checkpoint; RESOURCE_EXHAUSTED: as Maximize, or too
+        many analyses under way.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AnalysisServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -492,6 +507,11 @@ def add_AnalysisServiceServicer_to_server(servicer, server):
                     servicer.Analyze,
                     request_deserializer=kinetoscope_dot_v1_dot_kinetoscope__pb2.AnalyzeRequest.FromString,
                     response_serializer=kinetoscope_dot_v1_dot_kinetoscope__pb2.AnalyzeResponse.SerializeToString,
+            ),
+            'Evolution': grpc.unary_unary_rpc_method_handler(
+                    servicer.Evolution,
+                    request_deserializer=kinetoscope_dot_v1_dot_kinetoscope__pb2.EvolutionRequest.FromString,
+                    response_serializer=kinetoscope_dot_v1_dot_kinetoscope__pb2.EvolutionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -521,6 +541,33 @@ class AnalysisService:
             '/kinetoscope.v1.AnalysisService/Analyze',
             kinetoscope_dot_v1_dot_kinetoscope__pb2.AnalyzeRequest.SerializeToString,
             kinetoscope_dot_v1_dot_kinetoscope__pb2.AnalyzeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Evolution(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kinetoscope.v1.AnalysisService/Evolution',
+            kinetoscope_dot_v1_dot_kinetoscope__pb2.EvolutionRequest.SerializeToString,
+            kinetoscope_dot_v1_dot_kinetoscope__pb2.EvolutionResponse.FromString,
             options,
             channel_credentials,
             insecure,
