@@ -76,8 +76,22 @@ def connect(address: str = "auto", *, num_cpus: int | None = None) -> bool:
             return True
         except ConnectionError:
             pass
-    ray.init(num_cpus=num_cpus, include_dashboard=False, **quiet)
+    start_local(ray, num_cpus, quiet)
     return True
+
+
+def start_local(ray: Any, num_cpus: int | None, quiet: dict, attempts: int = 2) -> None:
+    """A new local Ray instance; tried again once where its GCS or raylet missed Ray's own start-up waits (30 s for the
+    raylet), as they may on a busy machine."""
+    for attempt in range(1, attempts + 1):
+        try:
+            ray.init(num_cpus=num_cpus, include_dashboard=False, **quiet)
+            return
+        except Exception as exc:  # noqa: BLE001 - Ray raises a bare Exception for a raylet that did not register
+            if "timed out" not in str(exc).lower() or attempt == attempts:
+                raise RayUnavailable(f"could not start a local Ray instance: {exc}") from exc
+            _LOGGER.warning("the local Ray instance did not start in time (a busy machine?); trying again")
+            ray.shutdown()
 
 
 def route_cluster_messages(ray: Any) -> None:
