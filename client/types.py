@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from kinetoscope.common import InputSpec, Layer, MaximizeOutcome, UnitOutcome
+from kinetoscope.common import InputSpec, Layer, LayerMaxima, MaximizeOutcome, UnitOutcome
 
 InputInfo = InputSpec
 """A model's input as the server describes it: every field filled in (see `kinetoscope.common.InputSpec`)."""
@@ -139,46 +139,12 @@ class RecordingInfo:
     """The clips are stored with the recording, so Analyze can measure units on them."""
 
 
-@dataclass
-class LayerRecording:
-    """One layer's statistics of per-clip maxima (each clip's maximum over positions, per channel)."""
+@dataclass(kw_only=True)
+class LayerRecording(LayerMaxima):
+    """One layer's statistics of per-clip maxima as GetRecording sends them (see `kinetoscope.common.LayerMaxima`)."""
 
-    layer: str
-    max: np.ndarray
-    """[C]: â, the maximum over clips (what Maximize normalizes by)."""
-    mean: np.ndarray
-    """[C]: the mean over clips of the per-clip maximum."""
-    top_index: np.ndarray
-    """[C, k]: clip positions in the recorded stream, largest value first."""
     top_ids: list[list[str]]
-    top_values: np.ndarray
-    """[C, k]."""
-    histogram: np.ndarray
-    """[C, bins] counts over `histogram_edges`."""
-    histogram_edges: np.ndarray
-    """[bins + 1], shared by the channels."""
-    per_class_max: np.ndarray
-    """[C, classes]; NaN where no clip had that label."""
-    per_class_sum: np.ndarray | None = None
-    """[C, classes] float64 sums of the per-clip maximum per label; no classes for a recording stored before them."""
-    per_class_count: np.ndarray | None = None
-    """[classes] int64 clips per label."""
-
-    def __post_init__(self) -> None:
-        if self.per_class_sum is None:
-            self.per_class_sum = np.zeros((self.channels, 0), np.float64)
-        if self.per_class_count is None:
-            self.per_class_count = np.zeros(self.per_class_sum.shape[1], np.int64)
-
-    @property
-    def channels(self) -> int:
-        return int(self.max.shape[0])
-
-    @property
-    def per_class_mean(self) -> np.ndarray:
-        """[C, classes] mean per-clip maximum per label; NaN where no clip had it."""
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(self.per_class_count > 0, self.per_class_sum / np.maximum(self.per_class_count, 1), np.nan)
+    """[C][k] the ids of the top clips."""
 
     def to_json(self) -> dict:
         return {"max": self.max.tolist(), "mean": self.mean.tolist(), "top": self.top_index.tolist()}

@@ -14,61 +14,28 @@ from typing import Sequence
 
 import numpy as np
 
+from kinetoscope.common import LayerMaxima
+
 from .native_build import enabled
 from .native_statistics import NativeStatistics
 
 
-@dataclass
-class LayerStatistics:
-    """One layer's statistics over the recorded clips (C channels, k = min(top_k, clips))."""
+@dataclass(kw_only=True)
+class LayerStatistics(LayerMaxima):
+    """One layer's statistics over the recorded clips (C channels, k = min(top_k, clips)); the fields shared with
+    the client are `kinetoscope.common.LayerMaxima`'s."""
 
-    layer: str
     clips: int
-    max: np.ndarray
-    """[C] float32: â, the maximum over clips of the per-clip maximum (the paper's eq. 1 normalizer)."""
-    mean: np.ndarray
-    """[C] float32: the mean over clips of the per-clip maximum (not of the mean activation)."""
-    top_values: np.ndarray
-    """[C, k] float32: the k largest per-clip maxima, descending (ties: the earlier clip first)."""
-    top_index: np.ndarray
-    """[C, k] int64: stream positions (0-based) of those clips."""
     top_ids: np.ndarray
     """[C, k] str: the ids the clips came with."""
-    histogram: np.ndarray
-    """[C, bins] int64: counts of per-clip maxima; every row sums to `clips` (less any NaN)."""
-    histogram_edges: np.ndarray
-    """[bins + 1] float64, shared by the layer's channels; the last bin is closed on the right."""
-    per_class_max: np.ndarray
-    """[C, classes] float32: the maximum per-clip maximum over the clips of each label; NaN where no clip had it."""
-    per_class_sum: np.ndarray | None = None
-    """[C, classes] float64: the sum of per-clip maxima over the clips of each label (0 where no clip had it);
-    with `per_class_count` it gives per-class means, which the maximum alone cannot."""
-    per_class_count: np.ndarray | None = None
-    """[classes] int64: clips recorded with each label (the same for every channel). Both default to no classes."""
 
     ARRAYS = ("max", "mean", "top_values", "top_index", "top_ids", "histogram", "histogram_edges", "per_class_max",
               "per_class_sum", "per_class_count")
     OPTIONAL = ("per_class_sum", "per_class_count")
     """Arrays that recordings stored before they existed lack; they load empty (no classes)."""
 
-    def __post_init__(self) -> None:
-        if self.per_class_sum is None:
-            self.per_class_sum = np.zeros((self.channels, 0), np.float64)
-        if self.per_class_count is None:
-            self.per_class_count = np.zeros(self.per_class_sum.shape[1], np.int64)
-
-    @property
-    def channels(self) -> int:
-        return int(self.max.shape[0])
-
     def to_arrays(self) -> dict[str, np.ndarray]:
         return {name: getattr(self, name) for name in self.ARRAYS}
-
-    @property
-    def per_class_mean(self) -> np.ndarray:
-        """[C, classes] float64 mean per-clip maximum per label; NaN where no clip had it (or none was kept)."""
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(self.per_class_count > 0, self.per_class_sum / np.maximum(self.per_class_count, 1), np.nan)
 
     @classmethod
     def from_arrays(cls, layer: str, clips: int, arrays) -> "LayerStatistics":
