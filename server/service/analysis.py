@@ -22,7 +22,7 @@ from . import wire
 from .errors import BadRequest, LimitExceeded, NotFound, PreconditionFailed, guarded
 from .limits import ServiceLimits
 from .models import load_imported
-from .plan import LayerCatalog
+from .plan import LayerCatalog, plan_maximize
 
 DEFAULT_PERMUTATIONS = 1000
 MAX_PERMUTATIONS = 100_000
@@ -130,6 +130,55 @@ class AnalysisServicer(pb_grpc.AnalysisServiceServicer):
             raise LimitExceeded(f"the analysis takes {size:,} bytes; this server answers with at most "
                                 f"{self.limits.max_recording_bytes:,} per call (analyze fewer layers at once)")
         return reply
+
+    @guarded
+    def Evolution(self, request: pb.EvolutionRequest, context: grpc.ServicerContext) -> pb.EvolutionResponse:
+        names = list(request.checkpoints)
+        if len(names) < 2:
+            raise BadRequest(f"give at least two checkpoints (model ids or names in training order), got {len(names)}")
+        if request.maximize.recording:
+            raise BadRequest("leave maximize.recording empty: a recording's maxima belong to one checkpoint")
+        stored = [self.library.store.get(name) for name in names]
+        plans = []
+        for model in stored:
+            asked = pb.MaximizeRequest()
+            asked.CopyFrom(request.maximize)
+            asked.model = model.id
+            plans.append(plan_maximize(asked, model, self.limits, self.recordings))
+        if not self._slots.acquire(blocking=False):
+            raise LimitExceeded(f"{self.limits.max_concurrent_analyses} analyses are already under way; "
+                                "try again when one has finished")
+        try:
+            return checkpoint_evolution(stored, plans, [load_imported(self.library, m.id) for m in stored], self.device)
+        finally:
+            self._slots.release()
+
+
+def checkpoint_evolution(stored: list[StoredModel], plans: list, models: list, device: str) -> pb.EvolutionResponse:
+    """Maximizes each checkpoint's plan (the same units and settings), then measures change and temporal variation."""
+    from kinetoscope.server import engine  # noqa: PLC0415 - torch, only to maximize
+    from kinetoscope.server.engine.analysis.evolution import evolution  # noqa: PLC0415
+
+    geometry = [[(i.name, tuple(i.shape), i.kind) for i in model.inputs] for model in models]
+    for model, found in zip(stored[1:], geometry[1:]):
+        if found != geometry[0]:
+            raise BadRequest(f"checkpoint {model.name} ({model.id}) takes inputs {found}, but {stored[0].name} takes "
+                             f"{geometry[0]}: checkpoints of one training run share their inputs")
+    optimized = []
+    for model, plan in zip(models, plans):
+        result = engine.maximize(model, plan.objectives, plan.settings, plan.config, device=device)
+        optimized.append({spec.name: result.stacked(spec.name) for spec in model.inputs})
+    found = evolution(optimized, models[0].inputs, [m.id for m in stored])
+    plan = plans[0]
+    units = []
+    for u, target in enumerate(plan.targets):
+        for s in range(len(plan.settings)):
+            inputs = [pb.InputEvolution(input=name, change=measured.change[:, u, s].tolist(),
+                                        variation=measured.variation[:, u, s].tolist())
+                      for name, measured in found.items()]
+            units.append(pb.UnitEvolution(unit=u, setting=s, target=target, inputs=inputs))
+    settings = [pb.RegularizerSetting(kappa=setting.kappa, gamma=setting.gamma) for setting in plan.settings]
+    return pb.EvolutionResponse(checkpoints=[m.id for m in stored], settings=settings, units=units)
 
 
 def analyze(plan: AnalysisPlan, clips: KeptClips, model, device: str) -> pb.AnalyzeResponse:

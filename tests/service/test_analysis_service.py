@@ -158,3 +158,47 @@ def test_recordings_stored_before_per_class_sums_and_kept_clips_still_load(share
     assert tensors.from_tensor(old.layers[0].per_class_max).shape == (10, 10)
     code, _ = code_of(shared.analysis.Analyze, pb.AnalyzeRequest(model="small", recording=old_id), timeout=10)
     assert code == grpc.StatusCode.FAILED_PRECONDITION
+
+
+# ---------------------------------------------------------------- evolution across checkpoints
+
+
+def test_evolution_maximizes_each_checkpoint_and_equals_the_engine(shared) -> None:
+    from kinetoscope.server.engine import Logit, MaximizeConfig, Setting, maximize  # noqa: PLC0415
+    from kinetoscope.server.engine.analysis.evolution import evolution  # noqa: PLC0415
+    from kinetoscope.server.importer import import_model  # noqa: PLC0415
+
+    from .helpers import TRAINED, declarations, upload  # noqa: PLC0415
+
+    early = TRAINED.with_name("two_stream_small.epoch1.onnx")
+    first = shared.models.ImportModel(upload(early.read_bytes(), name="small-epoch1", inputs=declarations()), timeout=120)
+    logits = [pb.Objective(terms=[pb.Target(kind=pb.Target.LOGIT, layer="logits", channel=c)]) for c in (4, 5)]
+    asked = pb.MaximizeRequest(objectives=logits, settings=[pb.RegularizerSetting(kappa=1.0, gamma=1.0)],
+                               options=pb.MaximizeOptions(iterations=16, seed=0))
+    reply = shared.analysis.Evolution(pb.EvolutionRequest(checkpoints=["small-epoch1", "small"], maximize=asked),
+                                      timeout=300)
+    assert list(reply.checkpoints) == [first.id, shared.model.id] and len(reply.units) == 2
+    assert [(u.unit, u.setting, u.target.terms[0].channel) for u in reply.units] == [(0, 0, 4), (1, 0, 5)]
+
+    inputs = ["rgb=1x3x32x32:image", "flow=1x20x32x32:stacked_flow"]
+    models = [import_model(path, inputs=inputs) for path in (early, TRAINED)]
+    optimized = []
+    for model in models:
+        result = maximize(model, [Logit("logits", 4), Logit("logits", 5)], [Setting(kappa=1.0, gamma=1.0)],
+                          MaximizeConfig(iterations=16, seed=0))
+        optimized.append({spec.name: result.stacked(spec.name) for spec in model.inputs})
+    expected = evolution(optimized, models[0].inputs)
+    for unit in reply.units:
+        measured = {item.input: item for item in unit.inputs}
+        assert set(measured) == {"rgb", "flow"}
+        for name in ("rgb", "flow"):
+            np.testing.assert_allclose(measured[name].change, expected[name].change[:, unit.unit, 0], rtol=1e-5)
+        np.testing.assert_allclose(measured["flow"].variation, expected["flow"].variation[:, unit.unit, 0], rtol=1e-5)
+        assert all(np.isnan(measured["rgb"].variation)) and 0 < measured["flow"].change[0] < 2
+
+    code, message = code_of(shared.analysis.Evolution, pb.EvolutionRequest(checkpoints=["small"], maximize=asked),
+                            timeout=30)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "at least two" in message
+    code, _ = code_of(shared.analysis.Evolution, pb.EvolutionRequest(checkpoints=["small", "nosuch"], maximize=asked),
+                      timeout=30)
+    assert code == grpc.StatusCode.NOT_FOUND
