@@ -17,7 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
-from kinetoscope.common import CANONICAL, MOTION_KINDS, InputKind, LayoutError, sample_layout
+from kinetoscope.common import MOTION_KINDS, InputKind, LayoutError, sample_layout
 
 
 class MotionError(ValueError):
@@ -35,7 +35,7 @@ def flow_fields(array: np.ndarray, kind: str, layout: str | None = None) -> np.n
     array = np.asarray(array)
     if kind not in MOTION_KINDS:
         raise MotionError(f"{kind!r} is not a flow kind; expected one of {', '.join(sorted(MOTION_KINDS))}")
-    canonical = CANONICAL[1] if InputKind(kind).has_time_axis else CANONICAL[0]
+    canonical = InputKind(kind).sample_axes
     try:
         letters = sample_layout(layout or canonical)
     except LayoutError:

@@ -123,6 +123,7 @@ def test_kinds_are_the_wire_strings_and_say_what_they_hold() -> None:
     assert InputKind("video") is InputKind.VIDEO and InputKind.VIDEO in APPEARANCE_KINDS
     assert [k.stream for k in InputKind] == ["appearance", "motion", "motion", "appearance", "motion"]
     assert [k.has_time_axis for k in InputKind] == [False, False, False, True, True]
+    assert [k.sample_axes for k in InputKind] == ["CHW", "CHW", "CHW", "CTHW", "CTHW"]
     assert parse_kind("stacked_flow") is InputKind.STACKED_FLOW
     with pytest.raises(ValueError, match="unknown kind 'optical'; use one of image, stacked_flow"):
         parse_kind("optical")

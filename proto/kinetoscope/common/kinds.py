@@ -38,6 +38,11 @@ class InputKind(StrEnum):
         return self in (InputKind.VIDEO, InputKind.FLOW_VIDEO)
 
     @property
+    def sample_axes(self) -> str:
+        """The canonical order of one sample's axes: CTHW for the video kinds, CHW for the others."""
+        return "CTHW" if self.has_time_axis else "CHW"
+
+    @property
     def is_stacked(self) -> bool:
         """Flow fields stacked in the channel axis, 2 channels a field."""
         return self in (InputKind.STACKED_FLOW, InputKind.STACKED_FLOW_PLANAR)

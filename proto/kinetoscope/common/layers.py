@@ -48,7 +48,7 @@ class Layer:
         }
 
 
-def layer_names(layer: Any) -> tuple[str, str | None]:
+def _names(layer: Any) -> tuple[str, str | None]:
     """(tensor name, producing node name) of a catalog entry: an object with `name`/`node` or a stored dict."""
     if isinstance(layer, Mapping):
         return layer["name"], layer.get("node")
@@ -57,7 +57,7 @@ def layer_names(layer: Any) -> tuple[str, str | None]:
 
 def find_layer(layers: Iterable[L], name: str) -> L | None:
     """The first layer whose tensor name or producing node's name (the catalog's alias) is `name`, else None."""
-    return next((layer for layer in layers if name in layer_names(layer)), None)
+    return next((layer for layer in layers if name in _names(layer)), None)
 
 
 def _plain(table: dict[str, dict[str, float]]) -> dict[str, dict[str, float | int]]:
