@@ -26,8 +26,19 @@ _TABLE_HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\"' -]+?)\s*\]\]?\s*(#.*
 
 
 
+class _Placed:
+    """A table that knows where its keys stand in the spec, so a problem found later still points at its line."""
+
+    label: str
+    places: dict[str, str]
+
+    def at(self, key: str = "") -> str:
+        """`SPEC:LINE: [[table]] #N key`, else the table's own place."""
+        return self.places.get(key) or self.places.get("", self.label)
+
+
 @dataclass(frozen=True)
-class ModelEntry:
+class ModelEntry(_Placed):
     """One `[[models]]` table: a stored model (`model`) or an ONNX file imported on the fly (`file`)."""
 
     label: str
@@ -37,12 +48,9 @@ class ModelEntry:
     inputs: tuple[str, ...]
     places: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
-    def at(self, key: str = "") -> str:
-        return self.places.get(key) or self.places.get("", self.label)
-
 
 @dataclass(frozen=True)
-class JobEntry:
+class JobEntry(_Placed):
     """One `[[jobs]]` table: a layer and units, swept on every model."""
 
     label: str
@@ -51,9 +59,6 @@ class JobEntry:
     target: str | None
     batch: int | None
     places: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
-
-    def at(self, key: str = "") -> str:
-        return self.places.get(key) or self.places.get("", self.label)
 
 
 @dataclass(frozen=True)
