@@ -112,11 +112,11 @@ def _write(args: argparse.Namespace, client: Any, paths: list[Path], kept: bool 
         raise UserError(str(exc)) from None
     evolution = None
     if getattr(args, "evolution", None):
-        from .evolution import EvolutionError, checkpoint_evolution, load_checkpoints  # noqa: PLC0415
+        from .evolution import checkpoint_evolution, load_checkpoints  # noqa: PLC0415
 
         try:
             evolution = checkpoint_evolution(load_checkpoints(args.evolution))
-        except (EvolutionError, ResultError) as exc:
+        except (ValueError, ResultError) as exc:  # EvolutionError, or arrays that do not line up
             raise UserError(f"--evolution: {exc}") from None
     info, layers = client.get_model(args.model)
     recording = client.get_recording(args.recording) if args.recording else None

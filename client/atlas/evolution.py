@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -144,21 +145,9 @@ def checkpoint_evolution(checkpoints: Sequence[Checkpoint]) -> dict[str, LayerEv
             continue
         first = indexes[0][(layer, channels[0])][settings[0]][0]
         inputs = {}
-        for i, spec in enumerate(first.inputs):
-            stacks = []
-            for index in indexes:
-                arrays = []
-                for c in channels:
-                    row = []
-                    for key in settings:
-                        result, u, s = index[(layer, c)][key]
-                        j = next((k for k, other in enumerate(result.inputs) if other.name == spec.name), None)
-                        if j is None or not result.optimized[u, s, j]:
-                            row.append(np.full(first.arrays[spec.name].shape[2:], np.nan))
-                        else:
-                            row.append(np.asarray(result.arrays[spec.name][u, s], np.float64))
-                    arrays.append(np.stack(row))
-                stacks.append(np.stack(arrays))  # [U, S, *sample]
+        for spec in first.inputs:
+            blank = np.full(first.arrays[spec.name].shape[2:], np.nan)
+            stacks = [_stack(index, layer, channels, settings, spec.name, blank) for index in indexes]
             if len({a.shape for a in stacks}) > 1:
                 raise EvolutionError(f"input {spec.name!r} has different shapes across checkpoints")
             steps = [temporal_steps(a, spec.kind, spec.layout) for a in stacks]
@@ -167,6 +156,23 @@ def checkpoint_evolution(checkpoints: Sequence[Checkpoint]) -> dict[str, LayerEv
                 np.stack([variation(x) if x is not None else np.full(stacks[0].shape[:2], np.nan) for x in steps]))
         out[layer] = LayerEvolution(layer, names, channels, tuple(settings), inputs)
     return out
+
+
+def _stack(index: dict, layer: str, channels: Sequence[int], settings: Sequence[tuple[float, float]], name: str,
+           blank: np.ndarray) -> np.ndarray:
+    """One checkpoint's optimized `name` inputs [U, S, *sample]; `blank` (NaN) where the input was not optimized."""
+    units = []
+    for c in channels:
+        row = []
+        for key in settings:
+            result, u, s = index[(layer, c)][key]
+            j = next((k for k, other in enumerate(result.inputs) if other.name == name), None)
+            optimized = j is not None and result.optimized[u, s, j]
+            row.append(np.asarray(result.arrays[name][u, s], np.float64) if optimized else blank)
+        if len({r.shape for r in row}) > 1:
+            raise EvolutionError(f"input {name!r} has different shapes across the results of {layer} channel {c}")
+        units.append(np.stack(row))
+    return np.stack(units)
 
 
 def _plain(array: np.ndarray) -> Any:
@@ -178,7 +184,8 @@ def evolution_document(found: dict[str, LayerEvolution]) -> dict[str, Any]:
     checkpoints = next(iter(found.values())).checkpoints if found else ()
     layers = {}
     for name, layer in found.items():
-        with np.errstate(invalid="ignore"), _quiet():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # the mean of an image input's all-NaN variation
             layers[name] = {
                 "channels": list(layer.channels),
                 "settings": [{"kappa": k, "gamma": g} for k, g in layer.settings],
@@ -188,20 +195,6 @@ def evolution_document(found: dict[str, LayerEvolution]) -> dict[str, Any]:
                            for input_name, e in layer.inputs.items()},
             }
     return {"checkpoints": list(checkpoints), "layers": layers}
-
-
-class _quiet:
-    """Silences numpy's warning for the mean of an all-NaN slice (an image input's variation)."""
-
-    def __enter__(self) -> None:
-        import warnings  # noqa: PLC0415
-
-        self._catch = warnings.catch_warnings()
-        self._catch.__enter__()
-        warnings.simplefilter("ignore", RuntimeWarning)
-
-    def __exit__(self, *exc) -> None:
-        self._catch.__exit__(*exc)
 
 
 def describe(document: dict[str, Any]) -> list[str]:
@@ -228,7 +221,7 @@ def run_evolution(args: Any) -> int:
 
     try:
         document = evolution_document(checkpoint_evolution(load_checkpoints(args.evolution)))
-    except (EvolutionError, ResultError) as exc:
+    except (ValueError, ResultError) as exc:  # EvolutionError, or arrays that do not line up
         raise UserError(str(exc)) from None
     if getattr(args, "json", False):
         json.dump(document, sys.stdout, indent=1)
