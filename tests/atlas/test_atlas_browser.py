@@ -161,7 +161,7 @@ def test_atlas_with_clips_and_analysis_document_loads(atlas: Path, browser) -> N
     check_site(browser, atlas, len(FUSION_UNITS) + len(LOGIT_UNITS), len(FUSION_UNITS + LOGIT_UNITS) * 2)
 
 
-@pytest.mark.slow  # the whole demo: over ten minutes on two loaded cores
+@pytest.mark.slow  # the whole demo: 4 to over 10 minutes on two cores, by load
 @pytest.mark.timeout(2400)
 def test_kinetoscope_demo_writes_an_atlas_that_loads_plays_sorts_and_links(tmp_path: Path, browser) -> None:
     from tests.cli.console import kinetoscope  # noqa: PLC0415
