@@ -154,6 +154,17 @@ class Client:
         request = pb.AnalyzeRequest(model=model, recording=recording, layers=list(layers), options=options)
         return analysis_document(self.analysis.Analyze(request, metadata=self._metadata, timeout=timeout))
 
+    def evolution(self, checkpoints: Sequence[str], objectives: Sequence[pb.Objective],
+                  settings: Sequence[tuple[float, float]] = ((1.0, 1.0),), *, options: pb.MaximizeOptions | None = None,
+                  timeout: float | None = None) -> pb.EvolutionResponse:
+        """The same units maximized on each checkpoint (ids or names, in training order), and per unit, setting
+        and input how the optimized input changes between checkpoints and how much it varies over time
+        (docs/ANALYSIS.md, "Evolution across checkpoints")."""
+        asked = pb.MaximizeRequest(objectives=list(objectives),
+                                   settings=[pb.RegularizerSetting(kappa=k, gamma=g) for k, g in settings],
+                                   options=options or pb.MaximizeOptions())
+        request = pb.EvolutionRequest(checkpoints=list(checkpoints), maximize=asked)
+        return self.analysis.Evolution(request, metadata=self._metadata, timeout=timeout)
 
     # -- stored jobs
     def submit_job(self, request: pb.SubmitJobRequest) -> JobInfo:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from kinetoscope import tensors
+from kinetoscope.client.client import Client
 from kinetoscope.model_zoo.synthetic import SyntheticActions
 from kinetoscope.server.recordings import CLIPS_FILE
 from kinetoscope.server.service import ServiceLimits
@@ -173,10 +174,9 @@ def test_evolution_maximizes_each_checkpoint_and_equals_the_engine(shared) -> No
     early = TRAINED.with_name("two_stream_small.epoch1.onnx")
     first = shared.models.ImportModel(upload(early.read_bytes(), name="small-epoch1", inputs=declarations()), timeout=120)
     logits = [pb.Objective(terms=[pb.Target(kind=pb.Target.LOGIT, layer="logits", channel=c)]) for c in (4, 5)]
-    asked = pb.MaximizeRequest(objectives=logits, settings=[pb.RegularizerSetting(kappa=1.0, gamma=1.0)],
-                               options=pb.MaximizeOptions(iterations=16, seed=0))
-    reply = shared.analysis.Evolution(pb.EvolutionRequest(checkpoints=["small-epoch1", "small"], maximize=asked),
-                                      timeout=300)
+    with Client(f"127.0.0.1:{shared.port}") as client:  # the Python client's method, over the same RPC
+        reply = client.evolution(["small-epoch1", "small"], logits, [(1.0, 1.0)],
+                                 options=pb.MaximizeOptions(iterations=16, seed=0), timeout=300)
     assert list(reply.checkpoints) == [first.id, shared.model.id] and len(reply.units) == 2
     assert [(u.unit, u.setting, u.target.terms[0].channel) for u in reply.units] == [(0, 0, 4), (1, 0, 5)]
 
@@ -196,6 +196,7 @@ def test_evolution_maximizes_each_checkpoint_and_equals_the_engine(shared) -> No
         np.testing.assert_allclose(measured["flow"].variation, expected["flow"].variation[:, unit.unit, 0], rtol=1e-5)
         assert all(np.isnan(measured["rgb"].variation)) and 0 < measured["flow"].change[0] < 2
 
+    asked = pb.MaximizeRequest(objectives=logits, options=pb.MaximizeOptions(iterations=16, seed=0))
     code, message = code_of(shared.analysis.Evolution, pb.EvolutionRequest(checkpoints=["small"], maximize=asked),
                             timeout=30)
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "at least two" in message
