@@ -135,10 +135,9 @@ def build_server(
     recordings = RecordingStore(library.store.root)
     admission = limits.admission(jobs)
     jobs = admission.device
-    # A thread per call that may block: running + queued device calls, running + queued imports, analyses, and a few
-    # for quick calls (Watch streams of stored jobs hold one each while they follow a job).
-    workers = (jobs.slots + jobs.queue_size + admission.imports.slots + admission.imports.queue_size
-               + limits.max_concurrent_analyses + 8)
+    # A thread per call that may block: running + queued device calls (maximize, record, analyze), running + queued
+    # imports, and a few for quick calls (Watch streams of stored jobs hold one each while they follow a job).
+    workers = jobs.slots + jobs.queue_size + admission.imports.slots + admission.imports.queue_size + 8
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kinetoscope-rpc"),
         interceptors=[BearerTokenInterceptor(token)] if token else [],
@@ -148,7 +147,7 @@ def build_server(
     pb_grpc.add_ModelServiceServicer_to_server(ModelServicer(library, limits, admission.imports), server)
     pb_grpc.add_VisualizationServiceServicer_to_server(VisualizationServicer(library, jobs, limits, device, recordings), server)
     pb_grpc.add_RecordingServiceServicer_to_server(RecordingServicer(library, recordings, limits, device, jobs), server)
-    pb_grpc.add_AnalysisServiceServicer_to_server(AnalysisServicer(library, recordings, limits, device), server)
+    pb_grpc.add_AnalysisServiceServicer_to_server(AnalysisServicer(library, recordings, limits, device, jobs), server)
     executor = make_executor(library, limits, recordings, device, jobs, ray, ray_workers)
     manager = JobManager(JobStore(library.store.root), library.store, executor, limits, recordings)
     if resume_jobs:

@@ -7,8 +7,8 @@ come from `engine.analysis` (selectivity, stream reliance, speed tuning) unchang
 from __future__ import annotations
 
 import math
-import threading
 from dataclasses import dataclass
+from typing import Callable, TypeVar
 
 import grpc
 import numpy as np
@@ -20,9 +20,13 @@ from kinetoscope.v1 import kinetoscope_pb2 as pb, kinetoscope_pb2_grpc as pb_grp
 
 from . import wire
 from .errors import BadRequest, LimitExceeded, NotFound, PreconditionFailed, guarded
+from .jobs import JobQueue
 from .limits import ServiceLimits
 from .models import load_imported
 from .plan import LayerCatalog, plan_maximize
+from .visualization import StopSignal
+
+T = TypeVar("T")
 
 DEFAULT_PERMUTATIONS = 1000
 MAX_PERMUTATIONS = 100_000
@@ -101,9 +105,26 @@ def labelled(clips: KeptClips, recording: StoredRecording) -> KeptClips:
 
 
 class AnalysisServicer(pb_grpc.AnalysisServiceServicer):
-    def __init__(self, library: ModelLibrary, recordings: RecordingStore, limits: ServiceLimits, device: str = "cpu") -> None:
+    def __init__(self, library: ModelLibrary, recordings: RecordingStore, limits: ServiceLimits, device: str = "cpu",
+                 jobs: JobQueue | None = None) -> None:
         self.library, self.recordings, self.limits, self.device = library, recordings, limits, device
-        self._slots = threading.BoundedSemaphore(limits.max_concurrent_analyses)
+        self.jobs = jobs or limits.admission().device
+        """The device's queue, shared with Maximize and Record: an analysis runs the model in a device slot."""
+
+    def _in_device_slot(self, description: str, context: grpc.ServicerContext, work: Callable[[], T]) -> T:
+        """`work` run once a device slot is free (waiting in the device's queue, cancellable while it waits)."""
+        stop = StopSignal(context)
+        job = self.jobs.admit(description, stop.is_set)
+        state, error = "failed", None
+        try:
+            result = work()
+            state = "done"
+            return result
+        except BaseException as exc:
+            state, error = ("cancelled" if stop.is_set() else "failed"), f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            self.jobs.finish(job, state, error)
 
     @guarded
     def Analyze(self, request: pb.AnalyzeRequest, context: grpc.ServicerContext) -> pb.AnalyzeResponse:
@@ -118,13 +139,8 @@ class AnalysisServicer(pb_grpc.AnalysisServiceServicer):
             raise NotFound(str(exc)) from None
         plan = plan_analysis(request, stored, recording, self.limits)
         clips = labelled(recording.kept_clips(), recording)
-        if not self._slots.acquire(blocking=False):
-            raise LimitExceeded(f"{self.limits.max_concurrent_analyses} analyses are already under way; "
-                                "try again when one has finished")
-        try:
-            reply = analyze(plan, clips, load_imported(self.library, stored.id), self.device)
-        finally:
-            self._slots.release()
+        reply = self._in_device_slot(f"analyze {stored.name or stored.id}: {len(plan.layers)} layer(s)", context,
+                                     lambda: analyze(plan, clips, load_imported(self.library, stored.id), self.device))
         size = reply.ByteSize()
         if size > self.limits.max_recording_bytes:
             raise LimitExceeded(f"the analysis takes {size:,} bytes; this server answers with at most "
@@ -145,13 +161,9 @@ class AnalysisServicer(pb_grpc.AnalysisServiceServicer):
             asked.CopyFrom(request.maximize)
             asked.model = model.id
             plans.append(plan_maximize(asked, model, self.limits, self.recordings))
-        if not self._slots.acquire(blocking=False):
-            raise LimitExceeded(f"{self.limits.max_concurrent_analyses} analyses are already under way; "
-                                "try again when one has finished")
-        try:
-            return checkpoint_evolution(stored, plans, [load_imported(self.library, m.id) for m in stored], self.device)
-        finally:
-            self._slots.release()
+        return self._in_device_slot(
+            f"evolution over {len(stored)} checkpoints", context,
+            lambda: checkpoint_evolution(stored, plans, [load_imported(self.library, m.id) for m in stored], self.device))
 
 
 def checkpoint_evolution(stored: list[StoredModel], plans: list, models: list, device: str) -> pb.EvolutionResponse:

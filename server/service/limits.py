@@ -52,8 +52,6 @@ class ServiceLimits:
     """A recording's statistics as one GetRecording reply (the server sends at most 8 MiB per message)."""
     max_kept_clip_bytes: int = 256 << 20
     """The clips of one recording stored with it for Analyze; a recording past this keeps its statistics only."""
-    max_concurrent_analyses: int = 2
-    """Analyze calls measuring at once (each holds a recording's clips and runs the model on them)."""
     import_memory_bytes: int = 8 * GiB
     """Address space one import's child process may add to what it starts with; past it the import is refused."""
     import_timeout_s: int = 600

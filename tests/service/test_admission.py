@@ -132,3 +132,23 @@ def test_the_limits_build_both_queues() -> None:
     assert ServiceLimits().admission(given).device is given
     with pytest.raises(ValueError, match="import_queue_size"):
         ServiceLimits(import_queue_size=-1)
+
+
+def test_an_analysis_waits_for_the_device_slot_behind_a_maximize(one_slot) -> None:
+    from .test_recording_service import requests  # noqa: PLC0415
+
+    rgb, flow, labels = SyntheticActions().batch(12, seed=3)
+    info = one_slot.rec.Record(requests("small", ["logits"], {"rgb": rgb, "flow": flow}, labels), timeout=120)
+    running = one_slot.vis.Maximize(_maximize(LONG), timeout=300)
+    assert next(running).WhichOneof("event") == "progress"  # holds the one slot
+    asked = pb.AnalyzeRequest(model="small", recording=info.id, layers=["logits"],
+                              options=pb.AnalyzeOptions(skip_speed=True))
+    analysis = one_slot.analysis.Analyze.future(asked, timeout=300)
+    _until(lambda: one_slot.jobs.counts() == (1, 1), "the Analyze waits behind the Maximize")
+    assert one_slot.jobs.waiting()[0].startswith("analyze small")
+    running.cancel()
+    reply = analysis.result(timeout=300)
+    assert [layer.layer for layer in reply.layers] == ["logits"] and reply.clips == 12
+    assert one_slot.jobs.wait_idle(30)
+    states = [(job.description.split()[0], job.state) for job in one_slot.jobs.history]
+    assert states[-2:] == [("maximize", "cancelled"), ("analyze", "done")]

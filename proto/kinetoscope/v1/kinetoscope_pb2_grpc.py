@@ -484,7 +484,8 @@ class AnalysisServiceServicer:
         """INVALID_ARGUMENT: unknown layer, bad options, a recording of another model;
         NOT_FOUND: model or recording; FAILED_PRECONDITION: the recording kept no clips, or
         has labelled clips of fewer than two classes; RESOURCE_EXHAUSTED: the reply would
-        pass the server's reply limit (analyze fewer layers at once).
+        pass the server's reply limit (analyze fewer layers at once), or the device's queue
+        (shared with Maximize and Record) is full. Waits for a device slot like Maximize.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -493,8 +494,8 @@ class AnalysisServiceServicer:
     def Evolution(self, request, context):
         """Maximizes the request's units on every checkpoint, then measures their evolution.
         INVALID_ARGUMENT: fewer than two checkpoints, checkpoints whose inputs differ, or what
-        Maximize refuses; NOT_FOUND: a checkpoint; RESOURCE_EXHAUSTED: as Maximize, or too
-        many analyses under way.
+        Maximize refuses; NOT_FOUND: a checkpoint; RESOURCE_EXHAUSTED: as Maximize (the
+        device's queue is full).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
