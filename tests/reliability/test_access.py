@@ -54,7 +54,7 @@ def guarded(tmp_path_factory):
 
 def test_every_kinetoscope_rpc_needs_the_token_health_and_reflection_do_not(guarded) -> None:
     methods = _methods()
-    assert len(methods) == 16  # 4 model, 1 visualization, 3 recording, 1 analysis, 7 jobs
+    assert len(methods) == 17  # 4 model, 1 visualization, 3 recording, 2 analysis, 7 jobs
     for path, client_streams, server_streams in methods:
         for metadata in ((), (("authorization", "Bearer wrong"),), (("authorization", TOKEN),),
                          (("authorization", f"Bearer {TOKEN}x"),)):
