@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -67,3 +68,52 @@ def start_server(store: Path, home: Path, *extra: str, token: str = TOKEN, timeo
             return RunningServer(process, found.group(1), log)
     process.kill()
     raise AssertionError(f"kinetoscope serve did not come up:\n{''.join(log)}{process.stdout.read()}")
+
+
+@dataclass
+class Resumed:
+    """What a client saw of a job whose server was killed with SIGKILL mid-job and started again on the same store."""
+
+    finished: set[int]
+    """Tasks reported finished before the kill."""
+    last_offset: int
+    """Offset of the last event the client read before the kill."""
+    events: list
+    """Every event of the job, read from offset 0 after the restart."""
+    info: object
+    tasks: list
+    logs: list[str]
+    """Both servers' output."""
+
+
+def kill_mid_job_and_restart(store: Path, home: Path, request, *serve: str, timeout: float = 300) -> Resumed:
+    """Imports the trained model, submits `request`, SIGKILLs the server once two tasks have finished, starts it
+    again with the same `serve` options and follows the job to its end."""
+    from kinetoscope.client.client import Client  # noqa: PLC0415 - the client only where a test talks to a server
+
+    server = start_server(store, home, *serve)
+    try:
+        with Client(server.address, token=TOKEN) as client:
+            client.import_model(TRAINED, name="small", inputs=["rgb=1x3x32x32:image", "flow=1x20x32x32:stacked_flow"])
+            job = client.submit_job(request).id
+            finished: set[int] = set()
+            for event in client.watch_job(job, timeout=timeout):
+                if event.HasField("finished"):
+                    finished.add(event.finished.task)
+                if len(finished) == 2:
+                    break
+            last_offset = event.offset
+        server.process.send_signal(signal.SIGKILL)
+        server.process.wait(30)
+    finally:
+        server.stop()
+    logs = ["".join(server.log)]
+    server = start_server(store, home, *serve)
+    try:
+        with Client(server.address, token=TOKEN) as client:
+            events = list(client.watch_job(job, timeout=timeout))
+            info, tasks = client.get_job(job)
+    finally:
+        server.stop()
+    logs.append("".join(server.log))
+    return Resumed(finished, last_offset, events, info, tasks, logs)

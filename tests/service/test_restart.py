@@ -65,41 +65,16 @@ def no_ray_left_behind():
 
 def test_a_ray_server_killed_mid_job_resumes_it_without_rerunning_finished_tasks(tmp_path, no_ray_left_behind) -> None:
     pytest.importorskip("ray")
-    from kinetoscope.client.client import Client
+    from tests.cli.console import kill_mid_job_and_restart
 
-    from tests.cli.console import TOKEN, TRAINED as ZOO_TRAINED, start_server
-
-    store, home = tmp_path / "store", tmp_path / "home"
     request = pb.SubmitJobRequest(sweep=pb.SweepRequest(
         models=["small"], layers=[pb.SweepLayer(layer="conv_fusion", channels=list(range(6)), batch=1)],
         settings=[pb.RegularizerSetting(kappa=1, gamma=0)], options=pb.MaximizeOptions(iterations=40, seed=0)))
-    server = start_server(store, home, "--ray", "auto", "--device", "cpu")
-    try:
-        with Client(server.address, token=TOKEN) as client:
-            client.import_model(ZOO_TRAINED, name="small", inputs=["rgb=1x3x32x32:image", "flow=1x20x32x32:stacked_flow"])
-            job = client.submit_job(request).id
-            finished = set()
-            for event in client.watch_job(job, timeout=300):
-                if event.HasField("finished"):
-                    finished.add(event.finished.task)
-                if len(finished) == 2:
-                    break
-        server.process.send_signal(signal.SIGKILL)
-        server.process.wait(30)
-    finally:
-        server.stop()
-    first_log = "".join(server.log)
-    server = start_server(store, home, "--ray", "auto", "--device", "cpu")
-    try:
-        with Client(server.address, token=TOKEN) as client:
-            events = list(client.watch_job(job, timeout=300))
-            info, tasks = client.get_job(job)
-    finally:
-        server.stop()
-    assert info.state == "SUCCEEDED" and (info.done, info.total) == (6, 6)
-    assert [e.offset for e in events] == list(range(len(events))) and events[-1].changed == pb.SUCCEEDED
-    runs = {task.index: task.runs for task in tasks}
-    assert all(runs[index] == 1 for index in finished), runs
+    seen = kill_mid_job_and_restart(tmp_path / "store", tmp_path / "home", request, "--ray", "auto", "--device", "cpu")
+    assert seen.info.state == "SUCCEEDED" and (seen.info.done, seen.info.total) == (6, 6)
+    assert [e.offset for e in seen.events] == list(range(len(seen.events))) and seen.events[-1].changed == pb.SUCCEEDED
+    runs = {task.index: task.runs for task in seen.tasks}
+    assert all(runs[index] == 1 for index in seen.finished), runs
     assert sum(runs.values()) <= 6 + 1, runs  # at most the task running at the kill ran twice
-    for text in (first_log, "".join(server.log)):
+    for text in seen.logs:
         assert "(raylet)" not in text and "retries remaining" not in text and "Started a local Ray" not in text, text
