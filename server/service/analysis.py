@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, TypeVar
 
 import grpc
 import numpy as np
@@ -26,7 +25,6 @@ from .models import load_imported
 from .plan import LayerCatalog, plan_maximize
 from .visualization import StopSignal
 
-T = TypeVar("T")
 
 DEFAULT_PERMUTATIONS = 1000
 MAX_PERMUTATIONS = 100_000
@@ -111,21 +109,6 @@ class AnalysisServicer(pb_grpc.AnalysisServiceServicer):
         self.jobs = jobs or limits.admission().device
         """The device's queue, shared with Maximize and Record: an analysis runs the model in a device slot."""
 
-    def _in_device_slot(self, description: str, context: grpc.ServicerContext, work: Callable[[], T]) -> T:
-        """`work` run once a device slot is free (waiting in the device's queue, cancellable while it waits)."""
-        stop = StopSignal(context)
-        job = self.jobs.admit(description, stop.is_set)
-        state, error = "failed", None
-        try:
-            result = work()
-            state = "done"
-            return result
-        except BaseException as exc:
-            state, error = ("cancelled" if stop.is_set() else "failed"), f"{type(exc).__name__}: {exc}"
-            raise
-        finally:
-            self.jobs.finish(job, state, error)
-
     @guarded
     def Analyze(self, request: pb.AnalyzeRequest, context: grpc.ServicerContext) -> pb.AnalyzeResponse:
         if not request.model:
@@ -139,8 +122,9 @@ class AnalysisServicer(pb_grpc.AnalysisServiceServicer):
             raise NotFound(str(exc)) from None
         plan = plan_analysis(request, stored, recording, self.limits)
         clips = labelled(recording.kept_clips(), recording)
-        reply = self._in_device_slot(f"analyze {stored.name or stored.id}: {len(plan.layers)} layer(s)", context,
-                                     lambda: analyze(plan, clips, load_imported(self.library, stored.id), self.device))
+        reply = self.jobs.run(
+            f"analyze {stored.name or stored.id}: {len(plan.layers)} layer(s)", StopSignal(context).is_set,
+            lambda: analyze(plan, clips, load_imported(self.library, stored.id), self.device))
         size = reply.ByteSize()
         if size > self.limits.max_recording_bytes:
             raise LimitExceeded(f"the analysis takes {size:,} bytes; this server answers with at most "
@@ -161,8 +145,8 @@ class AnalysisServicer(pb_grpc.AnalysisServiceServicer):
             asked.CopyFrom(request.maximize)
             asked.model = model.id
             plans.append(plan_maximize(asked, model, self.limits, self.recordings))
-        return self._in_device_slot(
-            f"evolution over {len(stored)} checkpoints", context,
+        return self.jobs.run(
+            f"evolution over {len(stored)} checkpoints", StopSignal(context).is_set,
             lambda: checkpoint_evolution(stored, plans, [load_imported(self.library, m.id) for m in stored], self.device))
 
 

@@ -13,8 +13,9 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, TypeVar
 
+T = TypeVar("T")
 _LOGGER = logging.getLogger(__name__)
 
 
@@ -112,6 +113,21 @@ class JobQueue:
             self._cond.notify_all()
         _LOGGER.info("job %d %s after %d steps%s", job.id, state, job.steps_run,
                      f" (stop requested after step {job.stop_requested_at})" if job.stop_requested_at is not None else "")
+
+    def run(self, description: str, should_stop: Callable[[], bool], work: Callable[[], T]) -> T:
+        """`work()` in a slot: admitted as `admit` does, finished done, cancelled (when `should_stop()` holds) or
+        failed as it ends."""
+        job = self.admit(description, should_stop)
+        state, error = "failed", None
+        try:
+            result = work()
+            state = "done"
+            return result
+        except BaseException as exc:
+            state, error = ("cancelled" if should_stop() else "failed"), f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            self.finish(job, state, error)
 
     def waiting(self) -> list[str]:
         """The descriptions of the jobs waiting, first in line first (tests and logs)."""

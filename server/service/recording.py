@@ -48,23 +48,17 @@ class RecordingServicer(pb_grpc.RecordingServiceServicer):
         header = _first_header(request_iterator)
         stored = self.library.store.get(_required(header.model, "name the model: its id or name (ListModels lists them)"))
         plan = plan_recording(header, stored, self.limits)
-        stop = StopSignal(context)
-        job = self.jobs.admit(f"record {stored.name or stored.id}: {len(plan.layers)} layer(s)", stop.is_set)
-        state, error = "failed", None
-        try:
-            from kinetoscope.server.engine.recorder import Recorder  # noqa: PLC0415 - torch and onnxruntime, only to record
+        from kinetoscope.server.engine.recorder import Recorder  # noqa: PLC0415 - torch and onnxruntime, only to record
 
+        def record() -> tuple[Recorder, ClipReader, dict[str, LayerStatistics]]:
             recorder = Recorder(load_imported(self.library, stored.id), plan.layers, plan.config, device=self.device)
             reader = ClipReader(recorder, plan, self.limits)
             for request in request_iterator:
                 reader.add(request)
-            statistics = reader.finish()
-            state = "done"
-        except BaseException as exc:
-            state, error = ("cancelled" if stop.is_set() else "failed"), f"{type(exc).__name__}: {exc}"
-            raise
-        finally:
-            self.jobs.finish(job, state, error)
+            return recorder, reader, reader.finish()
+
+        recorder, reader, statistics = self.jobs.run(
+            f"record {stored.name or stored.id}: {len(plan.layers)} layer(s)", StopSignal(context).is_set, record)
         if not context.is_active():
             raise Cancelled("the call ended before the recording was stored")
         check_size(statistics, self.limits)
