@@ -208,6 +208,17 @@ CLIENT = textwrap.dedent('''
                            "reliance": sorted(units[0].reliance), "shares": sorted(units[0].shares),
                            "speed_curve": len(units[0].speed_curve)}
 
+        evolution = rpc.AnalysisServiceStub(channel).Evolution(pb.EvolutionRequest(
+            checkpoints=[info.id, "from-protoc"], maximize=pb.MaximizeRequest(
+                objectives=[pb.Objective(terms=[T(kind=T.LOGIT, channel=c)]) for c in (4, 5)],
+                options=pb.MaximizeOptions(iterations=4, seed=0))), metadata=auth, timeout=120)
+        out["evolution"] = {"checkpoints": list(evolution.checkpoints), "settings": len(evolution.settings),
+                            "units": [(u.unit, u.setting) for u in evolution.units],
+                            "inputs": sorted(i.input for i in evolution.units[0].inputs),
+                            "change": sorted({len(i.change) for u in evolution.units for i in u.inputs}),
+                            "change_max": max(abs(c) for u in evolution.units for i in u.inputs for c in i.change),
+                            "variation": {i.input: len(i.variation) for i in evolution.units[0].inputs}}
+
         jobs = rpc.JobServiceStub(channel)
         submitted = jobs.Submit(pb.SubmitJobRequest(name="protoc", sweep=pb.SweepRequest(
             models=[info.id], layers=[pb.SweepLayer(layer="conv_fusion", channels=[0, 1, 2], batch=2)],
@@ -275,6 +286,11 @@ def test_a_client_generated_from_the_proto_alone_drives_every_rpc(tmp_path) -> N
     assert report["analysis"] == {"clips": 4, "layers": ["logits"], "units": 10, "class_mean": 10, "labels": [],
                                   "reliance": ["flow", "rgb"], "shares": ["appearance", "joint", "motion"],
                                   "speed_curve": 3}
+    evolution = report["evolution"]
+    assert evolution.pop("checkpoints") == [model["id"], model["id"]]  # by id and by name: the same model twice
+    assert evolution.pop("change_max") < 1e-6  # the same seeded run on identical weights: no change between them
+    assert evolution == {"settings": 1, "units": [[0, 0], [1, 0]], "inputs": ["flow", "rgb"], "change": [1],
+                         "variation": {"flow": 2, "rgb": 2}}
     assert report["jobs"] == {"tasks": 2, "state": "SUCCEEDED", "last_event": "SUCCEEDED", "offsets": True, "listed": True,
                               "results": ["task", "result"], "channel": [2], "cancel_ended": "SUCCEEDED",
                               "deleted": True}
