@@ -67,10 +67,31 @@ def cluster():
     """One local Ray with one CPU: room for exactly one CPU actor, as on a small machine."""
     if ray.is_initialized():
         ray.shutdown()
-    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+    from kinetoscope.server.service.ray_executor import start_local
+
+    start_local(ray, 1, {"log_to_driver": False, "logging_level": logging.ERROR})  # once more if Ray misses its wait
     yield ray
     if ray.is_initialized():
         ray.shutdown()
+
+
+def two_nodes(worker: bool):
+    """A `ray.cluster_utils.Cluster` with a one-CPU head (and a one-CPU worker node), tried once more where a raylet
+    missed Ray's own 30 s start-up wait, as `start_local` does for the server: a busy 2-core machine can."""
+    from ray.cluster_utils import Cluster  # noqa: PLC0415
+
+    for attempt in (1, 2):
+        nodes = Cluster(initialize_head=False)
+        try:
+            nodes.add_node(num_cpus=1, include_dashboard=False)
+            if worker:
+                nodes.add_node(num_cpus=1)
+                nodes.wait_for_nodes()
+            return nodes
+        except Exception as exc:  # noqa: BLE001 - Ray raises a bare Exception for a raylet that did not register
+            nodes.shutdown()
+            if "timed out" not in str(exc).lower() or attempt == 2:
+                raise
 
 
 def ray_server(store, cluster) -> Running:
@@ -193,8 +214,6 @@ def cancel_once_running(executors: list, model_id: str, count: int = 1) -> list:
 
 
 def test_a_64_unit_sweep_on_two_nodes_gives_every_unit_once_and_cancel_stops_every_running_task(reference, capfd) -> None:
-    from ray.cluster_utils import Cluster
-
     from kinetoscope.server.service.ray_executor import RayExecutor, RayOptions
 
     if ray.is_initialized():
@@ -202,10 +221,9 @@ def test_a_64_unit_sweep_on_two_nodes_gives_every_unit_once_and_cancel_stops_eve
     store, expected = reference
     models = ModelStore(store)
     tasks = plan_job(big_sweep(), models, ServiceLimits(), None)
-    nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    nodes = two_nodes(worker=True)
     try:
-        worker = nodes.add_node(num_cpus=1)
-        nodes.wait_for_nodes()
+        worker = next(iter(nodes.worker_nodes))
         ray.init(address=nodes.address, log_to_driver=False, logging_level=logging.ERROR)
         executor = RayExecutor(models, None, ServiceLimits(), RayOptions(address=nodes.address, actors=2))
         try:
@@ -240,8 +258,6 @@ def activations(blob: bytes) -> dict[tuple[int, int], float]:
 
 @pytest.mark.slow  # a node joins mid-test: about 30 s on 2 cores
 def test_two_nodes_a_gpu_worker_joining_later_gets_an_actor_and_the_cpu_actor_retires(tmp_path) -> None:
-    from ray.cluster_utils import Cluster
-
     from kinetoscope.server.service.ray_executor import RayExecutor, RayOptions
 
     if ray.is_initialized():
@@ -253,7 +269,7 @@ def test_two_nodes_a_gpu_worker_joining_later_gets_an_actor_and_the_cpu_actor_re
         served.stop()
     request = pb.MaximizeRequest(model=model.id, objectives=channel_objectives("conv_fusion", [0, 1]), settings=SETTINGS,
                                  options=pb.MaximizeOptions(iterations=4, seed=2)).SerializeToString()
-    nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    nodes = two_nodes(worker=False)
     try:
         ray.init(address=nodes.address, log_to_driver=False, logging_level=logging.ERROR)
         executor = RayExecutor(ModelStore(tmp_path / "store"), None, ServiceLimits(),
