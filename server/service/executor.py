@@ -228,8 +228,8 @@ class LocalExecutor(QueuedExecutor):
     """Tasks in FIFO order on this server's device slots (the JobQueue streaming Maximize calls use too).
 
     One worker thread per slot takes the next task and asks the JobQueue for a slot, so
-    jobs and Maximize calls share the device fairly; a full wait queue makes the worker
-    retry a moment later instead of failing the task.
+    jobs and Maximize calls share the device fairly (and run on the same slot threads); a
+    full wait queue makes the worker retry a moment later instead of failing the task.
     """
 
     def __init__(self, runner: Runner, jobs: JobQueue, *, retry_s: float = 0.2) -> None:
@@ -286,7 +286,7 @@ class LocalExecutor(QueuedExecutor):
         try:
             if future.on_start is not None:
                 future.on_start()
-            blob = self.runner(future.spec, should_stop, on_step)
+            blob = self.jobs.on_slot_thread(lambda: self.runner(future.spec, should_stop, on_step)).result()
             state = "done"
         except Cancelled as exc:
             state, error = future.stop_reason, str(exc)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator
 
 import grpc
@@ -33,9 +32,6 @@ class VisualizationServicer(pb_grpc.VisualizationServiceServicer):
                  recordings: RecordingStore | None = None) -> None:
         self.library, self.jobs, self.limits, self.device = library, jobs, limits, device
         self.recordings = recordings
-        self.engine_threads = ThreadPoolExecutor(max_workers=jobs.slots, thread_name_prefix="kinetoscope-engine")
-        """One long-lived thread per device slot runs the engine: starting a thread per call cost milliseconds
-        (more on a busy machine), and a new thread builds a new OpenMP team for torch."""
 
     @guarded
     def Maximize(self, request: pb.MaximizeRequest, context: grpc.ServicerContext) -> Iterator[pb.MaximizeEvent]:
@@ -47,7 +43,7 @@ class VisualizationServicer(pb_grpc.VisualizationServiceServicer):
         stop = StopSignal(context)
         job = self.jobs.admit(plan.describe(stored), stop.is_set)
         stop.job = job
-        run = EngineRun(self.library, stored.id, plan, job, self.jobs, stop, self.device, self.engine_threads)
+        run = EngineRun(self.library, stored.id, plan, job, self.jobs, stop, self.device)
         yield from run.progress()
         result = run.outcome()
         yield from result_events(result, plan.targets)
@@ -88,17 +84,18 @@ class StopSignal:
 
 
 class EngineRun:
-    """The engine on an engine thread (the handler thread streams its events); frees the job slot when the engine returns."""
+    """The engine on the device queue's slot thread (the handler thread streams its events); frees the job slot when
+    the engine returns."""
 
     def __init__(self, library: ModelLibrary, model_id: str, plan: MaximizePlan, job: Job, jobs: JobQueue,
-                 stop: StopSignal, device: str, threads: ThreadPoolExecutor) -> None:
+                 stop: StopSignal, device: str) -> None:
         self.library, self.model_id, self.plan, self.job, self.jobs, self.stop, self.device = (
             library, model_id, plan, job, jobs, stop, device)
         self.events: queue.SimpleQueue = queue.SimpleQueue()
         self.result: MaximizeResult | None = None
         self.error: BaseException | None = None
         try:
-            threads.submit(self._work)
+            jobs.on_slot_thread(self._work)
         except BaseException as exc:
             jobs.finish(job, "failed", repr(exc))
             raise

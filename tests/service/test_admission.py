@@ -152,3 +152,29 @@ def test_an_analysis_waits_for_the_device_slot_behind_a_maximize(one_slot) -> No
     assert one_slot.jobs.wait_idle(30)
     states = [(job.description.split()[0], job.state) for job in one_slot.jobs.history]
     assert states[-2:] == [("maximize", "cancelled"), ("analyze", "done")]
+
+
+def test_every_model_call_on_a_one_slot_device_runs_on_its_one_slot_thread(one_slot) -> None:
+    """Maximize, a stored job's task, Record and Analyze all run torch on the queue's slot thread: a second thread that
+    ran torch would keep a second OpenMP team, which on a machine with few cores slows every later small op."""
+    import torch  # noqa: PLC0415
+
+    from .test_recording_service import requests  # noqa: PLC0415
+
+    seen: set[tuple[int, str]] = set()
+    hook = torch.nn.modules.module.register_module_forward_pre_hook(
+        lambda module, args: seen.add((threading.get_ident(), threading.current_thread().name)))
+    try:
+        assert len(collect(one_slot.vis.Maximize(_maximize(SHORT), timeout=120)).results) == 1
+        job = one_slot.job_service.Submit(pb.SubmitJobRequest(maximize=_maximize(SHORT, 1)), timeout=30).id
+        events = list(one_slot.job_service.Watch(pb.WatchJobRequest(job=job), timeout=120))
+        assert events[-1].state == pb.SUCCEEDED
+        rgb, flow, labels = SyntheticActions().batch(12, seed=3)
+        info = one_slot.rec.Record(requests("small", ["logits"], {"rgb": rgb, "flow": flow}, labels), timeout=120)
+        reply = one_slot.analysis.Analyze(pb.AnalyzeRequest(model="small", recording=info.id, layers=["logits"],
+                                                            options=pb.AnalyzeOptions(skip_speed=True)), timeout=300)
+        assert reply.clips == 12
+    finally:
+        hook.remove()
+    assert len(seen) == 1, f"torch ran on {sorted(name for _, name in seen)}"
+    assert next(iter(seen))[1].startswith("kinetoscope-job-slot")
