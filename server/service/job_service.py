@@ -83,8 +83,10 @@ def local_runner(library: ModelLibrary, limits: ServiceLimits, recordings: Recor
         if should_stop():
             raise Cancelled("stopped before the first step")
 
+        cadence = plan.cadence()
+
         def report(step: StepReport) -> None:
-            if step.step % plan.progress_every == 0 or step.step == step.iterations - 1:
+            if cadence.due(step.step, step.iterations):
                 progress = progress_event(step)
                 on_step(StepNote(progress.step, progress.iterations, progress.samples_done, progress.samples_total))
 

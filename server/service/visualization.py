@@ -92,6 +92,7 @@ class EngineRun:
         self.library, self.model_id, self.plan, self.job, self.jobs, self.stop, self.device = (
             library, model_id, plan, job, jobs, stop, device)
         self.events: queue.SimpleQueue = queue.SimpleQueue()
+        self.cadence = plan.cadence()
         self.result: MaximizeResult | None = None
         self.error: BaseException | None = None
         try:
@@ -134,9 +135,7 @@ class EngineRun:
 
     def _on_step(self, report: StepReport) -> None:
         self.job.report_step(report.step)
-        every = self.plan.progress_every
-        last = report.step == report.iterations - 1
-        if (report.step % every == 0 or last) and self.events.qsize() < _MAX_PENDING_PROGRESS:
+        if self.cadence.due(report.step, report.iterations) and self.events.qsize() < _MAX_PENDING_PROGRESS:
             self.events.put(pb.MaximizeEvent(progress=progress_event(report)))
 
 

@@ -157,3 +157,22 @@ def test_bad_requests_get_a_status_that_says_what_to_fix(shared, request_, code,
         assert word in details
     assert shared.serving() and shared.serving("kinetoscope.v1.VisualizationService")
     assert shared.jobs.counts() == (0, 0)
+
+
+def test_progress_cadence_every_n_steps_or_by_time() -> None:
+    from kinetoscope.server.service.plan import ProgressCadence  # noqa: PLC0415
+
+    def due(cadence: ProgressCadence, iterations: int = 10) -> list[int]:
+        return [step for step in range(iterations) if cadence.due(step, iterations)]
+
+    assert due(ProgressCadence(3)) == [0, 3, 6, 9]
+    assert due(ProgressCadence(4)) == [0, 4, 8, 9]  # each chunk's last step too
+    assert due(ProgressCadence(0, interval_s=3600)) == [0, 9]  # by time: a short run reports its first and last step
+    assert due(ProgressCadence(0, interval_s=0)) == list(range(10))
+
+
+def test_default_progress_reports_the_first_and_last_step_of_a_short_call(shared) -> None:
+    request = pb.MaximizeRequest(model="small", objectives=channel_objectives("conv_fusion", [1]),
+                                 options=pb.MaximizeOptions(iterations=6))
+    steps = [p.step for p in collect(shared.vis.Maximize(request, timeout=120)).progress]
+    assert steps[0] == 0 and steps[-1] == 5 and len(steps) == len(set(steps))
