@@ -50,6 +50,10 @@ class Client:
             self.channel = grpc.insecure_channel(address, options)
         self.address = address
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self._model_by_id: dict[str, ModelInfo] = {}
+        """ModelInfo of models read by id: an id names a model's bytes, so what it describes never changes."""
+        self._job_settings: dict[str, list[tuple[float, float]]] = {}
+        """The settings of jobs this client submitted: a job's spec never changes."""
         self.models = pb_grpc.ModelServiceStub(self.channel)
         self.visualization = pb_grpc.VisualizationServiceStub(self.channel)
         self.recordings = pb_grpc.RecordingServiceStub(self.channel)
@@ -169,7 +173,9 @@ class Client:
     # -- stored jobs
     def submit_job(self, request: pb.SubmitJobRequest) -> JobInfo:
         """A maximize request or a sweep as a job the server keeps running whether or not this client stays."""
-        return job_info(self.job_service.Submit(request, metadata=self._metadata))
+        info = job_info(self.job_service.Submit(request, metadata=self._metadata))
+        self._job_settings[info.id] = info.settings
+        return info
 
     def get_job(self, job: str) -> tuple[JobInfo, list[JobTask]]:
         detail = self.job_service.Get(pb.GetJobRequest(job=job), metadata=self._metadata)
@@ -195,26 +201,27 @@ class Client:
         """Per finished task (of `tasks` and `layers`, when given), the task and its results as Maximize returns them.
 
         Whole tasks only: the stub's JobResultsRequest also filters by channel and setting."""
-        info, _ = self.get_job(job)
+        settings = self._job_settings.get(job)
+        if settings is None:
+            settings = self.get_job(job)[0].settings
         request = pb.JobResultsRequest(job=job, tasks=list(tasks), layers=list(layers))
-        models: dict[str, ModelInfo] = {}
         task, events = None, []
         for event in self.job_service.Results(request, metadata=self._metadata):
             if event.WhichOneof("event") == "task":
                 if task is not None:
-                    yield self._task_result(task, events, info, models)
+                    yield self._task_result(task, events, settings)
                 task, events = job_task(event.task), []
             elif event.HasField("result"):
                 events.append(pb.MaximizeEvent(result=event.result))
             else:
                 events.append(pb.MaximizeEvent(data=event.data))
         if task is not None:
-            yield self._task_result(task, events, info, models)
+            yield self._task_result(task, events, settings)
 
-    def _task_result(self, task: "JobTask", events: list, info: "JobInfo", models: dict) -> tuple["JobTask", MaximizeResult]:
-        if task.model not in models:
-            models[task.model] = self.get_model(task.model)[0]
-        return task, collect_result(models[task.model], info.settings, iter(events))
+    def _task_result(self, task: "JobTask", events: list, settings: list[tuple[float, float]]) -> tuple["JobTask", MaximizeResult]:
+        if task.model not in self._model_by_id:
+            self._model_by_id[task.model] = self.get_model(task.model)[0]
+        return task, collect_result(self._model_by_id[task.model], settings, iter(events))
 
 
 def job_info(j: pb.JobInfo) -> JobInfo:

@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from collections import deque
+from concurrent.futures import Future, wait as wait_futures
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
@@ -227,15 +228,18 @@ class QueuedExecutor:
 class LocalExecutor(QueuedExecutor):
     """Tasks in FIFO order on this server's device slots (the JobQueue streaming Maximize calls use too).
 
-    One worker thread per slot takes the next task and asks the JobQueue for a slot, so
-    jobs and Maximize calls share the device fairly (and run on the same slot threads); a
-    full wait queue makes the worker retry a moment later instead of failing the task.
+    One dispatch thread per slot takes the next task and asks the JobQueue for a slot, so
+    jobs and Maximize calls share the device fairly; a full wait queue makes it retry a
+    moment later instead of failing the task. An admitted task runs start to end (its
+    bookkeeping included) on the queue's slot thread: handing the result back to another
+    thread cost milliseconds while torch's threads were still spinning on both cores.
     """
 
     def __init__(self, runner: Runner, jobs: JobQueue, *, retry_s: float = 0.2) -> None:
         super().__init__()
         self.runner, self.jobs, self.retry_s = runner, jobs, retry_s
-        self._threads = [threading.Thread(target=self._work, name=f"kinetoscope-task-{n}", daemon=True)
+        self._in_flight: set[Future] = set()
+        self._threads = [threading.Thread(target=self._dispatch, name=f"kinetoscope-task-{n}", daemon=True)
                          for n in range(jobs.slots)]
         for thread in self._threads:
             thread.start()
@@ -246,14 +250,38 @@ class LocalExecutor(QueuedExecutor):
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+        with self._cond:
+            running = list(self._in_flight)
+        wait_futures(running, max(0.0, deadline - time.monotonic()))
 
-    def _work(self) -> None:
+    def _dispatch(self) -> None:
         while (future := self._take()) is not None:
-            try:
-                outcome = self._run(future)
-            finally:
-                self._release(future)
-            future.set_outcome(outcome)
+            job = self._admit(future)
+            if job is None:
+                self._end(future, TaskOutcome(future.stop_reason, error="cancelled before it started"))
+                continue
+            with self._cond:
+                running = self.jobs.on_slot_thread(lambda future=future, job=job: self._execute(future, job))
+                self._in_flight.add(running)
+            running.add_done_callback(self._forget)
+
+    def _forget(self, running: Future) -> None:
+        with self._cond:
+            self._in_flight.discard(running)
+
+    def _execute(self, future: TaskFuture, job: Job) -> None:
+        """On the slot thread: the task, its outcome handed on (the job manager stores the results), then the slot
+        freed."""
+        outcome = TaskOutcome("failed", error="the task did not run")
+        try:
+            outcome = self._run(future, job)
+        finally:
+            self._end(future, outcome)
+            self.jobs.finish(job, {"done": "done", "failed": "failed"}.get(outcome.state, "cancelled"), outcome.error or None)
+
+    def _end(self, future: TaskFuture, outcome: TaskOutcome) -> None:
+        self._release(future)
+        future.set_outcome(outcome)
 
     def _admit(self, future: TaskFuture) -> Job | None:
         while not future.stop_requested:
@@ -265,10 +293,7 @@ class LocalExecutor(QueuedExecutor):
                 return None
         return None
 
-    def _run(self, future: TaskFuture) -> TaskOutcome:
-        job = self._admit(future)
-        if job is None:
-            return TaskOutcome(future.stop_reason, error="cancelled before it started")
+    def _run(self, future: TaskFuture, job: Job) -> TaskOutcome:
         began = time.monotonic()
         state, blob, error = "failed", None, ""
 
@@ -286,13 +311,11 @@ class LocalExecutor(QueuedExecutor):
         try:
             if future.on_start is not None:
                 future.on_start()
-            blob = self.jobs.on_slot_thread(lambda: self.runner(future.spec, should_stop, on_step)).result()
+            blob = self.runner(future.spec, should_stop, on_step)
             state = "done"
         except Cancelled as exc:
             state, error = future.stop_reason, str(exc)
         except Exception as exc:  # noqa: BLE001 - a failed task is reported, never raised into the worker
             error = f"{type(exc).__name__}: {exc}"
             _LOGGER.info("task %s failed: %s", future.spec.label, error, exc_info=not isinstance(exc, (ValueError, KeyError)))
-        finally:
-            self.jobs.finish(job, {"done": "done", "failed": "failed"}.get(state, "cancelled"), error or None)
         return TaskOutcome(state, blob, error, time.monotonic() - began, job.steps_after_stop)

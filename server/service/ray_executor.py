@@ -21,6 +21,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -219,7 +220,10 @@ class DeviceWorker:
     """The body of one device actor: a private store mirror, a model cache and the local runner.
 
     Methods may run concurrently (a threaded actor): `run` holds the device, while
-    `notes` and `stop` answer the driver between optimizer steps.
+    `notes` and `stop` answer the driver between optimizer steps. The runner itself always
+    runs on one thread of the actor's own, whichever of Ray's threads took the call: torch
+    on a second thread keeps a second OpenMP team, which slows every later small op (see
+    JobQueue).
     """
 
     def __init__(self, limits: ServiceLimits, device: str, cache_bytes: int) -> None:
@@ -230,6 +234,7 @@ class DeviceWorker:
         self.library = BytesBoundedLibrary(ModelStore(self.root), sandbox=None, cache_size=1 << 30, cache_bytes=cache_bytes)
         self.runner = local_runner(self.library, limits, RecordingStore(self.root), device)
         self.device = device
+        self._device_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kinetoscope-device")
         self.instance = uuid.uuid4().hex
         self._lock = threading.Lock()
         self._stops: dict[str, int] = {}
@@ -255,7 +260,8 @@ class DeviceWorker:
             for kind, folder, ref in packages:
                 if not (self.root / kind / folder).exists():  # fetched once per actor; cached by id
                     ray.get(ref).install(self.root)
-            blob = self.runner(spec, lambda: self._stopped(token), lambda note: self._note(token, note))
+            blob = self._device_thread.submit(
+                self.runner, spec, lambda: self._stopped(token), lambda note: self._note(token, note)).result()
             return {"state": "done", "blob": blob, "error": "", "seconds": time.monotonic() - began}
         except Cancelled as exc:
             return {"state": "stopped", "blob": None, "error": str(exc), "seconds": time.monotonic() - began,
