@@ -5,6 +5,7 @@ the driver's terminal. Slow: a GPU worker that joins later gets an actor and the
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 
@@ -240,6 +241,8 @@ def test_a_64_unit_sweep_on_two_nodes_gives_every_unit_once_and_cancel_stops_eve
             described = [ray.get(actor.describe.remote()) for actor in executor.actors]
             assert {d["node"] for d in described} == {nodes.head_node.node_id, worker.node_id}  # both nodes worked
             assert all(d["cached"] == [tasks[0].model_id] for d in described)
+            # both nodes are this machine: its cores shared between the two actors, not two threads each on two cores
+            assert [d["torch_threads"] for d in described] == [max(1, (os.cpu_count() or 1) // 2)] * 2
             stopped = cancel_once_running([executor], tasks[0].model_id, count=2)  # one running on each actor
             assert [o.state for o in stopped] == ["cancelled"] * 2
             assert all(o.steps_after_stop is not None and o.steps_after_stop <= 1 for o in stopped), stopped
