@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from collections import deque
-from concurrent.futures import Future, wait as wait_futures
+from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
@@ -238,7 +238,6 @@ class LocalExecutor(QueuedExecutor):
     def __init__(self, runner: Runner, jobs: JobQueue, *, retry_s: float = 0.2) -> None:
         super().__init__()
         self.runner, self.jobs, self.retry_s = runner, jobs, retry_s
-        self._in_flight: set[Future] = set()
         self._threads = [threading.Thread(target=self._dispatch, name=f"kinetoscope-task-{n}", daemon=True)
                          for n in range(jobs.slots)]
         for thread in self._threads:
@@ -250,24 +249,15 @@ class LocalExecutor(QueuedExecutor):
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
-        with self._cond:
-            running = list(self._in_flight)
-        wait_futures(running, max(0.0, deadline - time.monotonic()))
 
     def _dispatch(self) -> None:
+        """Takes the next task only once the last one ended, so that owners take turns at the moment a slot frees."""
         while (future := self._take()) is not None:
             job = self._admit(future)
             if job is None:
                 self._end(future, TaskOutcome(future.stop_reason, error="cancelled before it started"))
                 continue
-            with self._cond:
-                running = self.jobs.on_slot_thread(lambda future=future, job=job: self._execute(future, job))
-                self._in_flight.add(running)
-            running.add_done_callback(self._forget)
-
-    def _forget(self, running: Future) -> None:
-        with self._cond:
-            self._in_flight.discard(running)
+            wait_futures([self.jobs.on_slot_thread(lambda future=future, job=job: self._execute(future, job))])
 
     def _execute(self, future: TaskFuture, job: Job) -> None:
         """On the slot thread: the task, its outcome handed on (the job manager stores the results), then the slot
