@@ -1,6 +1,6 @@
 """Benchmark of `Maximize` over gRPC on loopback against the in-process engine for the same job.
 
-The service adds a request plan, a job queue, a worker thread, progress events and the
+The service adds a request plan, a job queue, the device's slot thread, progress events and the
 optimized inputs streamed back in chunks; the client adds a GetModel call and the
 reassembly. For a job worth running remotely that must stay small against the engine's
 own time (target ≤ 1.05). The server is `kinetoscope serve` on port 0 in its own process
@@ -107,7 +107,7 @@ def measure(model: ImportedModel, client: Client, name: str, job: Job, repeats: 
 def reason(r: Result) -> str:
     local, remote, server = (statistics.median(v) * 1e3 for v in (r.local, r.remote, r.server))
     return (f"in-process {local:.0f} ms; over gRPC {remote:.0f} ms, of which the server handler took {server:.0f} ms "
-            f"(plan, job queue, engine in a worker thread, progress and result events) and {remote - server:.0f} ms "
+            f"(plan, job queue, engine on the device's slot thread, progress and result events) and {remote - server:.0f} ms "
             f"went to the channel, GetModel and the client's reassembly; the handler itself is "
             f"{server / local:.2f}× the in-process call")
 
@@ -115,10 +115,10 @@ def reason(r: Result) -> str:
 def serve_process(store: Path, threads: int) -> tuple[subprocess.Popen, int]:
     """`kinetoscope serve` in its own process, as it is deployed, on a free loopback port.
 
-    Not a server inside this process: its jobs run on worker threads, and once this
+    Not a server inside this process: its calls run on its slot threads, and once this
     process's main thread has run torch (the in-process side), libgomp sees two thread
     teams on two cores and its barriers fall back to sleeping, which halves the speed of
-    a small network in the worker thread (measured: 1.5 s against 0.75 s for the same job).
+    a small network in the slot thread (measured: 1.5 s against 0.75 s for the same job).
     """
     process = subprocess.Popen(
         [sys.executable, "-m", "kinetoscope.server.main", "--address", "127.0.0.1:0", "--store", str(store), "--device", "cpu"],

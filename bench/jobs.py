@@ -225,7 +225,7 @@ def report(options: Options, command: str, repeats: int, pairs: dict[str, Pair],
                 "" if TARGET.met(pairs["job"].ratio()) else "Submit, the stored record and event log, Watch and "
                 "Results around an engine call this short"),
         Verdict("10 " + pairs["stream"].name, pairs["stream"].case, pairs["stream"].ratio(), TARGET,
-                "" if TARGET.met(pairs["stream"].ratio()) else "plan, queue and engine thread hand-off per call"),
+                "" if TARGET.met(pairs["stream"].ratio()) else "plan, queue, progress and result events around a short engine call"),
     ]
     rows = ["| comparison | case | first side (ms) | second side (ms) | max activation diff | ratio | target |",
             "|---|---|---:|---:|---:|---:|---|"]
