@@ -19,7 +19,7 @@ from .executor import Runner, StepNote, TaskSpec
 from .job_manager import JobManager, ResultFilter, owner_of
 from .limits import ServiceLimits
 from .models import load_imported
-from .plan import plan_maximize
+from .plan import JOB_PROGRESS_PER_CHUNK, plan_maximize
 from .visualization import progress_event, result_events
 
 
@@ -83,7 +83,7 @@ def local_runner(library: ModelLibrary, limits: ServiceLimits, recordings: Recor
         if should_stop():
             raise Cancelled("stopped before the first step")
 
-        cadence = plan.cadence()
+        cadence = plan.cadence(per_chunk=JOB_PROGRESS_PER_CHUNK)
 
         def report(step: StepReport) -> None:
             if cadence.due(step.step, step.iterations):

@@ -26,15 +26,19 @@ if TYPE_CHECKING:
 _MAX_NAMES = 40
 PROGRESS_INTERVAL_S = 0.1
 """Progress events at the default cadence: at most one per this many seconds (plus each chunk's first and last step)."""
+JOB_PROGRESS_PER_CHUNK = 16
+"""A stored job's task at the default cadence: at most this many progress events per chunk, besides the last."""
 
 
 class ProgressCadence:
     """Which optimizer steps a progress event goes out for: every `every` steps when the caller chose a number,
-    else at most ten a second. Each event wakes the thread that sends it, which on a machine with few cores
-    takes a core from the engine mid-step: one every other step cost a one-unit call 13 % on two cores."""
+    else at most ten a second (and, with `per_chunk`, at most that many per chunk of samples). Each event wakes
+    the thread that sends it, which on a machine with few cores takes a core from the engine mid-step: one every
+    other step cost a one-unit call 13 % on two cores. A stored job keeps its events, so its tasks also bound
+    them per chunk: a slow model would otherwise log one per step."""
 
-    def __init__(self, every: int, interval_s: float = PROGRESS_INTERVAL_S) -> None:
-        self.every, self.interval_s = every, interval_s
+    def __init__(self, every: int, interval_s: float = PROGRESS_INTERVAL_S, per_chunk: int | None = None) -> None:
+        self.every, self.interval_s, self.per_chunk = every, interval_s, per_chunk
         self._last = -math.inf
 
     def due(self, step: int, iterations: int) -> bool:
@@ -43,6 +47,8 @@ class ProgressCadence:
             return True
         if self.every:
             return step % self.every == 0
+        if self.per_chunk and step % max(1, iterations // self.per_chunk):
+            return False
         now = time.monotonic()
         if now - self._last >= self.interval_s:
             self._last = now
@@ -67,9 +73,9 @@ class MaximizePlan:
     def samples(self) -> int:
         return len(self.objectives) * len(self.settings)
 
-    def cadence(self) -> ProgressCadence:
-        """A fresh cadence for one run of this plan."""
-        return ProgressCadence(self.progress_every)
+    def cadence(self, per_chunk: int | None = None) -> ProgressCadence:
+        """A fresh cadence for one run of this plan (`per_chunk`: see ProgressCadence)."""
+        return ProgressCadence(self.progress_every, per_chunk=per_chunk)
 
     def describe(self, stored: StoredModel) -> str:
         return (f"maximize on {stored.name} ({stored.id}): {len(self.objectives)} unit(s) × {len(self.settings)} "

@@ -169,6 +169,9 @@ def test_progress_cadence_every_n_steps_or_by_time() -> None:
     assert due(ProgressCadence(4)) == [0, 4, 8, 9]  # each chunk's last step too
     assert due(ProgressCadence(0, interval_s=3600)) == [0, 9]  # by time: a short run reports its first and last step
     assert due(ProgressCadence(0, interval_s=0)) == list(range(10))
+    # a stored job's task: also at most `per_chunk` a chunk, however slow its steps
+    assert due(ProgressCadence(0, interval_s=0, per_chunk=4), 16) == [0, 4, 8, 12, 15]
+    assert due(ProgressCadence(0, interval_s=3600, per_chunk=4), 16) == [0, 15]
 
 
 def test_default_progress_reports_the_first_and_last_step_of_a_short_call(shared) -> None:
