@@ -109,7 +109,8 @@ class Client:
                  *, options: pb.MaximizeOptions | None = None, recording: str = "", param: str | None = None,
                  progress: Callable[[pb.Progress], None] | None = None, timeout: float | None = None) -> MaximizeResult:
         """`param`: "pixel" (the paper's) or "fourier" (a spatiotemporal spectrum); None leaves `options` as given."""
-        info, _ = self.get_model(model)
+        # the model's description is asked for beside the call, not before it: one round trip less to wait for
+        described = self.models.GetModel.future(pb.GetModelRequest(model=model), metadata=self._metadata)
         request = pb.MaximizeRequest(
             model=model, objectives=list(objectives),
             settings=[pb.RegularizerSetting(kappa=k, gamma=g) for k, g in settings],
@@ -119,10 +120,13 @@ class Client:
             request.options.param = param
         call = self.maximize_call(request, timeout)
         try:
-            return collect_result(info, settings, call, progress)
+            result = collect_result(None, settings, call, progress)
         except KeyboardInterrupt:
             call.cancel()
+            described.cancel()
             raise
+        result.model = model_info(described.result().info)
+        return result
 
     # -- recording
     def record(self, model: str, clips: Mapping[str, np.ndarray], labels: Sequence[int] | np.ndarray | None = None,
@@ -320,8 +324,9 @@ def layer_recording(layer: pb.LayerStatistics) -> LayerRecording:
     )
 
 
-def collect_result(info: ModelInfo, settings, events: Iterator[pb.MaximizeEvent], progress=None) -> MaximizeResult:
-    """Reassemble the event stream into per-unit results with numpy inputs."""
+def collect_result(info: ModelInfo | None, settings, events: Iterator[pb.MaximizeEvent], progress=None) -> MaximizeResult:
+    """Reassemble the event stream into per-unit results with numpy inputs (`info` None: the caller fills
+    `model` in)."""
     results: dict[tuple[int, int], UnitResult] = {}
     assemblers: dict[tuple[int, int, str], tensors.ChunkAssembler] = {}
     units: dict[int, str] = {}
