@@ -17,6 +17,7 @@ from .limits import ServiceLimits
 
 if TYPE_CHECKING:
     from kinetoscope.server.importer import ImportedModel
+    from kinetoscope.server.store import StoredModel
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -31,22 +32,18 @@ class ModelServicer(pb_grpc.ModelServiceServicer):
     def ImportModel(self, request_iterator: Iterator[pb.ImportModelRequest], context) -> pb.ModelInfo:
         header = _first_header(request_iterator)
         upload = Upload.start(header, self.limits.max_upload_bytes)
-        slot = self.imports.admit(f"import {header.name or '(unnamed)'}", lambda: not context.is_active())
-        state, error = "failed", None
-        try:
+
+        def receive_and_import() -> StoredModel:
             for request in request_iterator:
                 upload.add(request)
             upload.finish()
             _LOGGER.info("importing %r: %s bytes, %d external files", header.name, f"{upload.received:,}", len(upload.external))
             model, external = upload.take()
-            stored = self.library.import_bytes(model, name=header.name or None, inputs=upload.inputs, external_data=external,
-                                               should_stop=lambda: not context.is_active())
-            state = "done"
-        except BaseException as exc:
-            state, error = ("cancelled" if not context.is_active() else "failed"), f"{type(exc).__name__}: {exc}"
-            raise
-        finally:
-            self.imports.finish(slot, state, error)
+            return self.library.import_bytes(model, name=header.name or None, inputs=upload.inputs, external_data=external,
+                                             should_stop=lambda: not context.is_active())
+
+        stored = self.imports.run(f"import {header.name or '(unnamed)'}", lambda: not context.is_active(),
+                                  receive_and_import)
         return wire.model_info(stored)
 
     @guarded
