@@ -50,6 +50,8 @@ class ModelStore:
         self.models = self.root / "models"
         self.models.mkdir(parents=True, exist_ok=True)
         self._installing = threading.Lock()
+        self._metas: dict[str, tuple[tuple[int, int, int], dict]] = {}
+        """Model id -> (the meta file's inode, mtime and size; its parsed content): every call of a job reads it."""
         staging.sweep(self.models)
 
     def put(self, model_id: str, data: bytes, meta: dict, external: Mapping[str, bytes] | None = None) -> StoredModel:
@@ -77,13 +79,19 @@ class ModelStore:
     def list(self) -> list[StoredModel]:
         found = []
         for folder in sorted(self.models.iterdir()):
-            if folder.name.startswith(".") or not (folder / "meta.json").is_file():
+            if folder.name.startswith("."):
                 continue
-            found.append(StoredModel(folder.name, folder, json.loads((folder / "meta.json").read_text())))
+            stored = self._read(folder.name)
+            if stored is not None:
+                found.append(stored)
         return found
 
     def get(self, id_or_name: str) -> StoredModel:
         """By id, id prefix or name (the newest import of that name wins)."""
+        if is_plain_name(id_or_name) and not id_or_name.startswith("."):
+            stored = self._read(id_or_name)
+            if stored is not None:
+                return stored
         models = self.list()
         for stored in models:
             if stored.id == id_or_name:
@@ -96,6 +104,21 @@ class ModelStore:
             return prefixed[0]
         known = ", ".join(f"{m.name} ({m.id})" for m in models) or "none"
         raise ModelNotFound(f"no model {id_or_name!r} in the store; models: {known}")
+
+    def _read(self, model_id: str) -> StoredModel | None:
+        """The model stored under `model_id`, its meta parsed once per version of the file; None if there is none."""
+        folder = self.models / model_id
+        try:
+            status = (folder / "meta.json").stat()
+            version = (status.st_ino, status.st_mtime_ns, status.st_size)
+            cached = self._metas.get(model_id)
+            if cached is None or cached[0] != version:
+                cached = (version, json.loads((folder / "meta.json").read_text()))
+                self._metas[model_id] = cached
+        except (FileNotFoundError, NotADirectoryError):
+            self._metas.pop(model_id, None)
+            return None
+        return StoredModel(model_id, folder, cached[1])
 
     def delete(self, id_or_name: str) -> None:
         stored = self.get(id_or_name)

@@ -68,16 +68,17 @@ class JobManager:
         for item in self.store.load_records():
             try:
                 job = JobRecord.from_json(item)
+                job.written = item
             except (KeyError, ValueError, TypeError) as exc:
                 _LOGGER.warning("skipping job record %s: %s", item.get("id", "?"), exc)
                 continue
+            events = []
             for blob in self.store.read_events(job.id):
                 try:
-                    event = pb.JobEvent.FromString(blob)
+                    events.append(pb.JobEvent.FromString(blob))
                 except Exception:  # noqa: BLE001 - a damaged tail record is dropped
                     break
-                job.events.append(event)
-                job.next_offset = max(job.next_offset, event.offset + 1)
+            job.replay(events, self.store.has_result)
             with self._lock:
                 self._jobs[job.id] = job
                 if not job.ended:
@@ -86,6 +87,7 @@ class JobManager:
                             task.state = pb.TASK_QUEUED
                     self._schedule(job)
                     resumed += 1
+            self._persist(job)
         if resumed:
             _LOGGER.info("resumed %d unfinished job(s)", resumed)
         return resumed
@@ -115,9 +117,13 @@ class JobManager:
         with self._lock:
             self._jobs[job.id] = job
             self._emit(job, changed=pb.QUEUED)
+        self._persist(job)  # stored before anything runs: a task's start would compete with the fsync for the cores
+        with self._lock:
             self._schedule(job)
             _LOGGER.info("job %s: %s, %d task(s)", job.id, job.kind, len(job.tasks))
-            return job.info()
+            submitted = job.info()  # QUEUED, or SUCCEEDED when every task's results were stored already
+        self._persist(job)
+        return submitted
 
     def get(self, job_id: str) -> pb.JobDetail:
         with self._lock:
@@ -154,23 +160,34 @@ class JobManager:
                     if inflight and all(self._jobs[j].cancelled for j, _ in inflight.waiters if j in self._jobs):
                         inflight.future.cancel()
             self._settle(job)
-            self._save(job)
+        self._persist(job)  # a cancelled job stays cancelled across a restart
+        with self._lock:
             self._changed.wait_for(lambda: job.ended, wait_s)
+        self._persist(job)
+        with self._lock:
             return job.info()
 
     def delete(self, job_id: str) -> str:
         with self._lock:
-            job = self._job(job_id)
-            if not job.ended:
-                raise PreconditionFailed(f"job {job_id} is {pb.JobState.Name(job.state)}; cancel it first (Cancel), "
-                                         "then delete it")
-            del self._jobs[job_id]
-            kept = {task.key for other in self._jobs.values() for task in other.tasks}
-            self._changed.notify_all()
-        self.store.delete_job(job_id)
+            job = self._ended_job(job_id)
+        with job.writing:  # a record write in progress ends first, and none comes after
+            with self._lock:
+                if self._jobs.get(job_id) is not job:
+                    raise NotFound(f"no job {job_id!r} on this server (List lists them)")
+                del self._jobs[job_id]
+                kept = {task.key for other in self._jobs.values() for task in other.tasks}
+                self._changed.notify_all()
+            self.store.delete_job(job_id)
         for key in {task.key for task in job.tasks} - kept:
             self.store.delete_result(key)
         return job_id
+
+    def _ended_job(self, job_id: str) -> JobRecord:
+        job = self._job(job_id)
+        if not job.ended:
+            raise PreconditionFailed(f"job {job_id} is {pb.JobState.Name(job.state)}; cancel it first (Cancel), "
+                                     "then delete it")
+        return job
 
     def watch(self, job_id: str, from_offset: int, active: Callable[[], bool]) -> Iterator[pb.JobEvent]:
         """Events from `from_offset` on, then live ones, until the job ends (or is deleted, or the caller leaves)."""
@@ -235,7 +252,6 @@ class JobManager:
             elif not self._closing:
                 self._dispatch(job, task)
         self._settle(job)
-        self._save(job)
 
     def _dispatch(self, job: JobRecord, task: TaskRecord) -> None:
         inflight = self._inflight.get(task.key)
@@ -271,9 +287,8 @@ class JobManager:
             for job, task in self._waiters(key):
                 task.state, task.runs = pb.TASK_RUNNING, task.runs + 1
                 job.started_at = job.started_at or time.time()
-                self._emit(job, started=task.index)
+                self._emit(job, started=task.index)  # the log keeps the start; the record catches up at the finish
                 self._settle(job)
-                self._save(job)
 
     def _progress(self, key: str, note: StepNote) -> None:
         with self._lock:
@@ -305,7 +320,8 @@ class JobManager:
                 self._emit(job, finished=pb.TaskFinished(task=task.index, state=state, seconds=outcome.seconds,
                                                          error=outcome.error))
                 self._settle(job)
-                self._save(job)
+        for job, _ in waiters:  # after the watchers were told; the results themselves are already stored
+            self._persist(job)
 
     def _settle(self, job: JobRecord) -> None:
         state = job.derived_state()
@@ -323,9 +339,18 @@ class JobManager:
         self.store.append_events(job.id, [message.SerializeToString()])
         self._changed.notify_all()
 
-    def _save(self, job: JobRecord) -> None:
-        if job.id in self._jobs:
-            self.store.save_record(job.id, job.to_json())
+    def _persist(self, job: JobRecord) -> None:
+        """Writes the job's record as it is now, outside the manager's lock: a task's start, the watchers and other
+        jobs never wait for its fsync. The event log, appended under the lock, is ahead of it or level with it."""
+        with job.writing:
+            with self._lock:
+                if self._jobs.get(job.id) is not job:
+                    return  # deleted
+                record = job.to_json()
+                if record == job.written:
+                    return
+            self.store.save_record(job.id, record)
+            job.written = record
 
     def _job(self, job_id: str) -> JobRecord:
         job = self._jobs.get(job_id)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
+from typing import Callable, Iterable
 
 from kinetoscope.v1 import kinetoscope_pb2 as pb
 
@@ -68,6 +70,10 @@ class JobRecord:
     cancelled: bool = False
     next_offset: int = 0
     events: deque = field(default_factory=lambda: deque(maxlen=MAX_EVENTS))
+    writing: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    """Held while the record is written: one writer at a time, so a later state is never overwritten by an earlier one."""
+    written: dict | None = field(default=None, repr=False, compare=False)
+    """The record as last written to the store."""
 
     @property
     def ended(self) -> bool:
@@ -108,6 +114,28 @@ class JobRecord:
                 "state": pb.JobState.Name(self.state), "created_at": self.created_at, "started_at": self.started_at,
                 "finished_at": self.finished_at, "error": self.error, "cancelled": self.cancelled,
                 "next_offset": self.next_offset}
+
+    def replay(self, events: Iterable[pb.JobEvent], has_result: Callable[[str], bool]) -> None:
+        """Brings the record up to its event log. The log is appended before the record is rewritten, so after a kill
+        it may hold starts and finishes the record missed: each start counts as a run, and a task the log says
+        finished with its results stored is done (it does not run again)."""
+        starts: Counter[int] = Counter()
+        for event in events:
+            self.events.append(event)
+            self.next_offset = max(self.next_offset, event.offset + 1)
+            which = event.WhichOneof("event")
+            if which == "changed":
+                self.state = event.changed
+                self.finished_at = event.time if event.changed in ENDED else self.finished_at
+            elif which == "started" and 0 <= event.started < len(self.tasks):
+                starts[event.started] += 1
+                self.started_at = self.started_at or event.time
+            elif which == "finished" and 0 <= event.finished.task < len(self.tasks):
+                task, finished = self.tasks[event.finished.task], event.finished
+                if finished.state == pb.TASK_DONE and task.state in LEFT and has_result(task.key):
+                    task.state, task.seconds = pb.TASK_DONE, finished.seconds or task.seconds
+        for index, count in starts.items():
+            self.tasks[index].runs = max(self.tasks[index].runs, count)
 
     @classmethod
     def from_json(cls, item: dict) -> "JobRecord":
