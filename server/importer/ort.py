@@ -62,15 +62,17 @@ class WeightFedSession:
 
 
 def make_session(model: ModelProto, extra_outputs: Iterable[str] = (),
-                 input_shapes: Mapping[str, Sequence[int]] | None = None) -> WeightFedSession:
+                 input_shapes: Mapping[str, Sequence[int]] | None = None, threads: int = 0) -> WeightFedSession:
     """A CPU session computing the graph outputs and `extra_outputs` (intermediate tensors).
 
     Unoptimized, so every intermediate tensor keeps its name and its exact value.
     `input_shapes` runs the graph at other input shapes than it declares (the shapes
-    inferred for the declared ones are dropped, so onnxruntime infers its own).
+    inferred for the declared ones are dropped, so onnxruntime infers its own). `threads`:
+    onnxruntime's intra-op threads (0: one per core).
     """
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.intra_op_num_threads = threads
     light, weights = _split_weights(model)
     if input_shapes:
         _reshape_inputs(light, input_shapes)

@@ -219,6 +219,28 @@ def test_a_graph_that_cannot_run_smaller_is_verified_at_its_declared_size() -> N
     assert imported.parity.max_rel_err < 1e-5
 
 
+def test_a_smaller_probe_that_fails_while_running_beside_the_import_is_verified_at_the_declared_size(
+        monkeypatch) -> None:
+    """onnxruntime's reference runs in another thread while the graph is folded and converted; when it fails at
+    the smaller size only then, the original model is parsed again and verified at its declared size."""
+    from kinetoscope.server.importer import ort as kinetoscope_ort
+
+    declared = (1, 3, 16, 80, 80)
+    run = kinetoscope_ort.WeightFedSession.run
+    sizes = []
+
+    def run_declared_only(self, names, feeds):
+        sizes.append(feeds["x"].shape)
+        if feeds["x"].shape != declared:
+            raise RuntimeError("Reshape: the input has 5120 elements, the requested shape 25600")
+        return run(self, names, feeds)
+
+    monkeypatch.setattr(kinetoscope_ort.WeightFedSession, "run", run_declared_only)
+    imported = import_model(_video_net(frames=16, size=80).SerializeToString())
+    assert sizes == [(1, 3, 8, 32, 32), declared]
+    assert imported.parity.probe_shapes == {"x": list(declared)} and imported.parity.max_rel_err < 1e-5
+
+
 def test_a_divergence_on_the_smaller_clip_is_named_at_the_declared_size() -> None:
     original = _video_net(frames=16, size=80)
     imported = import_model(original.SerializeToString())
