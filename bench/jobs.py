@@ -166,6 +166,7 @@ def run(options: Options, command: str = "bench/run_all.py") -> Report:
     torch.set_num_threads(options.threads)
     guard = guard_for(options.smoke, options.wait)
     repeats = options.reps(5, smoke=1)
+    one_unit_repeats = options.reps(15, smoke=1)  # a pair takes a fifth of a second; medians of more are steadier
     size = sizes(options.smoke)
     channels = range(size.units)
     sweep_case = f"two_stream_small, {size.units} × Channel('{LAYER}', c), tasks of {size.batch}, {size.iterations} steps"
@@ -187,9 +188,9 @@ def run(options: Options, command: str = "bench/run_all.py") -> Report:
         in_process(model, size.one_unit_iterations, 0)  # warm-up of both sides of the one-unit comparisons
         local.maximize(size.one_unit_iterations, 0)
         local.job(range(1), 1, size.one_unit_iterations, 0)
-        interleave(pairs["job"], guard, repeats, lambda seed: in_process(model, size.one_unit_iterations, seed),
+        interleave(pairs["job"], guard, one_unit_repeats, lambda seed: in_process(model, size.one_unit_iterations, seed),
                    lambda seed: local.job(range(1), 1, size.one_unit_iterations, seed), diffs["job"])
-        interleave(pairs["stream"], guard, repeats, lambda seed: in_process(model, size.one_unit_iterations, seed),
+        interleave(pairs["stream"], guard, one_unit_repeats, lambda seed: in_process(model, size.one_unit_iterations, seed),
                    lambda seed: local.maximize(size.one_unit_iterations, seed), diffs["stream"])
         local.job(channels, size.batch, size.iterations, 1)  # warm-up: the model in the executor's cache
         one = Server(options.threads, "--ray", "auto", "--ray-workers", "1")
@@ -210,10 +211,10 @@ def run(options: Options, command: str = "bench/run_all.py") -> Report:
             pair.add(ray_one[repetition], seconds)
     finally:
         two.close()
-    return report(options, command, repeats, pairs, diffs, guard)
+    return report(options, command, (repeats, one_unit_repeats), pairs, diffs, guard)
 
 
-def report(options: Options, command: str, repeats: int, pairs: dict[str, Pair], diffs: dict[str, list[float]],
+def report(options: Options, command: str, repeats: tuple[int, int], pairs: dict[str, Pair], diffs: dict[str, list[float]],
            guard: Guard) -> Report:
     gain = 1 / pairs["ray2"].ratio()
     verdicts = [
@@ -237,8 +238,9 @@ def report(options: Options, command: str, repeats: int, pairs: dict[str, Pair],
     text = "\n".join([
         SECTION,
         "",
-        f"`{command}` — {machine_line(options.threads)}; median of {repeats} interleaved repetitions, the side that "
-        "runs first alternating, a new seed each repetition (the same on both sides).",
+        f"`{command}` — {machine_line(options.threads)}; median of {repeats[0]} interleaved repetitions of each sweep "
+        f"and {repeats[1]} of each one-unit call, the side that runs first alternating, a new seed each repetition "
+        "(the same on both sides).",
         "",
         "Every server is `kinetoscope serve` in its own process on a temporary store (OMP_NUM_THREADS as above);",
         "Ray: `--ray auto --ray-workers N`, a local Ray started by the server, N CPU device actors. A job's time runs",
