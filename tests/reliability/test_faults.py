@@ -34,15 +34,19 @@ def _hidden(store: Path) -> list[str]:
 
 
 def _slow_model() -> bytes:
-    """Three 64-channel 3x3 convs over 256x256: valid, and several seconds to verify on one core."""
+    """Three 64-channel 3x3 convs over 512x512, flattened to a fixed length: valid, verifiable only at its declared
+    size (a smaller probe cannot take the fixed reshape), and seconds to verify there on one core."""
     rng = np.random.default_rng(0)
     nodes, inits, previous = [], [], "x"
     for i in range(3):
         inits.append(numpy_helper.from_array((rng.standard_normal((64, 64, 3, 3)) * 0.05).astype(np.float32), f"w{i}"))
         nodes.append(helper.make_node("Conv", [previous, f"w{i}"], [f"c{i}"], name=f"conv{i}", pads=[1, 1, 1, 1]))
         previous = f"c{i}"
-    graph = helper.make_graph(nodes, "slow", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64, 256, 256])],
-                              [helper.make_tensor_value_info(previous, TensorProto.FLOAT, [1, 64, 256, 256])], inits)
+    features = 64 * 512 * 512
+    inits.append(numpy_helper.from_array(np.array([1, features], np.int64), "flat"))
+    nodes.append(helper.make_node("Reshape", [previous, "flat"], ["y"], name="flatten"))
+    graph = helper.make_graph(nodes, "slow", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64, 512, 512])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, features])], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     return model.SerializeToString()
