@@ -169,25 +169,19 @@ class JobManager:
 
     def delete(self, job_id: str) -> str:
         with self._lock:
-            job = self._ended_job(job_id)
+            job = self._job(job_id)
+            if not job.ended:
+                raise PreconditionFailed(f"job {job_id} is {pb.JobState.Name(job.state)}; cancel it first (Cancel), "
+                                         "then delete it")
+            del self._jobs[job_id]
+            job.deleted = True
+            kept = {task.key for other in self._jobs.values() for task in other.tasks}
+            self._changed.notify_all()
         with job.writing:  # a record write in progress ends first, and none comes after
-            with self._lock:
-                if self._jobs.get(job_id) is not job:
-                    raise NotFound(f"no job {job_id!r} on this server (List lists them)")
-                del self._jobs[job_id]
-                kept = {task.key for other in self._jobs.values() for task in other.tasks}
-                self._changed.notify_all()
             self.store.delete_job(job_id)
         for key in {task.key for task in job.tasks} - kept:
             self.store.delete_result(key)
         return job_id
-
-    def _ended_job(self, job_id: str) -> JobRecord:
-        job = self._job(job_id)
-        if not job.ended:
-            raise PreconditionFailed(f"job {job_id} is {pb.JobState.Name(job.state)}; cancel it first (Cancel), "
-                                     "then delete it")
-        return job
 
     def watch(self, job_id: str, from_offset: int, active: Callable[[], bool]) -> Iterator[pb.JobEvent]:
         """Events from `from_offset` on, then live ones, until the job ends (or is deleted, or the caller leaves)."""
@@ -340,17 +334,17 @@ class JobManager:
         self._changed.notify_all()
 
     def _persist(self, job: JobRecord) -> None:
-        """Writes the job's record as it is now, outside the manager's lock: a task's start, the watchers and other
-        jobs never wait for its fsync. The event log, appended under the lock, is ahead of it or level with it."""
+        """Writes the job's record as it is now. The write happens outside the manager's lock (a task's start, the
+        watchers and other jobs never wait for its fsync), and a writer never waits for that lock, so a caller may
+        hold it. The event log, appended under the lock, is ahead of the record or level with it."""
+        with self._lock:
+            job.snapshots += 1
+            snapshot, record = job.snapshots, job.to_json()
         with job.writing:
-            with self._lock:
-                if self._jobs.get(job.id) is not job:
-                    return  # deleted
-                record = job.to_json()
-                if record == job.written:
-                    return
+            if job.deleted or snapshot < job.written_snapshot or record == job.written:
+                return
             self.store.save_record(job.id, record)
-            job.written = record
+            job.written, job.written_snapshot = record, snapshot
 
     def _job(self, job_id: str) -> JobRecord:
         job = self._jobs.get(job_id)

@@ -71,9 +71,13 @@ class JobRecord:
     next_offset: int = 0
     events: deque = field(default_factory=lambda: deque(maxlen=MAX_EVENTS))
     writing: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
-    """Held while the record is written: one writer at a time, so a later state is never overwritten by an earlier one."""
+    """Held while the record is written: one writer at a time, and never while waiting for the manager's lock."""
+    snapshots: int = field(default=0, repr=False, compare=False)
+    """Records taken of this job so far (under the manager's lock, so in the order of its states)."""
     written: dict | None = field(default=None, repr=False, compare=False)
-    """The record as last written to the store."""
+    """The record as last written to the store, and which snapshot it was: an older one is never written over it."""
+    written_snapshot: int = field(default=0, repr=False, compare=False)
+    deleted: bool = field(default=False, repr=False, compare=False)
 
     @property
     def ended(self) -> bool:
