@@ -115,7 +115,7 @@ class ModelStore:
             if cached is None or cached[0] != version:
                 cached = (version, json.loads((folder / "meta.json").read_text()))
                 self._metas[model_id] = cached
-        except (FileNotFoundError, NotADirectoryError):
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):  # no meta file: not a model (yet)
             self._metas.pop(model_id, None)
             return None
         return StoredModel(model_id, folder, cached[1])

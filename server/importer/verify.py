@@ -84,14 +84,9 @@ def reference_run(original: ModelProto, specs: list[InputSpec], seed: int = 0, *
 
     The session is dropped at once, its weights with it: taken before the graph is
     normalized, the original model need not be kept beside the normalized one."""
-    if smaller:
-        cut = probe_specs(specs, original)
-        if _shapes(cut) != _shapes(specs):
-            try:
-                return _reference_at(original, cut, seed)
-            except Exception as exc:  # noqa: BLE001 - any failure at the smaller size means: use the declared one
-                _LOGGER.info("verifying at the declared input size: %s", _first_line(str(exc)))
-    return _reference_at(original, specs, seed)
+    if not smaller:
+        return _reference_at(original, specs, seed)
+    return start_reference(original, specs, lambda: original, seed, background=False)()
 
 
 def _reference_at(original: ModelProto, specs: list[InputSpec], seed: int) -> Reference:
@@ -112,9 +107,9 @@ def _prepared(original: ModelProto, specs: list[InputSpec], seed: int, threads: 
 
 def start_reference(original: ModelProto, specs: list[InputSpec], reload: Callable[[], ModelProto],
                     seed: int = 0, *, background: bool = True) -> Callable[[], Reference]:
-    """reference_run, its session built now and its run going on in another thread while the caller goes on
-    (onnxruntime lets go of the GIL), so `original` may change once this returns. Calling the result waits for
-    the run. A smaller probe that fails to run is drawn again at the declared size on `reload()`, the original
+    """reference_run's reference, its session built now and its run going on in another thread while the caller
+    goes on (onnxruntime lets go of the GIL), so `original` may change once this returns. Calling the result waits
+    for the run. A smaller probe that fails to run is drawn again at the declared size on `reload()`, the original
     model parsed anew. In the background onnxruntime leaves a core to the caller: on two cores its two threads
     and the caller's took 0.59 s for a 126 MB model's import, one 0.49 s (0.61 s one after the other). Without
     `background` it runs on every core before this returns: the session holds a copy of every weight, which a
@@ -136,18 +131,20 @@ def start_reference(original: ModelProto, specs: list[InputSpec], reload: Callab
     def work() -> None:
         try:
             outcome.append(run())
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+        except Exception as exc:  # noqa: BLE001 - handed to the caller's thread (or to the fallback below)
             outcome.append(exc)
 
-    worker = threading.Thread(target=work, name="kinetoscope-reference", daemon=True)
-    worker.start()
-    if not background:
-        worker.join()
-        del run
+    worker = threading.Thread(target=work, name="kinetoscope-reference", daemon=True) if background else None
+    if worker is not None:
+        worker.start()
+    else:
+        work()
+        del run  # the session and its copy of the weights go now
 
     def result() -> Reference:
-        worker.join()
-        if not isinstance(outcome[0], BaseException):
+        if worker is not None:
+            worker.join()
+        if not isinstance(outcome[0], Exception):
             return outcome[0]
         if not smaller:
             raise outcome[0]

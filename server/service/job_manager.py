@@ -163,7 +163,7 @@ class JobManager:
         self._persist(job)  # a cancelled job stays cancelled across a restart
         with self._lock:
             self._changed.wait_for(lambda: job.ended, wait_s)
-        self._persist(job)
+        self._persist(job)  # the end too, before the caller hears of it
         with self._lock:
             return job.info()
 
