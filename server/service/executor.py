@@ -260,14 +260,14 @@ class LocalExecutor(QueuedExecutor):
             wait_futures([self.jobs.on_slot_thread(lambda future=future, job=job: self._execute(future, job))])
 
     def _execute(self, future: TaskFuture, job: Job) -> None:
-        """On the slot thread: the task, its outcome handed on (the job manager stores the results), then the slot
-        freed."""
+        """On the slot thread: the task, the slot freed, then its outcome handed on (the job manager stores the
+        results and announces the end, by which time the queue no longer counts the task as running)."""
         outcome = TaskOutcome("failed", error="the task did not run")
         try:
             outcome = self._run(future, job)
         finally:
-            self._end(future, outcome)
             self.jobs.finish(job, {"done": "done", "failed": "failed"}.get(outcome.state, "cancelled"), outcome.error or None)
+            self._end(future, outcome)
 
     def _end(self, future: TaskFuture, outcome: TaskOutcome) -> None:
         self._release(future)
