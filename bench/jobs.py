@@ -8,7 +8,7 @@ Four comparisons, each side a `kinetoscope serve` process on port 0 over a tempo
   device actor over `serve` running tasks on its own device slot (target ≤ 1.05);
 * the same sweep on two device actors over one (reported: on a 2-core machine both actors share
   the cores one actor's torch threads already use, so the gain is bounded by the cores, not Ray);
-* a one-unit job (Submit, Watch to the end, Results) over the in-process engine (target ≤ 1.05);
+* a one-unit job (Submit, then Watch to the end with its results) over the in-process engine (target ≤ 1.05);
 * a one-unit streaming `Maximize` over the in-process engine (target ≤ 1.05).
 
 A job's wall time runs from Submit until its results are read back; every repetition uses a new
@@ -111,13 +111,12 @@ class Server:
             settings=[SETTING], options=pb.MaximizeOptions(iterations=iterations, seed=seed)))
         began = time.perf_counter()
         job = self.client.submit_job(request).id
-        for event in self.client.watch_job(job, timeout=3600):
-            last = event
-        activations = {task.channels[u]: row[0].activation
-                       for task, result in self.client.job_results(job) for u, row in enumerate(result.results)}
+        events = []
+        found = self.client.wait_job(job, on_event=events.append, timeout=3600)
+        activations = {task.channels[u]: row[0].activation for task, result in found for u, row in enumerate(result.results)}
         seconds = time.perf_counter() - began
-        if last.changed != pb.SUCCEEDED:
-            raise RuntimeError(f"job {job} ended {pb.JobState.Name(last.changed)}")
+        if events[-1].changed != pb.SUCCEEDED:
+            raise RuntimeError(f"job {job} ended {pb.JobState.Name(events[-1].changed)}")
         # Deleted with its results: a repetition run again (the guard repeats disturbed ones) on the same seed
         # would otherwise be answered from the stored results in milliseconds instead of being computed.
         self.client.delete_job(job)
@@ -244,7 +243,7 @@ def report(options: Options, command: str, repeats: tuple[int, int], pairs: dict
         "",
         "Every server is `kinetoscope serve` in its own process on a temporary store (OMP_NUM_THREADS as above);",
         "Ray: `--ray auto --ray-workers N`, a local Ray started by the server, N CPU device actors. A job's time runs",
-        "from Submit to its results read back (Watch to the end, then Results). In-process: `maximize(...)` on the",
+        "from Submit to its results read back (Watch to the end, the results on the same stream). In-process: `maximize(...)` on the",
         "imported model in this process.",
         "",
         *rows,

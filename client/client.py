@@ -189,10 +189,29 @@ class Client:
         request = pb.ListJobsRequest(states=[pb.JobState.Value(s) for s in states], model=model)
         return [job_info(j) for j in self.job_service.List(request, metadata=self._metadata).jobs]
 
-    def watch_job(self, job: str, from_offset: int = 0, timeout: float | None = None) -> Iterator[pb.JobEvent]:
-        """The job's events from `from_offset`, then live ones until it ends (resume with the last offset + 1)."""
-        return self.job_service.Watch(pb.WatchJobRequest(job=job, from_offset=from_offset), metadata=self._metadata,
-                                      timeout=timeout)
+    def watch_job(self, job: str, from_offset: int = 0, timeout: float | None = None,
+                  results: bool = False) -> Iterator[pb.JobEvent]:
+        """The job's events from `from_offset`, then live ones until it ends (resume with the last offset + 1).
+
+        `results`: each task's results come just before the event reporting it done, as `result`
+        parts (not events: resume from the last event's offset + 1); `JobResultsCollector` assembles them."""
+        request = pb.WatchJobRequest(job=job, from_offset=from_offset, results=results)
+        return self.job_service.Watch(request, metadata=self._metadata, timeout=timeout)
+
+    def wait_job(self, job: str, on_event: Callable[[pb.JobEvent], None] | None = None,
+                 timeout: float | None = None) -> list[tuple[JobTask, MaximizeResult]]:
+        """Follows the job to its end on one stream and returns each task's results as it was reported done.
+
+        One call instead of Watch then Results: the results need no second round trip."""
+        collector = JobResultsCollector(self, job)
+        found = []
+        for event in self.watch_job(job, timeout=timeout, results=True):
+            done = collector.feed(event)
+            if done is not None:
+                found.append(done)
+            if on_event is not None and event.WhichOneof("event") != "result":
+                on_event(event)
+        return found
 
     def cancel_job(self, job: str) -> JobInfo:
         return job_info(self.job_service.Cancel(pb.CancelJobRequest(job=job), metadata=self._metadata))
@@ -205,27 +224,68 @@ class Client:
         """Per finished task (of `tasks` and `layers`, when given), the task and its results as Maximize returns them.
 
         Whole tasks only: the stub's JobResultsRequest also filters by channel and setting."""
-        settings = self._job_settings.get(job)
-        if settings is None:
-            settings = self.get_job(job)[0].settings
         request = pb.JobResultsRequest(job=job, tasks=list(tasks), layers=list(layers))
-        task, events = None, []
-        for event in self.job_service.Results(request, metadata=self._metadata):
-            if event.WhichOneof("event") == "task":
-                if task is not None:
-                    yield self._task_result(task, events, settings)
-                task, events = job_task(event.task), []
-            elif event.HasField("result"):
-                events.append(pb.MaximizeEvent(result=event.result))
-            else:
-                events.append(pb.MaximizeEvent(data=event.data))
-        if task is not None:
-            yield self._task_result(task, events, settings)
+        collector = JobResultsCollector(self, job)
+        for part in self.job_service.Results(request, metadata=self._metadata):
+            done = collector.add(part)
+            if done is not None:
+                yield done
+        done = collector.flush()
+        if done is not None:
+            yield done
 
-    def _task_result(self, task: "JobTask", events: list, settings: list[tuple[float, float]]) -> tuple["JobTask", MaximizeResult]:
-        if task.model not in self._model_by_id:
-            self._model_by_id[task.model] = self.get_model(task.model)[0]
-        return task, collect_result(self._model_by_id[task.model], settings, iter(events))
+    def job_settings(self, job: str) -> list[tuple[float, float]]:
+        """The job's (κ, γ) settings (a job's spec never changes: asked for once)."""
+        if job not in self._job_settings:
+            self._job_settings[job] = self.get_job(job)[0].settings
+        return self._job_settings[job]
+
+    def model_by_id(self, model_id: str) -> ModelInfo:
+        if model_id not in self._model_by_id:
+            self._model_by_id[model_id] = self.get_model(model_id)[0]
+        return self._model_by_id[model_id]
+
+
+class JobResultsCollector:
+    """Assembles a job's result parts (Results' stream, or Watch's with `results`) into one MaximizeResult per task."""
+
+    def __init__(self, client: Client, job: str) -> None:
+        self.client, self.job = client, job
+        self._task: JobTask | None = None
+        self._events: list[pb.MaximizeEvent] = []
+
+    def add(self, part: pb.JobResultsEvent) -> tuple[JobTask, MaximizeResult] | None:
+        """Takes one part; returns the previous task's results when this part starts another task."""
+        which = part.WhichOneof("event")
+        if which == "task":
+            done = self.flush()
+            self._task, self._events = job_task(part.task), []
+            return done
+        self._events.append(pb.MaximizeEvent(result=part.result) if which == "result" else pb.MaximizeEvent(data=part.data))
+        return None
+
+    def flush(self) -> tuple[JobTask, MaximizeResult] | None:
+        """The task being assembled, complete."""
+        if self._task is None:
+            return None
+        task, events = self._task, self._events
+        self._task, self._events = None, []
+        info = self.client.model_by_id(task.model)
+        return task, collect_result(info, self.client.job_settings(self.job), iter(events))
+
+    def feed(self, event: pb.JobEvent) -> tuple[JobTask, MaximizeResult] | None:
+        """One event of Watch with `results`: the task's results once the event reporting it done arrives."""
+        which = event.WhichOneof("event")
+        if which == "result":
+            self.add(event.result)
+            return None
+        if which == "finished" and self._task is not None and self._task.index == event.finished.task:
+            return self.flush()
+        return None
+
+    def restart(self) -> None:
+        """A new stream: the parts of a task cut off before its finished event come again."""
+        self._task, self._events = None, []
 
 
 def job_info(j: pb.JobInfo) -> JobInfo:

@@ -37,12 +37,24 @@ def sweep_request(spec: SweepSpec, batches: list[Batch]):
 
 
 
-def follow_job(client: "Client", job: str, on_event: Callable, *, retries: int = 5) -> None:
-    """Watches `job` to its end, re-attaching from the last offset when the connection drops."""
+def follow_job(client: "Client", job: str, on_event: Callable, *, on_result: Callable | None = None,
+               retries: int = 5) -> None:
+    """Watches `job` to its end, re-attaching from the last event's offset when the connection drops.
+
+    `on_result(task, result)`: each task's results, on the same stream, as it is reported done."""
+    from ..client import JobResultsCollector  # noqa: PLC0415
+
+    collector = JobResultsCollector(client, job) if on_result is not None else None
     position, failures = 0, 0
     while True:
         try:
-            for event in client.watch_job(job, position):
+            for event in client.watch_job(job, position, results=collector is not None):
+                if collector is not None:
+                    done = collector.feed(event)
+                    if done is not None:
+                        on_result(*done)
+                    if event.WhichOneof("event") == "result":
+                        continue
                 position, failures = event.offset + 1, 0
                 on_event(event)
             return
@@ -51,6 +63,8 @@ def follow_job(client: "Client", job: str, on_event: Callable, *, retries: int =
             if exc.code() != grpc.StatusCode.UNAVAILABLE or failures > retries:
                 raise
             time.sleep(min(2.0, 0.2 * 2 ** failures))
+            if collector is not None:
+                collector.restart()
 
 
 def _run_batches(client: "Client", spec: SweepSpec, out: Path, manifest: dict[str, Any], pending: list[Batch],
@@ -59,17 +73,16 @@ def _run_batches(client: "Client", spec: SweepSpec, out: Path, manifest: dict[st
     with BatchProgress(total, total - len(pending), f"job {job}", enabled=show_progress) as bar:
 
         def on_event(event) -> None:
-            which = event.WhichOneof("event")
-            if which == "progress":
+            if event.WhichOneof("event") == "progress":
                 bar(event.progress)
-            elif which == "finished" and event.finished.state == 3:  # TASK_DONE
-                for task, result in client.job_results(job, tasks=[event.finished.task]):
-                    batch = by_task.get((task.model, task.layer, task.channels))
-                    if batch is not None and not is_done(out, manifest, batch):
-                        save_batch(out, manifest, batch, result)
-                        bar.saved()
 
-        follow_job(client, job, on_event)
+        def on_result(task, result) -> None:
+            batch = by_task.get((task.model, task.layer, task.channels))
+            if batch is not None and not is_done(out, manifest, batch):
+                save_batch(out, manifest, batch, result)
+                bar.saved()
+
+        follow_job(client, job, on_event, on_result=on_result)
     info, tasks = client.get_job(job)
     if info.state != "SUCCEEDED":
         failed = next((t.error for t in tasks if t.error), info.error)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import threading
 import time
@@ -183,8 +184,11 @@ class JobManager:
             self.store.delete_result(key)
         return job_id
 
-    def watch(self, job_id: str, from_offset: int, active: Callable[[], bool]) -> Iterator[pb.JobEvent]:
-        """Events from `from_offset` on, then live ones, until the job ends (or is deleted, or the caller leaves)."""
+    def watch(self, job_id: str, from_offset: int, active: Callable[[], bool],
+              results: bool = False) -> Iterator[pb.JobEvent]:
+        """Events from `from_offset` on, then live ones, until the job ends (or is deleted, or the caller leaves).
+
+        `results`: each task's results come just before the event that reports it done."""
         position = max(0, from_offset)
         while True:
             with self._lock:
@@ -200,8 +204,21 @@ class JobManager:
                         return
                     continue
             for event in batch:
+                if results and event.WhichOneof("event") == "finished" and event.finished.state == pb.TASK_DONE:
+                    yield from self._results_before(job_id, event)
                 yield event
             position = batch[-1].offset + 1
+
+    def _results_before(self, job_id: str, finished: pb.JobEvent) -> Iterator[pb.JobEvent]:
+        """The finished task's results as events bearing that event's offset, time, state and counts."""
+        parts = self.results(job_id, ResultFilter(tasks=[finished.finished.task]))
+        try:
+            first = next(parts, None)
+        except NotFound:  # deleted meanwhile: its finish is still reported, without results
+            return
+        for part in itertools.chain([first], parts) if first is not None else ():
+            yield pb.JobEvent(offset=finished.offset, time=finished.time, state=finished.state, tasks=finished.tasks,
+                              result=part)
 
     def results(self, job_id: str, where: ResultFilter) -> Iterator[pb.JobResultsEvent]:
         with self._lock:

@@ -43,7 +43,7 @@ class JobServicer(pb_grpc.JobServiceServicer):
     def Watch(self, request: pb.WatchJobRequest, context: grpc.ServicerContext) -> Iterator[pb.JobEvent]:
         if request.from_offset < 0:
             raise BadRequest(f"from_offset must be >= 0, got {request.from_offset}")
-        yield from self.manager.watch(_job_id(request.job), request.from_offset, context.is_active)
+        yield from self.manager.watch(_job_id(request.job), request.from_offset, context.is_active, request.results)
 
     @guarded
     def Cancel(self, request: pb.CancelJobRequest, context: grpc.ServicerContext) -> pb.JobInfo:

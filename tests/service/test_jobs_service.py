@@ -10,6 +10,7 @@ import grpc
 import numpy as np
 import pytest
 
+from kinetoscope.client.client import Client
 from kinetoscope.server.service import JobQueue, ServiceLimits
 from kinetoscope.v1 import kinetoscope_pb2 as pb
 
@@ -127,6 +128,99 @@ def test_watch_resumes_from_an_offset_without_missing_or_repeating(served) -> No
     assert everything[-1].changed == pb.SUCCEEDED
     tail = follow(served, info.id)[-1].offset
     assert list(served.job_service.Watch(pb.WatchJobRequest(job=info.id, from_offset=tail + 1), timeout=10)) == []
+
+
+def test_watch_with_results_sends_each_task_before_its_finish_and_again_after_a_cut(served) -> None:
+    info = served.job_service.Submit(sweep(range(8), seed=4, batch=2), timeout=30)
+    stream = list(served.job_service.Watch(pb.WatchJobRequest(job=info.id, results=True), timeout=120))
+    events = [e for e in stream if not e.HasField("result")]
+    assert [e.SerializeToString() for e in events] == [e.SerializeToString() for e in follow(served, info.id)]
+    # each DONE finish is preceded by its task's results, which bear that event's offset
+    for position, event in enumerate(stream):
+        if event.HasField("finished"):
+            parts = []
+            for before in reversed(stream[:position]):
+                if not before.HasField("result"):
+                    break
+                parts.insert(0, before)
+            assert parts and parts[0].result.task.index == event.finished.task
+            assert {p.offset for p in parts} == {event.offset} and {p.state for p in parts} == {event.state}
+            assert [p.result.WhichOneof("event") for p in parts] == ["task"] + ["result", "data", "data"] * 4  # 2 units × 2 settings; rgb, flow
+    with Client(f"127.0.0.1:{served.port}") as client:
+        streamed = client.wait_job(info.id)
+        stored = list(client.job_results(info.id))
+    assert [task.index for task, _ in streamed] == sorted(task.index for task, _ in streamed) == [0, 1, 2, 3]
+    for (task, result), (same_task, same) in zip(streamed, stored):
+        assert task == same_task
+        assert [[r.activation for r in row] for row in result.results] == [[r.activation for r in row] for row in same.results]
+        for row, same_row in zip(result.results, same.results):
+            for unit, same_unit in zip(row, same_row):
+                for name, array in unit.inputs.items():
+                    np.testing.assert_array_equal(array, same_unit.inputs[name])
+
+    # cut off among a task's results: resuming after the last event sends that task's results again, whole
+    cut = served.job_service.Watch(pb.WatchJobRequest(job=info.id, results=True), timeout=120)
+    last_event, cut_task = None, None
+    for event in cut:
+        if event.HasField("result"):
+            if event.result.HasField("task"):
+                cut_task = event.result.task.index
+            elif event.result.HasField("result") and event.result.result.unit_index == 1 and cut_task == 2:
+                break
+        else:
+            last_event = event
+    cut.cancel()
+    again = list(served.job_service.Watch(pb.WatchJobRequest(job=info.id, from_offset=last_event.offset + 1,
+                                                             results=True), timeout=120))
+    assert again[0].HasField("result") and again[0].result.task.index == 2
+    assert [e.SerializeToString() for e in again] == [e.SerializeToString() for e in stream[stream.index(again[0]):]]
+
+
+class _Dropped(grpc.RpcError):
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.UNAVAILABLE
+
+
+class _DroppingClient(Client):
+    """Its first Watch breaks off in the middle of a task's results, as a dropped connection would."""
+
+    def __init__(self, address: str) -> None:
+        super().__init__(address)
+        self.positions: list[int] = []
+        self.last_event = -1
+
+    def watch_job(self, job, from_offset=0, timeout=None, results=False):
+        self.positions.append(from_offset)
+        stream = super().watch_job(job, from_offset, timeout, results)
+        if len(self.positions) > 1:
+            return stream
+
+        def cut():
+            for event in stream:
+                if event.HasField("result") and event.result.HasField("result") and event.result.result.unit_index == 1:
+                    stream.cancel()
+                    raise _Dropped()
+                if not event.HasField("result"):
+                    self.last_event = event.offset
+                yield event
+        return cut()
+
+
+def test_a_sweep_client_cut_off_among_results_gets_each_task_once_and_whole(served) -> None:
+    from kinetoscope.client.sweep import follow_job
+
+    info = served.job_service.Submit(sweep(range(8), seed=6, batch=2), timeout=30)
+    follow(served, info.id)
+    with _DroppingClient(f"127.0.0.1:{served.port}") as client:
+        events, got = [], []
+        follow_job(client, info.id, events.append, on_result=lambda task, result: got.append((task, result)))
+        stored = {task.index: result for task, result in client.job_results(info.id)}
+    assert [e.offset for e in events] == list(range(len(events)))  # every event once, none of them a result part
+    assert client.positions == [0, client.last_event + 1]  # resumed after the last event received, not a result part
+    assert sorted(task.index for task, _ in got) == [0, 1, 2, 3]
+    for task, result in got:
+        assert [[r.activation for r in row] for row in result.results] == \
+            [[r.activation for r in row] for row in stored[task.index].results]
 
 
 CLIENTS = 16

@@ -843,12 +843,14 @@ class DeleteJobResponse(_message.Message):
     def __init__(self, id: _Optional[str] = ...) -> None: ...
 
 class WatchJobRequest(_message.Message):
-    __slots__ = ("job", "from_offset")
+    __slots__ = ("job", "from_offset", "results")
     JOB_FIELD_NUMBER: _ClassVar[int]
     FROM_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
     job: str
     from_offset: int
-    def __init__(self, job: _Optional[str] = ..., from_offset: _Optional[int] = ...) -> None: ...
+    results: bool
+    def __init__(self, job: _Optional[str] = ..., from_offset: _Optional[int] = ..., results: _Optional[bool] = ...) -> None: ...
 
 class TaskProgress(_message.Message):
     __slots__ = ("task", "step", "iterations", "samples_done", "samples_total")
@@ -879,7 +881,7 @@ class TaskFinished(_message.Message):
     def __init__(self, task: _Optional[int] = ..., state: _Optional[_Union[TaskState, str]] = ..., seconds: _Optional[float] = ..., cached: _Optional[bool] = ..., error: _Optional[str] = ...) -> None: ...
 
 class JobEvent(_message.Message):
-    __slots__ = ("offset", "time", "state", "tasks", "changed", "progress", "finished", "started")
+    __slots__ = ("offset", "time", "state", "tasks", "changed", "progress", "finished", "started", "result")
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -888,6 +890,7 @@ class JobEvent(_message.Message):
     PROGRESS_FIELD_NUMBER: _ClassVar[int]
     FINISHED_FIELD_NUMBER: _ClassVar[int]
     STARTED_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
     offset: int
     time: float
     state: JobState
@@ -896,7 +899,8 @@ class JobEvent(_message.Message):
     progress: TaskProgress
     finished: TaskFinished
     started: int
-    def __init__(self, offset: _Optional[int] = ..., time: _Optional[float] = ..., state: _Optional[_Union[JobState, str]] = ..., tasks: _Optional[_Union[JobCounts, _Mapping]] = ..., changed: _Optional[_Union[JobState, str]] = ..., progress: _Optional[_Union[TaskProgress, _Mapping]] = ..., finished: _Optional[_Union[TaskFinished, _Mapping]] = ..., started: _Optional[int] = ...) -> None: ...
+    result: JobResultsEvent
+    def __init__(self, offset: _Optional[int] = ..., time: _Optional[float] = ..., state: _Optional[_Union[JobState, str]] = ..., tasks: _Optional[_Union[JobCounts, _Mapping]] = ..., changed: _Optional[_Union[JobState, str]] = ..., progress: _Optional[_Union[TaskProgress, _Mapping]] = ..., finished: _Optional[_Union[TaskFinished, _Mapping]] = ..., started: _Optional[int] = ..., result: _Optional[_Union[JobResultsEvent, _Mapping]] = ...) -> None: ...
 
 class JobResultsRequest(_message.Message):
     __slots__ = ("job", "layers", "channels", "settings", "tasks")
