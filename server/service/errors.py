@@ -14,6 +14,7 @@
 | NotFound, store ModelNotFound                 | NOT_FOUND           |
 | NotAvailable                                  | UNIMPLEMENTED       |
 | PreconditionFailed (stored model unusable)    | FAILED_PRECONDITION |
+| StoreUnavailable (a job record not written)   | UNAVAILABLE         |
 | engine Cancelled (client cancel / deadline)   | CANCELLED / DEADLINE_EXCEEDED |
 | anything else (a server bug)                  | INTERNAL, logged with its traceback |
 
@@ -77,6 +78,12 @@ class NotAvailable(ServiceError):
 
 class PreconditionFailed(ServiceError):
     code = Code.FAILED_PRECONDITION
+
+
+class StoreUnavailable(ServiceError):
+    """The store could not be written for a reason other than a full disk (which is LimitExceeded)."""
+
+    code = Code.UNAVAILABLE
 
 
 def status_for(exc: BaseException, context: grpc.ServicerContext | None = None) -> tuple[grpc.StatusCode, str]:

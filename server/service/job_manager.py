@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import itertools
 import logging
@@ -18,7 +19,7 @@ from kinetoscope.server.recordings import RecordingStore
 from kinetoscope.server.store import ModelNotFound, ModelStore
 from kinetoscope.v1 import kinetoscope_pb2 as pb
 
-from .errors import LimitExceeded, NotFound, PreconditionFailed
+from .errors import LimitExceeded, NotFound, PreconditionFailed, StoreUnavailable
 from .executor import Executor, StepNote, TaskFuture, TaskSpec
 from .job_plan import plan_job
 from .job_records import ENDED, LEFT, TaskRecord, JobRecord
@@ -118,12 +119,18 @@ class JobManager:
         with self._lock:
             self._jobs[job.id] = job
             self._emit(job, changed=pb.QUEUED)
-        self._persist(job)  # stored before anything runs: a task's start would compete with the fsync for the cores
-        with self._lock:
-            self._schedule(job)
+            self._schedule(job)  # the first task need not wait for the record's fsync; Submit's answer does
             _LOGGER.info("job %s: %s, %d task(s)", job.id, job.kind, len(job.tasks))
             submitted = job.info()  # QUEUED, or SUCCEEDED when every task's results were stored already
-        self._persist(job)
+        try:
+            self._persist(job)
+        except OSError as exc:
+            self._discard(job)
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise LimitExceeded(f"the server's disk is full, so the job could not be stored ({exc.strerror}); "
+                                    "nothing of it was kept: free space under the server's store and submit again") from exc
+            raise StoreUnavailable(f"the job could not be stored ({exc.strerror or exc}); nothing of it was kept: "
+                                   "submit again, and tell the server's operator if this persists") from exc
         return submitted
 
     def get(self, job_id: str) -> pb.JobDetail:
@@ -167,6 +174,17 @@ class JobManager:
         self._persist(job)  # the end too, before the caller hears of it
         with self._lock:
             return job.info()
+
+    def _discard(self, job: JobRecord) -> None:
+        """A job whose record could not be written: its tasks stop (unless other jobs share them) and it is forgotten."""
+        with self._lock:
+            job.cancelled = job.deleted = True
+            for task in job.tasks:
+                self._leave(job, task)
+            self._jobs.pop(job.id, None)
+            self._changed.notify_all()
+        with job.writing:
+            self.store.delete_job(job.id)
 
     def delete(self, job_id: str) -> str:
         with self._lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import gc
 import threading
 import time
@@ -221,6 +222,27 @@ def test_a_sweep_client_cut_off_among_results_gets_each_task_once_and_whole(serv
     for task, result in got:
         assert [[r.activation for r in row] for row in result.results] == \
             [[r.activation for r in row] for row in stored[task.index].results]
+
+
+def test_a_job_whose_record_cannot_be_written_is_refused_stopped_and_forgotten(served, monkeypatch) -> None:
+    from kinetoscope.server.jobs import JobStore
+
+    def full(self, job_id, record):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(JobStore, "save_record", full)
+        code, message = code_of(served.job_service.Submit, sweep(range(8), iterations=5000, batch=2, seed=8), timeout=30)
+    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "disk is full" in message and "submit again" in message
+    assert served.job_service.List(pb.ListJobsRequest(), timeout=10).jobs == []
+    assert list((served.store / "jobs" / "records").iterdir()) == []
+    assert served.jobs.wait_idle(10)  # the task it had started stopped; nothing is left running for it
+    started = [job for job in served.jobs.history if job.description.startswith("task ")]
+    assert all(job.state == "cancelled" and job.steps_run < 5000 for job in started), started
+
+    info = served.job_service.Submit(sweep(range(2), seed=8, batch=2), timeout=30)  # the server goes on
+    assert follow(served, info.id)[-1].changed == pb.SUCCEEDED
 
 
 CLIENTS = 16
