@@ -45,6 +45,12 @@ def is_plain_name(name: str) -> bool:
 
 def external_locations(data: bytes) -> set[str]:
     """The external-data locations a serialized model names (empty if it cannot be parsed)."""
+    model = parse_model(data)
+    return locations_in(model) if model is not None else set()
+
+
+def parse_model(data: bytes):
+    """`data` as an onnx.ModelProto, or None where protobuf cannot parse it (nothing else is checked)."""
     import onnx  # noqa: PLC0415 - only needed when uploading a model
     from google.protobuf.message import DecodeError  # noqa: PLC0415
 
@@ -52,7 +58,14 @@ def external_locations(data: bytes) -> set[str]:
     try:
         model.ParseFromString(data)
     except (DecodeError, RuntimeError, ValueError):
-        return set()
+        return None
+    return model
+
+
+def locations_in(model) -> set[str]:
+    """The external-data locations a parsed model names."""
+    import onnx  # noqa: PLC0415
+
     return {
         entry.value
         for tensor in onnx.external_data_helper._get_all_tensors(model)  # noqa: SLF001 - onnx's own walker

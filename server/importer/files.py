@@ -9,9 +9,12 @@ refused, as for an upload.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
-from kinetoscope.model_files import external_locations, is_plain_name
+from onnx import ModelProto
+
+from kinetoscope.model_files import is_plain_name, locations_in, parse_model
 
 
 class FileBlob:
@@ -40,12 +43,23 @@ class FileBlob:
         return f"FileBlob({str(self.path)!r}, {self.size:,} bytes)"
 
 
-def open_model_files(path: Path) -> tuple[bytes, dict[str, FileBlob]]:
-    """The model's bytes and, unread, the regular non-symlink files beside it that it names."""
+@dataclass
+class ModelFiles:
+    data: bytes
+    external: dict[str, FileBlob]
+    """Unread: the regular non-symlink files beside the model that it names."""
+    parsed: ModelProto | None
+    """`data` parsed to find those names, for `load_model` to take instead of parsing it again (None: it does not
+    parse, which `load_model` reports)."""
+
+
+def open_model_files(path: Path) -> ModelFiles:
+    """The model's bytes, parsed once, and the files beside it that it names."""
     data = Path(path).read_bytes()
+    parsed = parse_model(data)
     files = {}
-    for name in sorted(external_locations(data)):
+    for name in sorted(locations_in(parsed) if parsed is not None else ()):
         candidate = Path(path).parent / name
         if is_plain_name(name) and not candidate.is_symlink() and candidate.is_file():
             files[name] = FileBlob(candidate)
-    return data, files
+    return ModelFiles(data, files, parsed)

@@ -9,14 +9,15 @@ an explicit Mul + Add with the same output name.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 import onnx
-from onnx import ModelProto, NodeProto, numpy_helper
+from onnx import GraphProto, ModelProto, NodeProto, numpy_helper
 
 from .errors import UnsupportedModel
-from .graph import INTERNAL_PREFIX, consumers, initializer_map, producers, static_shape, value_infos
+from .graph import INTERNAL_PREFIX, initializer_map, producers, static_shape, value_infos
 
 _STAGE = "fold"
 
@@ -28,21 +29,64 @@ class FoldReport:
     """BNs turned into a per-channel affine (Mul + Add) because they could not be folded."""
 
 
+class _Index:
+    """Who produces a tensor, how many nodes read it, the initializers and the names taken: built once and kept
+    current as BNs go (rebuilding them per BN made folding a 36-BN network quadratic)."""
+
+    def __init__(self, graph: GraphProto) -> None:
+        self.graph = graph
+        self.producers = producers(graph)
+        self.readers = Counter(name for node in graph.node for name in node.input if name)
+        self.weights = initializer_map(graph)
+        self.taken = set(self.weights) | {out for node in graph.node for out in node.output}
+        self.outputs = {out.name for out in graph.output}
+
+    def fresh(self, name: str) -> str:
+        candidate, suffix = name, 1
+        while candidate in self.taken:
+            suffix += 1
+            candidate = f"{name}.{suffix}"
+        self.taken.add(candidate)
+        return candidate
+
+    def add_weight(self, array: np.ndarray, name: str) -> None:
+        """Written into the graph in place: from_array() then append() would copy the weight twice more."""
+        self.weights[name] = self.graph.initializer.add(
+            name=name, data_type=onnx.helper.np_dtype_to_tensor_dtype(array.dtype), dims=array.shape,
+            raw_data=np.ascontiguousarray(array).tobytes())
+
+    def add_node(self, node: NodeProto, index: int) -> None:
+        self.graph.node.insert(index, node)
+        self.producers.update({out: node for out in node.output if out})
+        self.readers.update(name for name in node.input if name)
+
+    def remove_node(self, node: NodeProto) -> None:
+        self.readers.subtract(name for name in node.input if name)
+        self.graph.node.remove(node)
+
+    def rewire(self, node: NodeProto, inputs: list[str]) -> None:
+        self.readers.subtract(name for name in node.input if name)
+        del node.input[:]
+        node.input.extend(inputs)
+        self.readers.update(name for name in inputs if name)
+
+
 def fold_batchnorm(model: ModelProto) -> FoldReport:
     graph = model.graph
+    index = _Index(graph)
     folded = affine = 0
     for bn in [n for n in graph.node if n.op_type == "BatchNormalization"]:
-        stats = _bn_stats(bn, initializer_map(graph))
+        stats = _bn_stats(bn, index.weights)
         if stats is None:
             raise UnsupportedModel(
                 f"BatchNormalization {bn.name!r} takes its statistics from computed tensors, not weights",
                 stage=_STAGE,
             )
-        producer = _foldable_producer(graph, bn)
-        if producer is not None and _fold_into(graph, producer, bn, *stats):
+        producer = _foldable_producer(index, bn)
+        if producer is not None and _fold_into(index, producer, bn, *stats):
             folded += 1
         else:
-            _to_affine(model, bn, *stats)
+            _to_affine(model, index, bn, *stats)
             affine += 1
     return FoldReport(folded=folded, remaining=affine)
 
@@ -57,24 +101,23 @@ def _bn_stats(bn: NodeProto, weights):
     return scale, beta - mean * scale
 
 
-def _foldable_producer(graph, bn: NodeProto) -> NodeProto | None:
+def _foldable_producer(index: _Index, bn: NodeProto) -> NodeProto | None:
     """The Conv/ConvTranspose/Gemm whose output only this BN reads, with weight initializers."""
     source = bn.input[0]
-    node = producers(graph).get(source)
+    node = index.producers.get(source)
     if node is None or node.op_type not in ("Conv", "ConvTranspose", "Gemm"):
         return None
-    if len(consumers(graph)[source]) != 1 or source in {out.name for out in graph.output}:
+    if index.readers[source] != 1 or source in index.outputs:
         return None
     if any(len(bn.output) > 1 and out for out in bn.output[1:]):
         return None
-    weights = initializer_map(graph)
-    if not all(name in weights for name in node.input[1:] if name):
+    if not all(name in index.weights for name in node.input[1:] if name):
         return None
     return node
 
 
-def _fold_into(graph, node: NodeProto, bn: NodeProto, scale: np.ndarray, shift: np.ndarray) -> bool:
-    weights = initializer_map(graph)
+def _fold_into(index: _Index, node: NodeProto, bn: NodeProto, scale: np.ndarray, shift: np.ndarray) -> bool:
+    weights = index.weights
     attrs = {attr.name: attr for attr in node.attribute}
     w = numpy_helper.to_array(weights[node.input[1]])
     w = w.astype(np.promote_types(w.dtype, np.float32), copy=False)  # scaled in its own precision: one rounding
@@ -101,24 +144,18 @@ def _fold_into(graph, node: NodeProto, bn: NodeProto, scale: np.ndarray, shift: 
         w = w * scale_w.reshape(1, -1) if not _flag(attrs, "transB") else w * scale_w.reshape(-1, 1)
     new_bias = bias * scale + shift
     dtype = onnx.helper.tensor_dtype_to_np_dtype(weights[node.input[1]].data_type)
-    w_name = _fresh(graph, f"{bn.output[0]}.weight")
-    b_name = _fresh(graph, f"{bn.output[0]}.bias")
-    _add_initializer(graph, w.astype(dtype, copy=False), w_name)
-    _add_initializer(graph, np.broadcast_to(new_bias, (channels,)).astype(dtype), b_name)
-    inputs = [node.input[0], w_name, b_name]
-    del node.input[:]
-    node.input.extend(inputs)
+    w_name = index.fresh(f"{bn.output[0]}.weight")
+    b_name = index.fresh(f"{bn.output[0]}.bias")
+    index.add_weight(w.astype(dtype, copy=False), w_name)
+    index.add_weight(np.broadcast_to(new_bias, (channels,)).astype(dtype), b_name)
+    index.rewire(node, [node.input[0], w_name, b_name])
     if node.op_type == "Gemm":
         _set_float(node, "beta", 1.0)
+    del index.producers[node.output[0]]
     node.output[0] = bn.output[0]
-    graph.node.remove(bn)
+    index.producers[bn.output[0]] = node
+    index.remove_node(bn)
     return True
-
-
-def _add_initializer(graph, array: np.ndarray, name: str) -> None:
-    """Written into the graph in place: from_array() then append() would copy the weight twice more."""
-    graph.initializer.add(name=name, data_type=onnx.helper.np_dtype_to_tensor_dtype(array.dtype), dims=array.shape,
-                          raw_data=np.ascontiguousarray(array).tobytes())
 
 
 def _gemm_terms(node, attrs, w, weights, has_bias, channels):
@@ -137,24 +174,25 @@ def _gemm_terms(node, attrs, w, weights, has_bias, channels):
     return w * alpha, bias
 
 
-def _to_affine(model: ModelProto, bn: NodeProto, scale: np.ndarray, shift: np.ndarray) -> None:
+def _to_affine(model: ModelProto, index: _Index, bn: NodeProto, scale: np.ndarray, shift: np.ndarray) -> None:
     graph = model.graph
-    shape = static_shape(value_infos(model)[bn.input[0]]) if bn.input[0] in value_infos(model) else None
+    infos = value_infos(model)
+    shape = static_shape(infos[bn.input[0]]) if bn.input[0] in infos else None
     if shape is None:
         raise UnsupportedModel(f"BatchNormalization {bn.name!r}: the rank of its input is unknown", stage=_STAGE)
     dtype = np.float32
     broadcast = (-1, *[1] * (len(shape) - 2))
-    s_name = _fresh(graph, f"{INTERNAL_PREFIX}{bn.output[0]}.scale")
-    t_name = _fresh(graph, f"{INTERNAL_PREFIX}{bn.output[0]}.shift")
-    mid = _fresh(graph, f"{INTERNAL_PREFIX}{bn.output[0]}.scaled")
-    graph.initializer.append(numpy_helper.from_array(scale.reshape(broadcast).astype(dtype), s_name))
-    graph.initializer.append(numpy_helper.from_array(shift.reshape(broadcast).astype(dtype), t_name))
+    s_name = index.fresh(f"{INTERNAL_PREFIX}{bn.output[0]}.scale")
+    t_name = index.fresh(f"{INTERNAL_PREFIX}{bn.output[0]}.shift")
+    mid = index.fresh(f"{INTERNAL_PREFIX}{bn.output[0]}.scaled")
+    index.add_weight(scale.reshape(broadcast).astype(dtype), s_name)
+    index.add_weight(shift.reshape(broadcast).astype(dtype), t_name)
     mul = onnx.helper.make_node("Mul", [bn.input[0], s_name], [mid], name=f"{bn.name or bn.output[0]}/scale")
     add = onnx.helper.make_node("Add", [mid, t_name], [bn.output[0]], name=bn.name or bn.output[0])
-    index = list(graph.node).index(bn)
-    graph.node.remove(bn)
-    graph.node.insert(index, add)
-    graph.node.insert(index, mul)
+    position = list(graph.node).index(bn)
+    index.remove_node(bn)
+    index.add_node(add, position)
+    index.add_node(mul, position)
 
 
 def _flag(attrs, name: str) -> bool:
@@ -168,11 +206,3 @@ def _set_float(node: NodeProto, name: str, value: float) -> None:
             break
     node.attribute.append(onnx.helper.make_attribute(name, value))
 
-
-def _fresh(graph, name: str) -> str:
-    taken = {init.name for init in graph.initializer} | {o for n in graph.node for o in n.output}
-    candidate, suffix = name, 1
-    while candidate in taken:
-        suffix += 1
-        candidate = f"{name}.{suffix}"
-    return candidate

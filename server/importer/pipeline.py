@@ -88,15 +88,18 @@ def import_model(
     `progress`, if given, is called with the name of each stage as it starts.
     """
     say = progress or (lambda stage: None)
+    parsed = None
     if isinstance(model, (str, Path)):
-        data, found = open_model_files(Path(model))
-        external_data = {**found, **(external_data or {})}
+        files = open_model_files(Path(model))
+        data, parsed = files.data, files.parsed
+        external_data = {**files.external, **(external_data or {})}
     else:
         data = bytes(model)
     model_id = _hash_beside(data, external_data)
     limits = options.limits
     say("load")
-    graph = load_model(data, external_data, limits)
+    graph = load_model(data, external_data, limits, parsed=parsed)
+    del parsed
     reload = _reloader(model, data, external_data, limits)
     del data  # a path's bytes are read again only to locate a divergence
     say("check")

@@ -48,7 +48,7 @@ def test_external_weights_at_offsets_in_one_file_import_with_parity(tmp_path) ->
     rng = np.random.default_rng(0)
     weights = [rng.standard_normal((8, 8, 1, 1), dtype=np.float32) for _ in range(3)]
     path = _write_chain(tmp_path, weights)
-    data, files = open_model_files(path)
+    files = open_model_files(path).external
     assert list(files) == ["weights.bin"] and len(files["weights.bin"]) == 3 * weights[0].nbytes
     imported = import_model(path)
     assert imported.parity.max_rel_err < 1e-5
