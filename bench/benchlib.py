@@ -39,6 +39,31 @@ def busy_cpu_seconds(hz: int) -> float:
     return (sum(fields[:8]) - idle) / hz
 
 
+def own_cpu_seconds(hz: int) -> float:
+    """CPU seconds of this process and of its live descendants (Linux /proc): the servers a benchmark starts,
+    and their Ray workers, are part of what it measures, not other processes' load."""
+    parents, used = {}, {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            text = Path(entry.path, "stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        fields = text[text.rindex(")") + 2:].split()  # after "pid (comm) ": state, ppid, ..., utime (11), stime (12)
+        pid = int(entry.name)
+        parents[pid], used[pid] = int(fields[1]), int(fields[11]) + int(fields[12])
+    children: dict[int, list[int]] = {}
+    for pid, parent in parents.items():
+        children.setdefault(parent, []).append(pid)
+    own, total, stack = os.getpid(), 0, [os.getpid()]
+    while stack:
+        pid = stack.pop()
+        total += used.get(pid, 0)
+        stack.extend(children.get(pid, ()))
+    return total / hz if own in used else time.process_time()
+
+
 def timed(run: Callable[[], object]) -> float:
     """Wall seconds of one call of `run`."""
     began = time.perf_counter()

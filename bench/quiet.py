@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, TypeVar
 
-from benchlib import busy_cpu_seconds
+from benchlib import busy_cpu_seconds, own_cpu_seconds
 
 QUIET_CORES = 0.25
 """CPU (in cores) other processes may use while a repetition runs before it is repeated."""
@@ -41,7 +41,8 @@ T = TypeVar("T")
 
 
 class ForeignLoad:
-    """CPU used by other processes during a span, in cores (Linux /proc/stat; None elsewhere)."""
+    """CPU used by other processes during a span, in cores (Linux /proc/stat; None elsewhere). This process's own
+    descendants (a server it started) count as its own."""
 
     def __init__(self) -> None:
         self.available = Path("/proc/stat").exists()
@@ -50,13 +51,13 @@ class ForeignLoad:
     def start(self) -> tuple[float, float, float] | None:
         if not self.available:
             return None
-        return time.perf_counter(), time.process_time(), busy_cpu_seconds(self.hz)
+        return time.perf_counter(), own_cpu_seconds(self.hz), busy_cpu_seconds(self.hz)
 
     def stop(self, mark: tuple[float, float, float] | None) -> float | None:
         if mark is None:
             return None
         wall = time.perf_counter() - mark[0]
-        own = time.process_time() - mark[1]
+        own = own_cpu_seconds(self.hz) - mark[1]
         busy = busy_cpu_seconds(self.hz) - mark[2]
         return max(0.0, (busy - own) / max(wall, 1e-9))
 
