@@ -40,8 +40,9 @@ def busy_cpu_seconds(hz: int) -> float:
 
 
 def own_cpu_seconds(hz: int) -> float:
-    """CPU seconds of this process and of its live descendants (Linux /proc): the servers a benchmark starts,
-    and their Ray workers, are part of what it measures, not other processes' load."""
+    """CPU seconds of this process and of its descendants (Linux /proc; the ended ones once waited for): the
+    servers and commands a benchmark starts, and their Ray workers, are part of what it measures, not other
+    processes' load."""
     parents, used = {}, {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
@@ -61,7 +62,8 @@ def own_cpu_seconds(hz: int) -> float:
         pid = stack.pop()
         total += used.get(pid, 0)
         stack.extend(children.get(pid, ()))
-    return total / hz if own in used else time.process_time()
+    ended = os.times()
+    return (total / hz if own in used else time.process_time()) + ended.children_user + ended.children_system
 
 
 def timed(run: Callable[[], object]) -> float:
