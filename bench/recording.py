@@ -15,7 +15,6 @@ ratios are medians of per-repetition ratios, so a busier machine moves both.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import tempfile
 import time
@@ -26,8 +25,8 @@ from typing import Callable
 import numpy as np
 import onnx
 import torch
-from benchlib import busy_cpu_seconds, machine_line, timed, write_section
-from quiet import BUDGET
+from benchlib import machine_line, timed, write_section
+from quiet import BUDGET, QUIET_CORES, ForeignLoad
 from suite import Options, Report, Verdict, at_least
 
 import kinetoscope.model_zoo as zoo
@@ -46,8 +45,6 @@ THREADS = 2
 TARGET = at_least(0.9)
 """Recording must keep at least this share of the bare forward's clips/s."""
 BACKENDS = ("onnxruntime", "torch")
-QUIET_CORES = 0.25
-"""CPU (in cores) other processes may use during a repetition before it is run again."""
 RETRIES = 20
 SUITE_RETRIES = 6
 """Fewer in the full suite, whose other benchmarks also wait for a quiet machine."""
@@ -101,41 +98,36 @@ class BareForward:
             self.session.run(None, {name: clips[name][start : start + self.batch] for name in self.names})
 
 
-class ForeignLoad:
-    """CPU other processes used during a span, in cores (Linux /proc/stat; 0 elsewhere).
+class RecordingLoad:
+    """Re-runs a group of repetitions while other processes loaded the CPU during it (quiet.ForeignLoad measures).
 
     Two threads sharing two cores with another busy process wait a scheduler slice at
     every barrier; such repetitions say nothing about recording and are run again.
     """
 
     def __init__(self) -> None:
-        self.available = Path("/proc/stat").exists()
-        self.hz = os.sysconf("SC_CLK_TCK") if self.available else 100
+        self.monitor = ForeignLoad()
         self.worst = 0.0
         self.retried = 0
-
-    def _busy(self) -> float:
-        return busy_cpu_seconds(self.hz)
 
     def quiet(self, run: Callable[[], object], retries: int = RETRIES) -> None:
         """Runs `run` until other processes stay under QUIET_CORES during it (at most `retries` extra times)."""
         for attempt in range(retries + 1):
-            if not self.available:
-                run()
-                return
-            wall, cpu, busy = time.perf_counter(), time.process_time(), self._busy()
+            began = time.perf_counter()
+            mark = self.monitor.start()
             run()
-            wall, cpu, busy = time.perf_counter() - wall, time.process_time() - cpu, self._busy() - busy
-            foreign = max(0.0, busy - cpu) / max(wall, 1e-9)
+            foreign = self.monitor.stop(mark)
+            if foreign is None:
+                return
             if foreign <= QUIET_CORES or attempt == retries or BUDGET.left() <= 0:
                 self.worst = max(self.worst, foreign)
                 return
             self.retried += 1
             time.sleep(1.0)
-            BUDGET.spent += wall + 1.0
+            BUDGET.spent += time.perf_counter() - began
 
 
-def measure(case: Case, repeats: int, load: ForeignLoad, retries: int = RETRIES) -> None:
+def measure(case: Case, repeats: int, load: RecordingLoad, retries: int = RETRIES) -> None:
     """Set-up (session or truncated graph, batch probe) is paid once per Record call: it is timed apart from streaming."""
     bare = BareForward(case.path, case.model, case.batch)
     case.effective_batch["bare"] = bare.batch
@@ -213,7 +205,7 @@ def verdicts(cases: list[Case]) -> list[str]:
     return lines
 
 
-def section(cases: list[Case], repeats: int, command: str, load: ForeignLoad, threads: int = THREADS) -> str:
+def section(cases: list[Case], repeats: int, command: str, load: RecordingLoad, threads: int = THREADS) -> str:
     body = [
         SECTION,
         "",
@@ -241,7 +233,7 @@ def run(options: Options, command: str = "bench/run_all.py") -> Report:
     """Smoke: the trained model on 32 clips, once; full: 1024 trained clips and 96 C3D clips, 9 repetitions."""
     torch.set_num_threads(options.threads)
     repeats = options.reps(9, smoke=1)
-    load = ForeignLoad()
+    load = RecordingLoad()
     with tempfile.TemporaryDirectory(prefix="kinetoscope-bench-") as folder:
         cases = [trained_case(32 if options.smoke else 1024)]
         if not options.smoke:
