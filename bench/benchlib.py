@@ -51,9 +51,11 @@ def own_cpu_seconds(hz: int) -> float:
             text = Path(entry.path, "stat").read_text()
         except OSError:  # gone meanwhile
             continue
-        fields = text[text.rindex(")") + 2:].split()  # after "pid (comm) ": state, ppid, ..., utime (11), stime (12)
+        # after "pid (comm) ": state, ppid, ..., utime (11), stime (12), then cutime and cstime (13, 14): the
+        # process's own CPU and that of the children it has waited for (gone from the tree, not from its cost)
+        fields = text[text.rindex(")") + 2:].split()
         pid = int(entry.name)
-        parents[pid], used[pid] = int(fields[1]), int(fields[11]) + int(fields[12])
+        parents[pid], used[pid] = int(fields[1]), sum(int(value) for value in fields[11:15])
     children: dict[int, list[int]] = {}
     for pid, parent in parents.items():
         children.setdefault(parent, []).append(pid)
@@ -62,8 +64,10 @@ def own_cpu_seconds(hz: int) -> float:
         pid = stack.pop()
         total += used.get(pid, 0)
         stack.extend(children.get(pid, ()))
+    if own in used:
+        return total / hz
     ended = os.times()
-    return (total / hz if own in used else time.process_time()) + ended.children_user + ended.children_system
+    return time.process_time() + ended.children_user + ended.children_system
 
 
 def timed(run: Callable[[], object]) -> float:
