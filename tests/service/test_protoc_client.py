@@ -225,6 +225,15 @@ CLIENT = textwrap.dedent('''
             settings=[pb.RegularizerSetting(kappa=1, gamma=0)], options=pb.MaximizeOptions(iterations=2))),
             metadata=auth, timeout=60)
         watched = list(jobs.Watch(pb.WatchJobRequest(job=submitted.id), metadata=auth, timeout=120))
+        streamed = list(jobs.Watch(pb.WatchJobRequest(job=submitted.id, results=True), metadata=auth, timeout=120))
+        parts, before_finish = [], {}
+        for event in streamed:
+            if event.HasField("result"):
+                parts.append(event.result.WhichOneof("event"))
+                continue
+            if event.HasField("finished"):
+                before_finish[event.finished.task] = [kind for kind in parts if kind != "data"]
+            parts = []
         got = jobs.Get(pb.GetJobRequest(job=submitted.id), metadata=auth, timeout=30)
         listed_jobs = jobs.List(pb.ListJobsRequest(states=[pb.SUCCEEDED]), metadata=auth, timeout=30).jobs
         fetched = list(jobs.Results(pb.JobResultsRequest(job=submitted.id, channels=[2]), metadata=auth, timeout=60))
@@ -236,7 +245,10 @@ CLIENT = textwrap.dedent('''
                        "listed": [j.id for j in listed_jobs] == [submitted.id],
                        "results": [e.WhichOneof("event") for e in fetched if e.WhichOneof("event") != "data"],
                        "channel": [e.result.target.terms[0].channel for e in fetched if e.HasField("result")],
-                       "cancel_ended": pb.JobState.Name(cancelled.state), "deleted": deleted == submitted.id}
+                       "cancel_ended": pb.JobState.Name(cancelled.state), "deleted": deleted == submitted.id,
+                       "watch_results": before_finish,
+                       "watch_events": [e.SerializeToString() for e in streamed if not e.HasField("result")]
+                       == [e.SerializeToString() for e in watched]}
 
         out["deleted"] = models.DeleteModel(pb.DeleteModelRequest(model=info.id), metadata=auth, timeout=30).id
         out["after_delete"] = len(models.ListModels(pb.ListModelsRequest(), metadata=auth, timeout=30).models)
@@ -293,7 +305,8 @@ def test_a_client_generated_from_the_proto_alone_drives_every_rpc(tmp_path) -> N
                          "variation": {"flow": 2, "rgb": 2}}
     assert report["jobs"] == {"tasks": 2, "state": "SUCCEEDED", "last_event": "SUCCEEDED", "offsets": True, "listed": True,
                               "results": ["task", "result"], "channel": [2], "cancel_ended": "SUCCEEDED",
-                              "deleted": True}
+                              "deleted": True, "watch_results": {"0": ["task", "result", "result"], "1": ["task", "result"]},
+                              "watch_events": True}
     assert report["deleted"] == model["id"] and report["after_delete"] == 0
 
 
