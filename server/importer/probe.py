@@ -9,6 +9,13 @@ pads SAME, which normalization turns into pads for the declared size, a cut axis
 keeps its size modulo 32, so every stride-2 layer down to 1/32 sees the same odd and
 even sizes. A graph that cannot run at the smaller size (a classifier flattening a
 fixed grid, a reshape to fixed sizes) is verified at its declared size instead.
+
+Gradients are checked on a smaller probe still (`gradient_probe_specs`). That check asks
+whether every input gets a finite, non-zero gradient through the whole graph, which
+holds or fails alike at any size where each layer keeps at least one element along every
+axis; it needs no layer to see two taps of real data. On a 3D ResNet the parity probe
+then runs once without autograd and the gradient probe, an eighth of its size, once
+forward and backward: a third less time than both on the parity probe.
 """
 
 from __future__ import annotations
@@ -21,16 +28,26 @@ from .graph import static_shape, value_infos
 from .inputs import InputSpec
 
 _LEAST = {"H": 32, "W": 32, "T": 8}
+_GRADIENT_LEAST = {"H": 16, "W": 16, "T": 4}
 _MODULUS = 32
 _WINDOWED = ("Conv", "ConvTranspose", "MaxPool", "AveragePool", "LpPool")
 
 
 def probe_specs(specs: list[InputSpec], model: ModelProto | None = None) -> list[InputSpec]:
     """`specs` with batch 1 and time and space cut down, where the layout says which axes they are."""
+    return _cut_specs(specs, model, _LEAST, taps=2)
+
+
+def gradient_probe_specs(specs: list[InputSpec], model: ModelProto | None = None) -> list[InputSpec]:
+    """`specs` cut down for the gradient check: every windowed layer keeps an input at least 1 long."""
+    return _cut_specs(specs, model, _GRADIENT_LEAST, taps=1)
+
+
+def _cut_specs(specs: list[InputSpec], model: ModelProto | None, least: dict[str, int], taps: int) -> list[InputSpec]:
     windows = _window_inputs(model) if model is not None else []
     same = model is not None and any(
         attr.name == "auto_pad" and attr.s.startswith(b"SAME") for node in model.graph.node for attr in node.attribute)
-    return [spec.with_(shape=_probe_shape(spec, windows, same)) for spec in specs]
+    return [spec.with_(shape=_probe_shape(spec, windows, same, least, taps)) for spec in specs]
 
 
 def _window_inputs(model: ModelProto) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
@@ -50,7 +67,8 @@ def _window_inputs(model: ModelProto) -> list[tuple[tuple[int, ...], tuple[int, 
     return found
 
 
-def _probe_shape(spec: InputSpec, windows: list[tuple[tuple[int, ...], tuple[int, ...]]], same: bool) -> tuple[int, ...]:
+def _probe_shape(spec: InputSpec, windows: list[tuple[tuple[int, ...], tuple[int, ...]]], same: bool,
+                 least_sizes: dict[str, int], taps: int) -> tuple[int, ...]:
     shape = list(spec.shape)
     layout = spec.layout or ""
     if len(layout) != len(shape) or not layout.startswith("N") or "C" not in layout:
@@ -59,12 +77,12 @@ def _probe_shape(spec: InputSpec, windows: list[tuple[tuple[int, ...], tuple[int
     for axis, letter in enumerate(layout):
         if letter == "N":
             shape[axis] = 1
-        elif letter in _LEAST:
+        elif letter in least_sizes:
             index = 2 + spatial.index(letter)
             extents = [seen[index] for seen, kernel in windows
                        if len(seen) == len(shape) and kernel[index - 2] > 1 and seen[index] >= 2]
             reach = min(extents, default=shape[axis]) / shape[axis]
-            least = max(_LEAST[letter], math.ceil(2 / reach)) if reach > 0 else shape[axis]
+            least = max(least_sizes[letter], math.ceil(taps / reach)) if reach > 0 else shape[axis]
             shape[axis] = _cut(shape[axis], least, _MODULUS if same else 1)
     return tuple(shape)
 

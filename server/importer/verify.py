@@ -29,7 +29,7 @@ from .convert import tensor_sources
 from .errors import ParityError
 from .graph import producers
 from .ort import make_session
-from .probe import probe_specs
+from .probe import gradient_probe_specs, probe_specs
 
 _STAGE = "verify"
 _LOGGER = logging.getLogger(__name__)
@@ -47,7 +47,9 @@ class Parity:
     """The factor the declared input ranges were scaled by to measure those gradients (< 1 where the
     model saturates at its declared range)."""
     probe_shapes: dict[str, list[int]] = field(default_factory=dict)
-    """Per input, the shape of the probe all of this was measured on (see probe.py)."""
+    """Per input, the shape of the probe the outputs were compared on (see probe.py)."""
+    gradient_probe_shapes: dict[str, list[int]] = field(default_factory=dict)
+    """Per input, the shape of the probe the gradients were measured on: smaller still, or the same."""
 
 
 def random_inputs(original: ModelProto, specs: list[InputSpec], seed: int = 0) -> dict[str, np.ndarray]:
@@ -185,22 +187,27 @@ def check_parity(
     to locate a divergence."""
     _check_output_names(reference.output_names, [out.name for out in converted.graph.output], "the converted graph")
     if _shapes(reference.specs) != _shapes(specs):
+        gradient_specs = gradient_probe_specs(specs, converted)
         try:
-            return _certify(reference, None, module, _with_ranges(reference.specs, specs), tolerance, seed)
+            return _certify(reference, None, module, _with_ranges(reference.specs, specs), tolerance, seed,
+                            gradient_specs)
         except Exception as exc:  # noqa: BLE001 - any failure at the smaller size means: use the declared one
             _LOGGER.info("verifying again at the declared input size: %s", _first_line(str(exc)))
         reference = reference_run(original(), specs, seed, smaller=False)
     feeds = reference.feeds
     return _certify(reference, lambda worst: _divergence(original(), converted, module, specs, feeds, tolerance, worst),
-                    module, specs, tolerance, seed)
+                    module, specs, tolerance, seed, specs)
 
 
 def _certify(reference: Reference, locate: Callable[[float], str] | None, module: torch.nn.Module,
-             specs: list[InputSpec], tolerance: float, seed: int) -> Parity:
-    """Parity of every declared output on the probe, then gradients from the same forward pass."""
+             specs: list[InputSpec], tolerance: float, seed: int, gradient_specs: list[InputSpec]) -> Parity:
+    """Parity of every declared output on the probe, then gradients: on `gradient_specs` where those are smaller
+    and the graph runs there, else from the parity probe's own forward pass."""
     output_names = reference.output_names
-    tensors = _probe_tensors(reference.feeds, specs)
-    produced = _as_list(module(*tensors))
+    apart = _shapes(gradient_specs) != _shapes(specs)
+    tensors = _probe_tensors(reference.feeds, specs, track=not apart)
+    with torch.set_grad_enabled(not apart):
+        produced = _as_list(module(*tensors))
     if len(produced) != len(output_names):
         raise ParityError(
             f"the torch graph returns {len(produced)} output(s) but the model declares {len(output_names)} "
@@ -212,12 +219,33 @@ def _certify(reference: Reference, locate: Callable[[float], str] | None, module
         del produced, tensors
         header = f"the torch graph differs from onnxruntime by {worst_rel:.3g} (relative; tolerance {tolerance:g})"
         raise ParityError(locate(worst_rel) if locate else header, stage=_STAGE)
-    first = _gradients_of(produced, specs, tensors)
-    del produced, tensors
     dtypes = {name: feed.dtype for name, feed in reference.feeds.items()}
-    gradients = _gradient_norms(module, dtypes, specs, seed, first)
+    first = _gradients_on(module, dtypes, gradient_specs, seed) if apart else None
+    if first is None or first[1] is not None:
+        # One forward pass served parity and gradients, or the graph did not run at the gradient probe, or some
+        # input's gradient was unusable there: the parity probe decides, as it would have alone.
+        if apart:
+            del produced
+            tensors = _probe_tensors(reference.feeds, specs)
+            produced = _as_list(module(*tensors))
+        gradient_specs = specs
+        first = _gradients_of(produced, specs, tensors)
+    del produced, tensors
+    gradients = _gradient_norms(module, dtypes, gradient_specs, seed, first)
     return Parity(max_abs_err=worst_abs, max_rel_err=worst_rel, outputs=errors, gradient_norms=gradients.norms,
-                  gradient_scale=gradients.scale, probe_shapes={s.name: list(s.shape) for s in specs})
+                  gradient_scale=gradients.scale, probe_shapes={s.name: list(s.shape) for s in specs},
+                  gradient_probe_shapes={s.name: list(s.shape) for s in gradient_specs})
+
+
+def _gradients_on(module: torch.nn.Module, dtypes: dict[str, np.dtype], specs: list[InputSpec], seed: int):
+    """`_gradients_of` on seeded inputs of `specs`' shapes, or None where the graph fails to run at them."""
+    tensors = _probe_tensors(_draw(dtypes, specs, seed), specs)
+    try:
+        outputs = _as_list(module(*tensors))
+    except Exception as exc:  # noqa: BLE001 - any failure here means: measure on the parity probe instead
+        _LOGGER.info("measuring gradients on the parity probe: %s", _first_line(str(exc)))
+        return None
+    return _gradients_of(outputs, specs, tensors)
 
 
 def _shapes(specs: list[InputSpec]) -> list[tuple[int, ...]]:
@@ -239,11 +267,12 @@ def _first_line(text: str) -> str:
     return next((line.strip() for line in text.splitlines() if line.strip()), text)[:300]
 
 
-def _probe_tensors(feeds: dict[str, np.ndarray], specs: list[InputSpec]) -> list[torch.Tensor]:
-    """The probe as torch inputs, float ones tracking gradients (one forward serves parity and gradients)."""
+def _probe_tensors(feeds: dict[str, np.ndarray], specs: list[InputSpec], track: bool = True) -> list[torch.Tensor]:
+    """The probe as torch inputs, float ones tracking gradients with `track` (then one forward serves parity and
+    gradients)."""
     tensors = [torch.from_numpy(feeds[s.name]).clone() for s in specs]
     for tensor in tensors:
-        if tensor.is_floating_point():
+        if track and tensor.is_floating_point():
             tensor.requires_grad_(True)
     return tensors
 

@@ -190,8 +190,31 @@ def test_a_video_net_is_verified_on_one_smaller_clip() -> None:
     imported = import_model(_video_net(frames=16, size=80, batch=2).SerializeToString())
     assert imported.parity.probe_shapes == {"x": [1, 3, 8, 32, 32]}, "batch 1; time and space cut"
     assert imported.parity.max_rel_err < 1e-5
+    assert imported.parity.gradient_probe_shapes == {"x": [1, 3, 4, 16, 16]}, "gradients on a smaller probe still"
     assert imported.parity.gradient_norms["x"] > 0
     assert imported.inputs[0].shape == (2, 3, 16, 80, 80), "the declared shape itself is kept"
+
+
+def test_the_gradient_probe_is_at_most_an_eighth_of_the_parity_probe_and_agrees_with_it() -> None:
+    """A usable gradient on the small probe is one on the parity probe too (an unusable one is measured again
+    there before the model is refused: the saturation tests above)."""
+    net = _video_net(frames=16, size=80)
+    imported = import_model(net.SerializeToString())
+    small = imported.parity.gradient_probe_shapes["x"]
+    assert np.prod(small) * 8 <= np.prod(imported.parity.probe_shapes["x"])
+    x = torch.rand(imported.parity.probe_shapes["x"], requires_grad=True)
+    imported.module(x).sum().backward()
+    assert float(x.grad.norm()) > 0 and imported.parity.gradient_norms["x"] > 0
+
+
+def test_a_graph_that_fails_at_the_gradient_probe_measures_gradients_on_the_parity_probe(monkeypatch) -> None:
+    import kinetoscope.server.importer.verify as verify_module
+
+    impossible = lambda specs, model=None: [s.with_(shape=(1, 2, 8, 16, 16)) for s in specs]  # noqa: E731 - 2 channels, not 3
+    monkeypatch.setattr(verify_module, "gradient_probe_specs", impossible)
+    imported = import_model(_video_net(frames=16, size=80).SerializeToString())
+    assert imported.parity.gradient_probe_shapes == imported.parity.probe_shapes == {"x": [1, 3, 8, 32, 32]}
+    assert imported.parity.gradient_norms["x"] > 0
 
 
 def test_a_graph_padding_same_is_cut_to_sizes_with_the_same_residues() -> None:
@@ -211,11 +234,13 @@ def test_a_deep_window_keeps_time_where_a_cut_would_leave_it_one_frame_wide() ->
     m = model(nodes, {"h0": [1, 3, 16, 40, 40]}, ["y"], inits)
     imported = import_model(m.SerializeToString())
     assert imported.parity.probe_shapes == {"h0": [1, 3, 16, 32, 32]}, "conv3 reads 2 frames at 16: time stays"
+    assert imported.parity.gradient_probe_shapes == {"h0": [1, 3, 8, 16, 16]}, "a gradient needs conv3 to read 1"
 
 
 def test_a_graph_that_cannot_run_smaller_is_verified_at_its_declared_size() -> None:
     imported = import_model(_video_net(frames=16, size=80, flatten_features=4 * 16 * 40 * 40).SerializeToString())
     assert imported.parity.probe_shapes == {"x": [1, 3, 16, 80, 80]}
+    assert imported.parity.gradient_probe_shapes == {"x": [1, 3, 16, 80, 80]}, "one forward pass serves both"
     assert imported.parity.max_rel_err < 1e-5
 
 
