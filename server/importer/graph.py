@@ -8,8 +8,10 @@ import onnx
 from onnx import GraphProto, ModelProto, NodeProto, TensorProto, ValueInfoProto
 
 # Initializers at least this large are left out of the copy used for checks and shape
-# inference, so that models above protobuf's 2 GiB limit can be checked at all.
-_SKELETON_MIN_BYTES = 1 << 20
+# inference, so that models above protobuf's 2 GiB limit can be checked at all (and every
+# check copies and serializes less: shape inference reads values only of small tensors,
+# shapes and axes, never of a 64 KiB weight).
+_SKELETON_MIN_BYTES = 64 << 10
 INTERNAL_PREFIX = "kinetoscope::"
 
 
