@@ -24,6 +24,8 @@ from .types import (
 )
 
 _MESSAGE_LIMIT = 16 << 20
+_ENDED = (pb.SUCCEEDED, pb.FAILED, pb.CANCELLED)
+"""Job states after which a job sends no more events."""
 
 
 class Client:
@@ -202,15 +204,23 @@ class Client:
                  timeout: float | None = None) -> list[tuple[JobTask, MaximizeResult]]:
         """Follows the job to its end on one stream and returns each task's results as it was reported done.
 
-        One call instead of Watch then Results: the results need no second round trip."""
+        One call instead of Watch then Results: the results need no second round trip. It returns at the
+        event that ends the job, which is the stream's last, without waiting for the stream's own end (a
+        millisecond on loopback)."""
         collector = JobResultsCollector(self, job)
         found = []
-        for event in self.watch_job(job, timeout=timeout, results=True):
-            done = collector.feed(event)
-            if done is not None:
-                found.append(done)
-            if on_event is not None and event.WhichOneof("event") != "result":
-                on_event(event)
+        stream = self.watch_job(job, timeout=timeout, results=True)
+        try:
+            for event in stream:
+                done = collector.feed(event)
+                if done is not None:
+                    found.append(done)
+                if on_event is not None and event.WhichOneof("event") != "result":
+                    on_event(event)
+                if event.WhichOneof("event") == "changed" and event.changed in _ENDED:
+                    break
+        finally:
+            stream.cancel()  # a no-op once the stream ended; else the server stops sending
         return found
 
     def cancel_job(self, job: str) -> JobInfo:

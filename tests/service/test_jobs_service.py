@@ -6,6 +6,7 @@ import errno
 import gc
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import numpy as np
@@ -14,6 +15,7 @@ import pytest
 from kinetoscope.client.client import Client
 from kinetoscope.server.service import JobQueue, ServiceLimits
 from kinetoscope.v1 import kinetoscope_pb2 as pb
+from kinetoscope.v1 import kinetoscope_pb2_grpc as pb_grpc
 
 from .helpers import Running, channel_objectives, code_of, collect, import_trained, start
 
@@ -333,3 +335,38 @@ def test_errors_and_limits(tmp_path) -> None:
         assert [t.first_objective for t in tasks] == [0, 2] and sorted(found) == [(c, s) for c in (5, 6, 7) for s in (0, 1)]
     finally:
         running.stop()
+
+
+class _LingeringWatch(pb_grpc.JobServiceServicer):
+    """A Watch that ends the job, then holds its stream open until the caller leaves."""
+
+    def __init__(self) -> None:
+        self.left = threading.Event()
+
+    def Watch(self, request, context):  # noqa: N802 - gRPC's method name
+        yield pb.JobEvent(offset=0, changed=pb.RUNNING)
+        yield pb.JobEvent(offset=1, changed=pb.SUCCEEDED)
+        for _ in range(100):
+            if not context.is_active():
+                self.left.set()
+                return
+            time.sleep(0.05)
+
+
+def test_wait_job_returns_at_the_event_that_ends_the_job_and_leaves_the_stream() -> None:
+    servicer = _LingeringWatch()
+    server = grpc.server(ThreadPoolExecutor(max_workers=2))
+    pb_grpc.add_JobServiceServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        client = Client(f"127.0.0.1:{port}")
+        seen: list[pb.JobEvent] = []
+        began = time.monotonic()
+        assert client.wait_job("0123456789abcdef", on_event=seen.append, timeout=30) == []
+        assert time.monotonic() - began < 2.0, "not held until the server's 5 s stream ends"
+        assert [event.changed for event in seen] == [pb.RUNNING, pb.SUCCEEDED]
+        assert servicer.left.wait(5), "the server saw the caller leave"
+        client.close()
+    finally:
+        server.stop(None)
