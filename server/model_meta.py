@@ -15,5 +15,5 @@ def describe(imported: ImportedModel) -> dict:
         "outputs": imported.output_names,
         "catalog": [layer.to_json() for layer in imported.catalog],
         "parity_outputs": imported.parity.outputs,
-        "metadata": {p.key: p.value for p in imported.graph.metadata_props},
+        "metadata": imported.metadata,
     }

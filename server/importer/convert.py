@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Mapping
+
+import numpy as np
 import torch
 from onnx import ModelProto
 from torch.overrides import TorchFunctionMode
@@ -14,16 +17,18 @@ from .onnx2torch_adapter import build_module, graph_view
 _STAGE = "convert"
 
 
-def convert(model: ModelProto) -> torch.fx.GraphModule:
+def convert(model: ModelProto, unwritten: Mapping[str, np.ndarray] | None = None) -> torch.fx.GraphModule:
     """The torch module, in eval mode with frozen weights; positional inputs in graph order.
 
     Shapes are already inferred (on a skeleton, so models over 2 GiB work too), so the module
     is built without onnx2torch's own inference, which would serialize the whole model again.
+    `unwritten`: values of initializers the graph holds without bytes (fold_bn.py); the module's
+    weights share their memory.
     """
     _check_coverage(model)
     try:
         with SkipRandomInit():
-            module = build_module(model)
+            module = build_module(model, unwritten=unwritten)
     except NotImplementedError:
         _raise_every_failure(model)
         raise

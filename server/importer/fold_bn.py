@@ -5,6 +5,12 @@ per-channel affine map; folding it into the weights (as the paper does) removes 
 layer and keeps the graph small. The folded node takes over the BN's output name, so
 the layer stays addressable. A BN with no single-use producer to fold into becomes
 an explicit Mul + Add with the same output name.
+
+Folded weights of VALUES_UNREAD_FROM_BYTES or more may go to an `unwritten` dict instead of
+the graph, their initializers left with shape and type but no bytes: the converter builds the
+torch module over those arrays, and the ONNX graph gets their bytes only when someone wants it
+whole (`ImportedModel.graph`: recording through onnxruntime). Writing them into protobuf
+and reading them back out cost two more copies of every folded weight, into fresh pages.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import onnx
 from onnx import GraphProto, ModelProto, NodeProto, numpy_helper
 
 from .errors import UnsupportedModel
-from .graph import INTERNAL_PREFIX, initializer_map, producers, static_shape, value_infos
+from .graph import INTERNAL_PREFIX, VALUES_UNREAD_FROM_BYTES, initializer_map, producers, static_shape, value_infos
 
 _STAGE = "fold"
 
@@ -33,8 +39,9 @@ class _Index:
     """Who produces a tensor, how many nodes read it, the initializers and the names taken: built once and kept
     current as BNs go (rebuilding them per BN made folding a 36-BN network quadratic)."""
 
-    def __init__(self, graph: GraphProto) -> None:
+    def __init__(self, graph: GraphProto, unwritten: dict[str, np.ndarray] | None) -> None:
         self.graph = graph
+        self.unwritten = unwritten
         self.producers = producers(graph)
         self.readers = Counter(name for node in graph.node for name in node.input if name)
         self.weights = initializer_map(graph)
@@ -59,10 +66,15 @@ class _Index:
         return candidate
 
     def add_weight(self, array: np.ndarray, name: str) -> None:
-        """Written into the graph in place: from_array() then append() would copy the weight twice more."""
+        """Written into the graph in place (from_array() then append() would copy the weight twice more), or, when
+        large and `unwritten` is given, kept there and left out of the graph (see the module docstring)."""
+        array = np.ascontiguousarray(array)
+        later = self.unwritten is not None and array.nbytes >= VALUES_UNREAD_FROM_BYTES
+        if later:
+            self.unwritten[name] = array
         self.weights[name] = self.graph.initializer.add(
             name=name, data_type=onnx.helper.np_dtype_to_tensor_dtype(array.dtype), dims=array.shape,
-            raw_data=np.ascontiguousarray(array).tobytes())
+            raw_data=b"" if later else array.tobytes())
 
     def add_node(self, node: NodeProto, index: int) -> None:
         self.graph.node.insert(index, node)
@@ -80,9 +92,10 @@ class _Index:
         self.readers.update(name for name in inputs if name)
 
 
-def fold_batchnorm(model: ModelProto) -> FoldReport:
+def fold_batchnorm(model: ModelProto, unwritten: dict[str, np.ndarray] | None = None) -> FoldReport:
+    """Fold every BN the graph has; `unwritten`, when given, takes the large folded weights (module docstring)."""
     graph = model.graph
-    index = _Index(graph)
+    index = _Index(graph, unwritten)
     folded = affine = 0
     for bn in [n for n in graph.node if n.op_type == "BatchNormalization"]:
         stats = _bn_stats(bn, index.weights)
@@ -136,7 +149,8 @@ def _fold_into(index: _Index, node: NodeProto, bn: NodeProto, scale: np.ndarray,
     if node.op_type == "Conv":
         if w.shape[0] != channels:
             return False
-        w = np.multiply(w, scale_w.reshape(-1, *[1] * (w.ndim - 1)), out=index.scratch(w.shape, w.dtype))
+        out = index.scratch(w.shape, w.dtype) if index.unwritten is None else None  # kept unwritten: an array of its own
+        w = np.multiply(w, scale_w.reshape(-1, *[1] * (w.ndim - 1)), out=out)
         bias = numpy_helper.to_array(weights[node.input[2]]).astype(np.float64) if has_bias else 0.0
     elif node.op_type == "ConvTranspose":
         group = attrs["group"].i if "group" in attrs else 1

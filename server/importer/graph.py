@@ -7,11 +7,12 @@ from collections import defaultdict
 import onnx
 from onnx import GraphProto, ModelProto, NodeProto, TensorProto, ValueInfoProto
 
-# Initializers at least this large are left out of the copy used for checks and shape
-# inference, so that models above protobuf's 2 GiB limit can be checked at all (and every
-# check copies and serializes less: shape inference reads values only of small tensors,
-# shapes and axes, never of a 64 KiB weight).
-_SKELETON_MIN_BYTES = 64 << 10
+VALUES_UNREAD_FROM_BYTES = 64 << 10
+"""Initializers this large are never read by value by the checks, shape inference or the catalog,
+which read values only of small tensors (shapes, axes, pads). They are left out of the copy
+those run on (`skeleton`), so models above protobuf's 2 GiB limit can be checked at all and
+every check copies less; and a folded weight this large may stay out of the graph until the
+graph is wanted whole (fold_bn.py)."""
 INTERNAL_PREFIX = "kinetoscope::"
 
 
@@ -64,7 +65,7 @@ def skeleton(model: ModelProto) -> ModelProto:
     graph = light.graph
     declared = {v.name for v in graph.input}
     for init in model.graph.initializer:
-        if stored_nbytes(init) >= _SKELETON_MIN_BYTES:
+        if stored_nbytes(init) >= VALUES_UNREAD_FROM_BYTES:
             if init.name not in declared:
                 graph.input.append(onnx.helper.make_tensor_value_info(init.name, init.data_type, list(init.dims)))
         else:

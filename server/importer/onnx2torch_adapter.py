@@ -23,7 +23,9 @@ import math
 import sys
 import warnings
 from operator import getitem
+from typing import Mapping
 
+import numpy as np
 import torch
 from onnx import GraphProto, ModelProto, TensorProto, defs
 from onnx2torch.converter import InitializersContainer
@@ -53,7 +55,8 @@ def register(key: OperationDescription, converter: TConverter) -> None:
     _CONVERTER_REGISTRY[key] = converter
 
 
-def build_module(model: ModelProto, *, attach_onnx_mapping: bool = True) -> fx.GraphModule:
+def build_module(model: ModelProto, *, attach_onnx_mapping: bool = True,
+                 unwritten: Mapping[str, np.ndarray] | None = None) -> fx.GraphModule:
     """onnx2torch's `convert` on a model whose shapes are already inferred: one torch module per node, in graph order.
 
     Raises NotImplementedError, as onnx2torch does, for an op it has no converter for.
@@ -61,7 +64,7 @@ def build_module(model: ModelProto, *, attach_onnx_mapping: bool = True) -> fx.G
     if model.ir_version < MIN_IR_VERSION:
         raise NotImplementedError(f"ONNX IR {model.ir_version} is too old (onnx2torch needs {MIN_IR_VERSION} or newer)")
     opsets = {entry.domain: entry.version for entry in model.opset_import}
-    onnx_graph = graph_view(model)
+    onnx_graph = graph_view(model, unwritten)
     builder = _Builder(onnx_graph)
     for name, node in onnx_graph.nodes.items():
         converter = _converter(node.operation_type, opsets[node.domain], node.domain)
@@ -72,9 +75,11 @@ def build_module(model: ModelProto, *, attach_onnx_mapping: bool = True) -> fx.G
     return builder.finish()
 
 
-def graph_view(model: ModelProto) -> OnnxGraph:
-    """onnx2torch's view of the graph, as its converters take it; graph inputs that name a weight count as weights."""
-    return _Graph(model.graph)
+def graph_view(model: ModelProto, unwritten: Mapping[str, np.ndarray] | None = None) -> OnnxGraph:
+    """onnx2torch's view of the graph, as its converters take it; graph inputs that name a weight count as weights.
+
+    `unwritten`: the values of initializers the graph holds without bytes (fold_bn.py)."""
+    return _Graph(model.graph, unwritten or {})
 
 
 def _converter(operation_type: str, opset: int, domain: str) -> TConverter:
@@ -95,9 +100,9 @@ class _Graph(OnnxGraph):
     inputs from the model it is given. This view leaves the caller's model as it is.
     """
 
-    def __init__(self, proto: GraphProto) -> None:
+    def __init__(self, proto: GraphProto, unwritten: Mapping[str, np.ndarray]) -> None:
         super().__init__(proto)
-        self._initializers = {name: _Weight(tensor.proto) for name, tensor in self._initializers.items()}
+        self._initializers = {name: _Weight(tensor.proto, unwritten.get(name)) for name, tensor in self._initializers.items()}
         weights = self._initializers
         self._input_values = tuple(name for name in self._input_values if name not in weights)
 
@@ -115,7 +120,17 @@ class _Weight(OnnxTensor):
     tensor may own it even though Python calls it read-only.
     """
 
+    def __init__(self, proto: TensorProto, values: np.ndarray | None = None) -> None:
+        super().__init__(proto)
+        self.values = values
+        """The initializer's values where the graph holds it without bytes (fold_bn.py); the tensor shares them."""
+
+    def to_numpy(self) -> np.ndarray:
+        return self.values.copy() if self.values is not None else super().to_numpy()
+
     def to_torch(self) -> torch.Tensor:
+        if self.values is not None:
+            return torch.from_numpy(self.values)
         proto = self.proto
         dtype = _RAW_DTYPES.get(proto.data_type)
         if (dtype is None or sys.byteorder != "little" or not proto.HasField("raw_data")

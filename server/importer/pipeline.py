@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping, Sequence, TypeVar
 
+import numpy as np
 import torch
 from onnx import ModelProto
 
@@ -47,14 +48,34 @@ class ImportedModel:
     """`kinetoscope.model_files.model_id`: the sha256 of the model's bytes and of its external-data files."""
     module: torch.nn.Module
     """Differentiable torch graph; call it with one tensor per input, in `inputs` order."""
-    graph: ModelProto
-    """The normalized, BN-folded ONNX graph the module was converted from."""
+    _graph: ModelProto = field(repr=False)
+    """`graph`, its large folded weights possibly still in `_unwritten`."""
     inputs: list[InputSpec]
     catalog: list[Layer]
     parity: Parity
     bn_folded: int
     bn_remaining: int
     output_names: list[str]
+    metadata: dict[str, str]
+    """The file's metadata properties."""
+    _unwritten: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    """Folded weights not yet written into `_graph` (fold_bn.py); the module's weights share them."""
+    _writing: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def graph(self) -> ModelProto:
+        """The normalized, BN-folded ONNX graph the module was converted from, every weight in it.
+
+        Large folded weights are written in on first use: only onnxruntime runs of the folded
+        graph (recording) need them in ONNX form, and an import that is only described (a
+        sandboxed one) or only maximized never pays for the copy."""
+        with self._writing:
+            if self._unwritten:
+                for tensor in self._graph.graph.initializer:
+                    if tensor.name in self._unwritten:
+                        tensor.raw_data = self._unwritten[tensor.name].tobytes()
+                self._unwritten = {}
+        return self._graph
 
     def layer(self, name: str) -> Layer:
         """A layer by tensor name or producing node name."""
@@ -121,13 +142,14 @@ def import_model(
         infer_shapes(graph)
         specs = {s.name: s for s in describe_inputs(graph, specs)}
         say("fold")
-        report = fold_batchnorm(graph) if options.fold_batchnorm else None
+        unwritten: dict[str, np.ndarray] = {}
+        report = fold_batchnorm(graph, unwritten) if options.fold_batchnorm else None
         drop_unused_initializers(graph)
         infer_shapes(graph)
         complete_shapes(graph, limits)
 
         say("convert")
-        module = _convert(graph)
+        module = _convert(graph, unwritten)
     except Exception:
         _guarded(reference)  # what onnxruntime found wrong with the original model is reported first, as before
         raise
@@ -140,14 +162,22 @@ def import_model(
     return ImportedModel(
         id=model_id(),
         module=module,
-        graph=graph,
+        _graph=graph,
         inputs=ordered,
         catalog=catalog,
         parity=parity,
         bn_folded=report.folded if report else 0,
         bn_remaining=report.remaining if report else 0,
         output_names=[out.name for out in graph.graph.output],
+        metadata={prop.key: prop.value for prop in graph.metadata_props},
+        _unwritten=_still_in(graph, unwritten),
     )
+
+
+def _still_in(graph: ModelProto, unwritten: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The unwritten weights the graph still has initializers for (dropping unused ones may have removed some)."""
+    names = {tensor.name for tensor in graph.graph.initializer}
+    return {name: values for name, values in unwritten.items() if name in names}
 
 
 def _hash_beside(data: bytes, external_data: Mapping[str, Blob] | None) -> Callable[[], str]:
@@ -171,10 +201,10 @@ def _reloader(model: bytes | str | Path, data: bytes, external_data, limits) -> 
     return lambda: load_model(data, external_data, limits)
 
 
-def _convert(graph: ModelProto) -> torch.nn.Module:
+def _convert(graph: ModelProto, unwritten: dict[str, np.ndarray]) -> torch.nn.Module:
     """convert(), with a failure inside onnx2torch on a graph that passed every check reported as unsupported."""
     try:
-        return convert(graph)
+        return convert(graph, unwritten)
     except ImportFailed:
         raise
     except (KeyError, IndexError, ValueError, TypeError, AttributeError, SyntaxError, RuntimeError) as exc:

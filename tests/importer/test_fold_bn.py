@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from onnx import ModelProto, helper
 
 from kinetoscope.server.importer.fold_bn import fold_batchnorm
@@ -97,3 +98,26 @@ def test_unfoldable_bns_become_affine_with_their_names() -> None:
     folded = _assert_same(m, {"x": RNG.normal(size=(1, c, 6, 6)).astype(np.float32)}, 0, 5)
     produced = {o for n in folded.graph.node for o in n.output}
     assert {"a", "p", "bc", "ba", "bm"} <= produced
+
+
+def test_large_folded_weights_reach_the_onnx_graph_only_when_it_is_wanted() -> None:
+    """A 147 KB folded conv weight stays out of protobuf through the import (the module holds it); the graph read
+    afterwards has every weight's bytes and computes what the module does."""
+    from kinetoscope.server.importer import import_model
+    from kinetoscope.server.model_meta import describe
+
+    inits = [init("w", RNG.normal(size=(64, 64, 3, 3)) * 0.05)] + bn_params("bn", 64, RNG)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1], name="conv"), bn_node("bn", "c", "y")]
+    imported = import_model(model(nodes, {"x": [1, 64, 8, 8]}, ["y"], inits).SerializeToString())
+    assert imported.bn_folded == 1
+    described = describe(imported)  # what a sandboxed import sends back: no weights written for it
+    assert imported._graph.ByteSize() < 64 * 64 * 9 * 4, "the folded weight is not in protobuf yet"
+    graph = imported.graph
+    assert graph.ByteSize() > 64 * 64 * 9 * 4 and described["layers"] == len(imported.catalog)
+    for tensor in graph.graph.initializer:
+        assert len(tensor.raw_data) == int(np.prod(tensor.dims)) * 4, tensor.name
+    x = RNG.normal(size=(1, 64, 8, 8)).astype(np.float32)
+    (expected,) = run_ort(graph, {"x": x})
+    got = imported.module(torch.from_numpy(x)).detach().numpy()
+    assert np.max(np.abs(expected - got)) / np.max(np.abs(expected)) < 1e-5
+    assert imported.graph is graph, "written once"

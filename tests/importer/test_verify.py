@@ -127,7 +127,7 @@ def test_a_module_that_fails_to_run_is_an_import_error_of_the_verify_stage(monke
         def forward(self, x):
             raise RuntimeError("shape '[1, 5]' is invalid for input of size 4")
 
-    monkeypatch.setattr(pipeline, "convert", lambda graph: Broken())
+    monkeypatch.setattr(pipeline, "convert", lambda graph, unwritten=None: Broken())
     with pytest.raises(ParityError) as caught:
         import_model(_three_layer_model().SerializeToString())
     assert caught.value.stage == "verify"
