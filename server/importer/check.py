@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
 import onnx
-from onnx import ModelProto, TensorProto, defs, numpy_helper
+from onnx import ModelProto, defs
 
 from .errors import InvalidModel, ModelTooLarge, UnsupportedModel
 from .graph import skeleton
 from .limits import ImportLimits
-from .load import all_tensors
 
 _STAGE = "check"
 DYNAMIC_DIM = -1
@@ -25,7 +23,6 @@ def check_model(model: ModelProto, limits: ImportLimits = ImportLimits()) -> Non
     _check_opset(model)
     _check_known_ops(model)
     _check_declared_inputs(model, limits)
-    _check_no_nan_weights(model)
     _check_outputs_are_computed(model)
     light = skeleton(model)
     try:
@@ -101,26 +98,6 @@ def _check_declared_inputs(model: ModelProto, limits: ImportLimits) -> None:
                     f"input {value.name!r} declares a dimension of {dim.dim_value:,}; at most {limits.max_dim:,}",
                     stage=_STAGE,
                 )
-
-
-_FLOAT_DTYPES = {TensorProto.FLOAT: np.float32, TensorProto.DOUBLE: np.float64, TensorProto.FLOAT16: np.float16}
-
-
-def _check_no_nan_weights(model: ModelProto) -> None:
-    """A NaN weight makes every activation downstream NaN: refuse it here, not as a parity failure later."""
-    for tensor in all_tensors(model):
-        dtype = _FLOAT_DTYPES.get(tensor.data_type)
-        if dtype is None or tensor.data_location == TensorProto.EXTERNAL:
-            continue
-        if tensor.HasField("raw_data"):
-            values = np.frombuffer(tensor.raw_data, dtype=dtype)
-        else:
-            values = numpy_helper.to_array(tensor)
-        bad = int(np.count_nonzero(np.isnan(values)))
-        if bad:
-            raise InvalidModel(
-                f"weight tensor {tensor.name!r} holds {bad:,} NaN value(s) of {values.size:,}; re-export the model "
-                "from a checkpoint with finite weights", stage=_STAGE)
 
 
 def _check_outputs_are_computed(model: ModelProto) -> None:

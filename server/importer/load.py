@@ -139,16 +139,39 @@ def check_tensor_size(tensor: TensorProto, limits: ImportLimits) -> None:
 
 
 def check_inline_data(tensor: TensorProto) -> None:
-    """A tensor's stored bytes must be exactly what its dims and type say."""
-    if tensor.data_type == TensorProto.STRING or not tensor.HasField("raw_data"):
+    """A tensor's stored bytes must be exactly what its dims and type say, and a float weight must hold no NaN.
+
+    One read of the bytes serves both: reading `raw_data` copies every byte of it."""
+    if tensor.data_type == TensorProto.STRING:
         return
+    if not tensor.HasField("raw_data"):
+        if tensor.data_type in _FLOAT_DTYPES:
+            check_no_nan(tensor, onnx.numpy_helper.to_array(tensor))
+        return
+    raw = tensor.raw_data
     expected = expected_nbytes(tensor)
-    if len(tensor.raw_data) != expected:
+    if len(raw) != expected:
         raise InvalidModel(
             f"tensor {tensor.name!r} declares shape {list(tensor.dims)} ({expected:,} bytes) "
-            f"but stores {len(tensor.raw_data):,} bytes",
+            f"but stores {len(raw):,} bytes",
             stage=_STAGE,
         )
+    if tensor.data_type in _FLOAT_DTYPES:
+        check_no_nan(tensor, np.frombuffer(raw, dtype=_FLOAT_DTYPES[tensor.data_type]))
+
+
+_FLOAT_DTYPES = {TensorProto.FLOAT: np.float32, TensorProto.DOUBLE: np.float64, TensorProto.FLOAT16: np.float16}
+
+
+def check_no_nan(tensor: TensorProto, values: np.ndarray) -> None:
+    """A NaN weight makes every activation downstream NaN: refused here, not as a parity failure later."""
+    if not np.isnan(values.sum(dtype=np.float64)):  # a sum allocates nothing; NaN anywhere makes it NaN
+        return
+    bad = int(np.count_nonzero(np.isnan(values)))
+    if bad:
+        raise InvalidModel(
+            f"weight tensor {tensor.name!r} holds {bad:,} NaN value(s) of {values.size:,}; re-export the model "
+            "from a checkpoint with finite weights", stage=_STAGE)
 
 
 def _attach_external(tensor: TensorProto, files: Mapping[str, bytes]) -> None:
@@ -181,6 +204,9 @@ def _attach_external(tensor: TensorProto, files: Mapping[str, bytes]) -> None:
             f"but its external data is {length:,} bytes",
             stage=_STAGE,
         )
-    tensor.raw_data = bytes(blob[offset : offset + length])
+    data = bytes(blob[offset : offset + length])
+    if tensor.data_type in _FLOAT_DTYPES:
+        check_no_nan(tensor, np.frombuffer(data, dtype=_FLOAT_DTYPES[tensor.data_type]))
+    tensor.raw_data = data
     del tensor.external_data[:]
     tensor.data_location = TensorProto.DEFAULT

@@ -219,3 +219,23 @@ def test_declared_shape_that_contradicts_the_graph_is_refused() -> None:
 def test_declaring_an_input_that_does_not_exist_is_refused() -> None:
     with pytest.raises(InvalidModel, match="no graph input is named 'rgb'; the inputs are x"):
         import_model(_conv_model().SerializeToString(), inputs=["rgb=1x3x8x8"])
+
+
+@pytest.mark.parametrize("where", ["raw", "float_data", "external"])
+def test_a_nan_weight_is_refused_wherever_the_file_keeps_it(where: str, tmp_path) -> None:
+    values = RNG.normal(size=(4, 3, 3, 3)).astype(np.float32)
+    values.flat[[5, 17]] = np.nan
+    m = _conv_model()
+    weight = m.graph.initializer[0]
+    if where == "float_data":
+        weight.ClearField("raw_data")
+        weight.float_data.extend(values.ravel().tolist())
+    else:
+        weight.raw_data = values.tobytes()
+    external = None
+    if where == "external":
+        external = {"w.bin": values.tobytes()}
+        _with_external_weight(m, "w.bin")
+    with pytest.raises(InvalidModel, match=r"weight tensor 'w' holds 2 NaN value\(s\) of 108; re-export") as caught:
+        import_model(m.SerializeToString(), external_data=external)
+    assert caught.value.stage == "load"
