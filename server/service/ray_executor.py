@@ -259,7 +259,9 @@ class DeviceWorker:
                 "torch_threads": self._device_thread.submit(torch.get_num_threads).result()}
 
     def run(self, token: str, spec: TaskSpec, packages: list) -> dict:
-        """Runs one task; returns {state, blob, error, seconds, steps_after_stop} (state done, failed or stopped)."""
+        """Runs one task; returns {state, blob, error, seconds, steps_after_stop, instance, notes} (state done, failed
+        or stopped). The task's step notes come with the reply, so the driver needs no last `notes` call, and
+        the actor keeps none of them once it answered."""
         import ray  # noqa: PLC0415
 
         from kinetoscope.server.engine import Cancelled  # noqa: PLC0415
@@ -273,25 +275,20 @@ class DeviceWorker:
                     ray.get(ref).install(self.root)
             blob = self._device_thread.submit(
                 self.runner, spec, lambda: self._stopped(token), lambda note: self._note(token, note)).result()
-            return {"state": "done", "blob": blob, "error": "", "seconds": time.monotonic() - began}
+            reply = {"state": "done", "blob": blob, "error": ""}
         except Cancelled as exc:
-            return {"state": "stopped", "blob": None, "error": str(exc), "seconds": time.monotonic() - began,
-                    "steps_after_stop": self._steps_after_stop(token)}
+            reply = {"state": "stopped", "blob": None, "error": str(exc), "steps_after_stop": self._steps_after_stop(token)}
         except Exception as exc:  # noqa: BLE001 - a failed task is reported to the driver, never raised in the actor
-            return {"state": "failed", "blob": None, "error": f"{type(exc).__name__}: {exc}",
-                    "seconds": time.monotonic() - began}
-        finally:
-            with self._lock:
-                self._stops.pop(token, None)
+            reply = {"state": "failed", "blob": None, "error": f"{type(exc).__name__}: {exc}"}
+        with self._lock:
+            self._stops.pop(token, None)
+            notes = self._notes.pop(token, [])
+        return {**reply, "seconds": time.monotonic() - began, "instance": self.instance, "notes": notes}
 
     def notes(self, token: str, since: int) -> tuple[str, list[StepNote]]:
         """(this actor's instance id, the task's step notes from `since` on); a new instance id means a restart."""
         with self._lock:
             return self.instance, list(self._notes.get(token, [])[since:])
-
-    def forget(self, token: str) -> None:
-        with self._lock:
-            self._notes.pop(token, None)
 
     def stop(self, token: str) -> None:
         with self._lock:
@@ -461,6 +458,8 @@ class RayExecutor(QueuedExecutor):
         instance, seen, stop_sent = "", 0, False
         while True:
             ready, _ = ray.wait([result], timeout=self.options.poll_s)
+            if ready:
+                break
             if future.stop_requested and not stop_sent:
                 actor.stop.remote(token)
                 stop_sent = True  # sent again after a restart, below
@@ -474,20 +473,21 @@ class RayExecutor(QueuedExecutor):
                 instance, seen = now, 0
                 continue
             seen += len(notes)
-            if future.on_step is not None:
-                for note in notes:
-                    future.on_step(note)
-            if ready:
-                break
+            self._deliver(future, notes)
         try:
             reply = ray.get(result)
         except ray.exceptions.RayActorError as exc:
             return TaskOutcome("failed", error=f"the device actor died and stayed down: {exc}".splitlines()[0],
                                seconds=time.monotonic() - began)
-        finally:
-            actor.forget.remote(token)
+        self._deliver(future, reply["notes"][seen if reply["instance"] == instance else 0:])
         state = future.stop_reason if reply["state"] == "stopped" else reply["state"]
         return TaskOutcome(state, reply["blob"], reply["error"], reply["seconds"], reply.get("steps_after_stop"))
+
+    @staticmethod
+    def _deliver(future: TaskFuture, notes: list[StepNote]) -> None:
+        if future.on_step is not None:
+            for note in notes:
+                future.on_step(note)
 
     def _refs(self, spec: TaskSpec) -> list[tuple[str, str, Any]]:
         """(kind, id, ObjectRef) of the task's model and recording, each put into the cluster once."""
