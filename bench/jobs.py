@@ -265,10 +265,11 @@ def report(options: Options, command: str, repeats: tuple[int, int, int], pairs:
         "",
         *rows,
         "",
-        f"A one-unit call's fixed cost (median of the second side less the first, {pairs['job_short'].case}): "
-        f"{fixed['job_short']:.1f} ms for a job (Submit, the stored record, the results written durably, the events "
-        f"and results on the Watch stream), {fixed['stream_short']:.1f} ms for a streaming Maximize. The targets are "
-        "set on calls as users make them, at the engine's default steps.",
+        f"Per call, the second side less the first ({pairs['job_short'].case}, median): {fixed['job_short']:.1f} ms "
+        f"for a job, {fixed['stream_short']:.1f} ms for a streaming Maximize. That is the call's own cost (Submit, "
+        "the stored record, the results written durably, the events and results on the stream) plus whatever "
+        "speed the engine ran at in the other process. The targets are set on calls as users make them, at the "
+        "engine's default steps.",
         "",
         f"Two workers against one: {gain:.2f}× the throughput. On {os.cpu_count()} cores one actor's torch threads",
         "already use every core, so a second actor mostly takes turns with the first; the gain Ray can give is bounded",
