@@ -47,15 +47,6 @@ class _Index:
         self.weights = initializer_map(graph)
         self.taken = set(self.weights) | {out for node in graph.node for out in node.output}
         self.outputs = {out.name for out in graph.output}
-        self._scratch = np.empty(0, np.uint8)
-
-    def scratch(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-        """A writable array in one buffer reused for every folded weight, which `add_weight` copies out at once:
-        a new array per weight meant fresh pages for every one (on a 126 MB model, 3% of the import)."""
-        nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
-        if self._scratch.nbytes < nbytes:
-            self._scratch = np.empty(nbytes, np.uint8)
-        return self._scratch[:nbytes].view(dtype).reshape(shape)
 
     def fresh(self, name: str) -> str:
         candidate, suffix = name, 1
@@ -149,8 +140,7 @@ def _fold_into(index: _Index, node: NodeProto, bn: NodeProto, scale: np.ndarray,
     if node.op_type == "Conv":
         if w.shape[0] != channels:
             return False
-        out = index.scratch(w.shape, w.dtype) if index.unwritten is None else None  # kept unwritten: an array of its own
-        w = np.multiply(w, scale_w.reshape(-1, *[1] * (w.ndim - 1)), out=out)
+        w = w * scale_w.reshape(-1, *[1] * (w.ndim - 1))
         bias = numpy_helper.to_array(weights[node.input[2]]).astype(np.float64) if has_bias else 0.0
     elif node.op_type == "ConvTranspose":
         group = attrs["group"].i if "group" in attrs else 1
