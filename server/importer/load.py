@@ -138,6 +138,9 @@ def check_tensor_size(tensor: TensorProto, limits: ImportLimits) -> None:
         )
 
 
+_FLOAT_DTYPES = {TensorProto.FLOAT: np.float32, TensorProto.DOUBLE: np.float64, TensorProto.FLOAT16: np.float16}
+
+
 def check_inline_data(tensor: TensorProto) -> None:
     """A tensor's stored bytes must be exactly what its dims and type say, and a float weight must hold no NaN.
 
@@ -146,7 +149,7 @@ def check_inline_data(tensor: TensorProto) -> None:
         return
     if not tensor.HasField("raw_data"):
         if tensor.data_type in _FLOAT_DTYPES:
-            check_no_nan(tensor, onnx.numpy_helper.to_array(tensor))
+            _check_no_nan(tensor, onnx.numpy_helper.to_array(tensor))
         return
     raw = tensor.raw_data
     expected = expected_nbytes(tensor)
@@ -156,14 +159,16 @@ def check_inline_data(tensor: TensorProto) -> None:
             f"but stores {len(raw):,} bytes",
             stage=_STAGE,
         )
+    _check_no_nan_bytes(tensor, raw)
+
+
+def _check_no_nan_bytes(tensor: TensorProto, raw: bytes) -> None:
+    """`_check_no_nan` on a tensor's raw bytes, read as its float type (other types pass)."""
     if tensor.data_type in _FLOAT_DTYPES:
-        check_no_nan(tensor, np.frombuffer(raw, dtype=_FLOAT_DTYPES[tensor.data_type]))
+        _check_no_nan(tensor, np.frombuffer(raw, dtype=_FLOAT_DTYPES[tensor.data_type]))
 
 
-_FLOAT_DTYPES = {TensorProto.FLOAT: np.float32, TensorProto.DOUBLE: np.float64, TensorProto.FLOAT16: np.float16}
-
-
-def check_no_nan(tensor: TensorProto, values: np.ndarray) -> None:
+def _check_no_nan(tensor: TensorProto, values: np.ndarray) -> None:
     """A NaN weight makes every activation downstream NaN: refused here, not as a parity failure later."""
     if not np.isnan(values.sum(dtype=np.float64)):  # a sum allocates nothing; NaN anywhere makes it NaN
         return
@@ -205,8 +210,7 @@ def _attach_external(tensor: TensorProto, files: Mapping[str, bytes]) -> None:
             stage=_STAGE,
         )
     data = bytes(blob[offset : offset + length])
-    if tensor.data_type in _FLOAT_DTYPES:
-        check_no_nan(tensor, np.frombuffer(data, dtype=_FLOAT_DTYPES[tensor.data_type]))
+    _check_no_nan_bytes(tensor, data)
     tensor.raw_data = data
     del tensor.external_data[:]
     tensor.data_location = TensorProto.DEFAULT
