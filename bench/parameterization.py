@@ -93,10 +93,38 @@ def measure(case: Case, seeds: Sequence[int], iterations: int) -> dict[str, Tall
     return tallies
 
 
+@dataclass(frozen=True)
+class LengthRow:
+    """One parameterization run for `iterations` steps: per γ, flow directions recovered and the mean logit."""
+
+    param: str
+    iterations: int
+    hits: tuple[tuple[int, int], ...]
+    """Per setting: (recovered, samples)."""
+    logits: tuple[float, ...]
+
+
+def by_length(case: Case, seeds: Sequence[int], lengths: Sequence[int]) -> list[LengthRow]:
+    """Flow directions per γ at several run lengths: the γ = 0 optimum is still climbing at the default steps."""
+    model = import_model(TRAINED / case.file, inputs=case.inputs)
+    objectives = [Logit(model.output_names[0], c) for c in range(len(CLASSES))]
+    rows = []
+    for iterations in lengths:
+        for param in PARAMETERIZATIONS:
+            runs = [maximize(model, objectives, SETTINGS, MaximizeConfig(seed=seed, iterations=iterations, param=param))
+                    for seed in seeds]
+            hits = tuple((sum(h for r in runs for h in case.hits["direction"](r, range(s, s + 1))),
+                          sum(len(case.hits["direction"](r, range(s, s + 1))) for r in runs)) for s in range(len(SETTINGS)))
+            logits = tuple(float(np.mean([row[s].activation for r in runs for row in r.results])) for s in range(len(SETTINGS)))
+            rows.append(LengthRow(param, iterations, hits, logits))
+    return rows
+
+
 def run(options: Options, command: str = "bench/run_all.py") -> Report:
     torch.set_num_threads(options.threads)
     seeds, iterations = ((0,), 16) if options.smoke else ((0, 1, 2), MaximizeConfig().iterations)
     rows, verdicts = [], []
+    lengths = by_length(CASES[0], seeds, (4, 8) if options.smoke else (iterations, 4 * iterations))
     for case in CASES:
         tallies = measure(case, seeds, iterations)
         pixel_steps = statistics.median(tallies["pixel"].steps)
@@ -120,6 +148,18 @@ def run(options: Options, command: str = "bench/run_all.py") -> Report:
         "| model | parameterization | steps | reached | recovered |",
         "|---|---|---:|---:|---|",
         *rows,
+        "",
+        f"Flow directions by run length ({CASES[0].label}): recovered of samples, and the mean raw logit, per γ.",
+        "",
+        "| parameterization | steps | γ = 0 recovered | γ = 0 mean logit | γ = 1 recovered | γ = 1 mean logit |",
+        "|---|---:|---:|---:|---:|---:|",
+        *(f"| {row.param} | {row.iterations} | {row.hits[0][0]} / {row.hits[0][1]} | {row.logits[0]:.1f} | "
+          f"{row.hits[1][0]} / {row.hits[1][1]} | {row.logits[1]:.2f} |" for row in lengths),
+        "",
+        "At γ = 0 nothing asks the flow fields to agree, and at the default steps the logit is still climbing (the",
+        "mean logits at the two lengths): how many directions a run recovers there depends on where it stops.",
+        "Parameterizations compare where their logits match; tests/engine/test_trained_fourier.py holds the",
+        "spectrum to at least the pixels' count at 1024 steps.",
     ]).rstrip() + "\n"
     return Report(SECTION, text, verdicts)
 
