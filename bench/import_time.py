@@ -165,7 +165,7 @@ def timed_session(path: Path, timings: Timings) -> None:
 def run(options: Options, command: str = "bench/run_all.py") -> Report:
     torch.set_num_threads(options.threads)
     guard = guard_for(options.smoke, options.wait)
-    repeats = options.reps(5, smoke=1)
+    repeats = options.reps(9, smoke=1)  # one import moves ±15 % between repetitions on this machine
     chosen = model(options.smoke)
     timings = Timings()
     with tempfile.TemporaryDirectory(prefix="kinetoscope-bench-") as folder:
@@ -173,9 +173,10 @@ def run(options: Options, command: str = "bench/run_all.py") -> Report:
         megabytes = os.path.getsize(path) / 1e6
         timed_session(path, Timings())  # warm-up: page cache, onnxruntime's first session
         timed_import(path, Timings())  # and the importer's first (torch's and onnx2torch's first calls)
-        for _ in range(repeats):
-            guard.run(lambda: timed_session(path, timings))
-            guard.run(lambda: timed_import(path, timings))
+        for repetition in range(repeats):  # the side that runs first alternates: each may leave memory to the other
+            sides = [lambda: timed_session(path, timings), lambda: timed_import(path, timings)]
+            for side in sides[::-1] if repetition % 2 else sides:
+                guard.run(side)
     memory = measure_memory(options.smoke)  # not repeated: memory does not depend on other processes
     total, session = statistics.median(timings.imports), statistics.median(timings.sessions)
     ratio = total / session
@@ -185,7 +186,7 @@ def run(options: Options, command: str = "bench/run_all.py") -> Report:
     text = "\n".join([
         SECTION,
         "",
-        f"`{command}` — {machine_line(options.threads)}; median of {repeats} interleaved repetitions.",
+        f"`{command}` — {machine_line(options.threads)}; median of {repeats} interleaved repetitions, the side that runs first alternating.",
         "",
         f"{chosen.label}, exported by the zoo: {megabytes:.0f} MB. onnxruntime: `InferenceSession(path,",
         "CPUExecutionProvider)` with its default (full) graph optimization. kinetoscope: `import_model(path)`,",

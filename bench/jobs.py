@@ -175,7 +175,7 @@ def run(options: Options, command: str = "bench/run_all.py") -> Report:
     guard = guard_for(options.smoke, options.wait)
     repeats = options.reps(11, smoke=1)  # a sweep's ratio moves ±10 % between repetitions on this machine
     short_repeats = options.reps(15, smoke=1)  # a pair takes a fifth of a second; medians of more are steadier
-    default_repeats = options.reps(9, smoke=1)
+    default_repeats = options.reps(15, smoke=1)  # a ±5 % target on calls that move ±10 % between repetitions
     size = sizes(options.smoke)
     channels = range(size.units)
     sweep_case = f"two_stream_small, {size.units} × Channel('{LAYER}', c), tasks of {size.batch}, {size.iterations} steps"
