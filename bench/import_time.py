@@ -168,11 +168,11 @@ def time_pairs(path: str, repeats: int, smoke: bool, wait: float, threads: int) 
     the other); run by `timings_in_child` in a fresh interpreter."""
     torch.set_num_threads(threads)
     guard = guard_for(smoke, wait)
-    timings = Timings()
-    timed_session(Path(path), Timings())  # warm-up: page cache, onnxruntime's first session
-    timed_import(Path(path), Timings())  # and the importer's first (torch's and onnx2torch's first calls)
+    timings, file = Timings(), Path(path)
+    timed_session(file, Timings())  # warm-up: page cache, onnxruntime's first session
+    timed_import(file, Timings())  # and the importer's first (torch's and onnx2torch's first calls)
     for repetition in range(repeats):
-        sides = [lambda: timed_session(Path(path), timings), lambda: timed_import(Path(path), timings)]
+        sides = [lambda: timed_session(file, timings), lambda: timed_import(file, timings)]
         for side in sides[::-1] if repetition % 2 else sides:
             guard.run(side)
     return {"imports": timings.imports, "sessions": timings.sessions, "stages": timings.stages, "notes": guard.notes()}

@@ -113,8 +113,8 @@ def by_length(case: Case, seeds: Sequence[int], lengths: Sequence[int]) -> list[
         for param in PARAMETERIZATIONS:
             runs = [maximize(model, objectives, SETTINGS, MaximizeConfig(seed=seed, iterations=iterations, param=param))
                     for seed in seeds]
-            hits = tuple((sum(h for r in runs for h in case.hits["direction"](r, range(s, s + 1))),
-                          sum(len(case.hits["direction"](r, range(s, s + 1))) for r in runs)) for s in range(len(SETTINGS)))
+            scored = [[hit for r in runs for hit in case.hits["direction"](r, range(s, s + 1))] for s in range(len(SETTINGS))]
+            hits = tuple((sum(found), len(found)) for found in scored)
             logits = tuple(float(np.mean([row[s].activation for r in runs for row in r.results])) for s in range(len(SETTINGS)))
             rows.append(LengthRow(param, iterations, hits, logits))
     return rows
